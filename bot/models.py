@@ -1,0 +1,118 @@
+"""Plain data shared by every layer: stories as parsed from seeds and as read from the store.
+
+Everything here is a frozen dataclass with no behaviour beyond derived properties, so that
+parsing, storage, rendering and selection can exchange values without knowing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """The outlet that published a story."""
+
+    name: str
+    domain: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image of a story; only http(s) URLs survive parsing."""
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """Another outlet's coverage of the same event, as listed in a seed."""
+
+    title: str
+    url: str
+    # The id this link has when it is itself a stored story (see bot.urls.story_id), so that
+    # coverage of one event can be clustered without comparing URLs at query time.
+    story_id: int
+    excerpt: str = ""
+    published_at: datetime | None = None
+    provider: Provider | None = None
+    quality: int | None = None
+    image: Image | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """One news story. `id` is derived from `url`, the canonical link, and never changes."""
+
+    id: int
+    url: str
+    title: str
+    excerpt: str
+    published_at: datetime
+    provider: Provider | None = None
+    topics: tuple[str, ...] = ()
+    images: tuple[Image, ...] = ()
+    related: tuple[Related, ...] = ()
+    quality: int | None = None
+    # None when the feed says -1 ("unknown").
+    heat: int | None = None
+    category: str = ""
+    kind: str = ""
+    published: bool | None = None
+    # The link exactly as the seed gave it, and its AMP alternates.
+    original_url: str = ""
+    amp_url: str = ""
+    cdn_amp_url: str = ""
+    body: str = ""
+    # Opaque token from the feed: stored, never displayed, kept out of reprs and logs.
+    secured: str = field(default="", repr=False)
+
+    @property
+    def lead_image(self) -> Image | None:
+        return self.images[0] if self.images else None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicCount:
+    """A topic with the number of stored stories that carry it."""
+
+    name: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a seed file was rejected, or what was repaired or dropped while loading it."""
+
+    field: str | None
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        at = f" (line {self.line})" if self.line is not None else ""
+        return f"{where}{self.message}{at}"
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    """The verdict on one seed file: a story (possibly with warnings) or a rejection."""
+
+    source: str
+    story: Story | None
+    errors: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()
+    # blake2b of the file's bytes: lets a reload tell a touched file from an edited one.
+    digest: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.story is not None
+
+    @property
+    def reason(self) -> str:
+        """All errors as one line, for reports and logs."""
+        return "; ".join(str(problem) for problem in self.errors)

@@ -1,0 +1,110 @@
+"""What every storage backend offers: the interface the rest of newsbot is written against.
+
+SQLite (bot.store.sqlite) is the embedded default; a PostgreSQL backend implements this same
+protocol, so callers never change. Every method returns plain dataclasses from bot.models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from bot.models import Story, TopicCount
+
+FileStatus = Literal["loaded", "duplicate", "rejected"]
+
+
+class StoreError(Exception):
+    """A storage problem the user can act on (unreadable file, newer schema, ...)."""
+
+
+class StaleReload(StoreError):
+    """The seed index changed between planning a reload and applying it; plan again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFileRecord:
+    """What the store remembers about one seed file, so that unchanged files are not parsed.
+
+    status "loaded": the file is the source of `story_id`.
+    status "duplicate": the file yields `story_id`, but another file's record of it was kept.
+    status "rejected": the latest version failed (`error`); when `story_id` is set, the file
+    is still the source of that story, whose last good version stays stored.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    digest: str
+    status: FileStatus
+    story_id: int | None = None
+    # Orders two files that yield the same story: the higher rank is kept (see bot.seeds.rank).
+    rank: tuple[int, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeedIndex:
+    """The seed file records and the generation they belong to (bumped by every reload)."""
+
+    generation: int
+    files: Mapping[str, SeedFileRecord]
+    reloaded_at: datetime | None = None
+    folder: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadChanges:
+    """Everything one reload writes, applied by `Store.apply_reload` in one transaction."""
+
+    # Generation of the SeedIndex the plan was made from; a mismatch raises StaleReload.
+    expected_generation: int
+    reloaded_at: datetime
+    # Stories to insert or replace, with the path of the file each now comes from.
+    upsert: Sequence[tuple[Story, str]] = ()
+    retire: Sequence[int] = ()
+    put_files: Sequence[SeedFileRecord] = ()
+    delete_files: Sequence[str] = ()
+    # The folder the paths are relative to (absolute), recorded for the next reload and status.
+    folder: str = ""
+
+
+class Store(Protocol):
+    """Async access to stories, topics and seed bookkeeping."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations; raises StoreError with a one-line reason."""
+
+    async def close(self) -> None: ...
+
+    async def latest(
+        self,
+        limit: int,
+        *,
+        offset: int = 0,
+        topic: str | None = None,
+        query: str | None = None,
+    ) -> list[Story]:
+        """Newest first (published_at, then id, descending), optionally on a topic (any case)
+        and/or matching every word of `query` in title or excerpt."""
+
+    async def story(self, story_id: int) -> Story | None: ...
+
+    async def story_count(self) -> int: ...
+
+    async def topics(self) -> list[TopicCount]:
+        """Topics with at least one story, most stories first, then by name."""
+
+    async def topic(self, name: str) -> TopicCount | None:
+        """The topic whose name equals `name` ignoring case and spacing, if any."""
+
+    async def linked_stories(self, story_ids: Sequence[int]) -> dict[int, set[int]]:
+        """For each given id, the other stored stories it is linked with as related coverage
+        (in either direction). Ids without links are absent."""
+
+    async def seed_index(self) -> SeedIndex: ...
+
+    async def apply_reload(self, changes: ReloadChanges) -> None:
+        """Apply one reload atomically: all of it, or nothing (raises StaleReload/StoreError)."""
