@@ -116,3 +116,8 @@ class SeedResult:
     def reason(self) -> str:
         """All errors as one line, for reports and logs."""
         return "; ".join(str(problem) for problem in self.errors)
+
+
+def topic_key(name: str) -> str:
+    """The identity of a topic: case and spacing ignored ("  computer  VISION" == "Computer Vision")."""
+    return " ".join(name.split()).casefold()
