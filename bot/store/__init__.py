@@ -1,5 +1,6 @@
 """Storage: the Store protocol and the backend that implements it."""
 
+from bot.config import DatabaseSettings
 from bot.store.base import (
     ReloadChanges,
     SeedFileRecord,
@@ -9,6 +10,14 @@ from bot.store.base import (
     StoreError,
 )
 
+
+def create_store(database: DatabaseSettings) -> Store:
+    """The configured backend, not yet opened (SQLite, the embedded default)."""
+    from bot.store.sqlite import SqliteStore
+
+    return SqliteStore(database.path)
+
+
 __all__ = [
     "ReloadChanges",
     "SeedFileRecord",
@@ -16,4 +25,5 @@ __all__ = [
     "StaleReload",
     "Store",
     "StoreError",
+    "create_store",
 ]

@@ -1,0 +1,312 @@
+"""The newsbot command line: check and load seeds, and read the news in the terminal.
+
+Every user mistake (missing folder, unreadable database, bad config) ends in one line on stderr
+and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot import config
+from bot.models import SeedResult, Story
+from bot.reload import ReloadReport, SeedFolderError, SeedReloader, check_folder
+from bot.store import Store, StoreError, create_store
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix; shown as one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    settings: config.Settings
+    out: TextIO
+
+
+Command = Callable[[argparse.Namespace, Context], Awaitable[int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsbot", description="A Discord bot that delivers news."
+    )
+    parser.add_argument(
+        "--config", type=Path, help="config file (default: $NEWSBOT_CONFIG or config/newsbot.yaml)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    seeds = commands.add_parser("seeds", help="check or load seed files")
+    seed_commands = seeds.add_subparsers(dest="seeds_command", required=True, metavar="ACTION")
+    check = seed_commands.add_parser("check", help="validate seed files without writing anything")
+    check.add_argument("path", nargs="?", type=Path, help="seed folder (default: from config)")
+    check.add_argument("--json", action="store_true", help="print the verdict per file as JSON")
+    check.set_defaults(handler=seeds_check)
+    load = seed_commands.add_parser("load", help="load seed files into the database")
+    load.add_argument("path", nargs="?", type=Path, help="seed folder (default: from config)")
+    load.add_argument("--json", action="store_true", help="print the report as JSON")
+    load.set_defaults(handler=seeds_load)
+
+    news = commands.add_parser("news", help="the latest stories (the offline twin of /news)")
+    news.add_argument("--topic", help="only stories on this topic (any case)")
+    news.add_argument("--query", help="only stories whose title or excerpt has these words")
+    news.add_argument("--limit", type=_limit, default=5, help="how many stories (1-100, default 5)")
+    news.add_argument("--json", action="store_true", help="print the stories as JSON")
+    news.set_defaults(handler=show_news)
+
+    topics = commands.add_parser("topics", help="topics with story counts (the twin of /topics)")
+    topics.add_argument("--json", action="store_true", help="print the topics as JSON")
+    topics.set_defaults(handler=show_topics)
+    return parser
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError("must be between 1 and 100")
+    return value
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stdout = out or sys.stdout
+    try:
+        settings = config.load(args.config)
+        # Terminal commands print their own results; logs there are for problems (or DEBUG).
+        quiet = args.command != "run" and settings.log_level != "DEBUG"
+        config.configure_logging("WARNING" if quiet else settings.log_level)
+        handler: Command = args.handler
+        return asyncio.run(handler(args, Context(settings, stdout)))
+    except (UserError, config.ConfigError, SeedFolderError, StoreError) as error:
+        print(f"newsbot: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+@asynccontextmanager
+async def opened_store(settings: config.Settings):  # type: ignore[no-untyped-def]
+    store = create_store(settings.database)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+# --- seeds ------------------------------------------------------------------------------------
+
+
+async def seeds_check(args: argparse.Namespace, context: Context) -> int:
+    settings = context.settings.seeds
+    folder = args.path or settings.folder
+    results, report = await check_folder(
+        folder, max_file_bytes=settings.max_file_bytes, workers=settings.workers
+    )
+    duplicates = {duplicate.source: duplicate.kept for duplicate in report.duplicates}
+    rows = [_check_row(result, duplicates.get(source)) for source, result in results.items()]
+    if args.json:
+        _print_json(
+            context.out, {"folder": str(folder), "summary": _check_summary(rows), "files": rows}
+        )
+    else:
+        for row in rows:
+            _print_check_row(context.out, row)
+        summary = _check_summary(rows)
+        print(
+            f"{summary['files']} files: {summary['ok']} ok, {summary['duplicate']} duplicate, "
+            f"{summary['rejected']} rejected",
+            file=context.out,
+        )
+    return EXIT_REJECTED if report.rejected else EXIT_OK
+
+
+def _check_row(result: SeedResult, duplicate_of: str | None) -> dict[str, Any]:
+    status = "rejected" if not result.ok else "duplicate" if duplicate_of else "ok"
+    row: dict[str, Any] = {
+        "file": result.source,
+        "status": status,
+        "story_id": result.story.id if result.story else None,
+        "reasons": [str(problem) for problem in result.errors],
+        "warnings": [str(problem) for problem in result.warnings],
+    }
+    if duplicate_of:
+        row["duplicate_of"] = duplicate_of
+    return row
+
+
+def _check_summary(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {"files": len(rows), "ok": 0, "duplicate": 0, "rejected": 0}
+    for row in rows:
+        counts[row["status"]] += 1
+    return counts
+
+
+def _print_check_row(out: TextIO, row: dict[str, Any]) -> None:
+    if row["status"] == "rejected":
+        print(f"REJECTED  {row['file']}: {'; '.join(row['reasons'])}", file=out)
+    elif row["status"] == "duplicate":
+        print(
+            f"duplicate {row['file']}: same story as {row['duplicate_of']}, which is kept", file=out
+        )
+    else:
+        print(f"ok        {row['file']}", file=out)
+    for warning in row["warnings"]:
+        print(f"          warning: {warning}", file=out)
+
+
+async def seeds_load(args: argparse.Namespace, context: Context) -> int:
+    settings = context.settings
+    folder = args.path or settings.seeds.folder
+    async with opened_store(settings) as store:
+        reloader = SeedReloader(
+            store,
+            folder,
+            max_file_bytes=settings.seeds.max_file_bytes,
+            workers=settings.seeds.workers,
+        )
+        report = await reloader.reload()
+        total = await store.story_count()
+    if args.json:
+        _print_json(context.out, _report_json(report, total))
+    else:
+        _print_report(context.out, report, total)
+    return EXIT_OK
+
+
+def _report_json(report: ReloadReport, total: int) -> dict[str, Any]:
+    def changes(items: Sequence[Any]) -> list[dict[str, Any]]:
+        return [{"story_id": c.story_id, "file": c.source, "title": c.title} for c in items]
+
+    return {
+        "folder": report.folder,
+        "stories": total,
+        "added": changes(report.added),
+        "updated": changes(report.updated),
+        "unchanged": report.unchanged,
+        "retired": changes(report.retired),
+        "rejected": [
+            {"file": r.source, "reason": r.reason, "kept_last_good": r.kept_last_good}
+            for r in report.rejected
+        ],
+        "duplicates": [{"file": d.source, "kept": d.kept} for d in report.duplicates],
+        "warnings": [
+            {"file": source, "warning": str(problem)} for source, problem in report.warnings
+        ],
+    }
+
+
+def _print_report(out: TextIO, report: ReloadReport, total: int) -> None:
+    print(f"Loaded {report.folder}: {report.summary()}; {total} stories stored.", file=out)
+    for label, items in (
+        ("added", report.added),
+        ("updated", report.updated),
+        ("retired", report.retired),
+    ):
+        for change in items:
+            print(f"  {label:8} {change.source}: {change.title}", file=out)
+    for rejection in report.rejected:
+        kept = " (its last good version stays loaded)" if rejection.kept_last_good else ""
+        print(f"  rejected {rejection.source}: {rejection.reason}{kept}", file=out)
+    for duplicate in report.duplicates:
+        print(
+            f"  duplicate {duplicate.source}: same story as {duplicate.kept}, which is kept",
+            file=out,
+        )
+    for source, problem in report.warnings:
+        print(f"  warning  {source}: {problem}", file=out)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+async def show_news(args: argparse.Namespace, context: Context) -> int:
+    async with opened_store(context.settings) as store:
+        topic_name = await _resolve_topic(store, args.topic) if args.topic else None
+        stories = await store.latest(args.limit, topic=topic_name, query=args.query)
+    if args.json:
+        _print_json(context.out, [story_json(story) for story in stories])
+        return EXIT_OK
+    if not stories:
+        print("No stories match.", file=context.out)
+    for story in stories:
+        provider = story.provider.name if story.provider else "unknown outlet"
+        when = story.published_at.strftime("%Y-%m-%d %H:%M UTC")
+        print(f"{story.title}\n  {provider} · {when}\n  {story.url}\n", file=context.out)
+    return EXIT_OK
+
+
+async def _resolve_topic(store: Store, name: str) -> str:
+    topic = await store.topic(name)
+    if topic is None:
+        raise UserError(f"no topic {name!r}; `newsbot topics` lists them")
+    return topic.name
+
+
+async def show_topics(args: argparse.Namespace, context: Context) -> int:
+    async with opened_store(context.settings) as store:
+        topics = await store.topics()
+    if args.json:
+        _print_json(context.out, [{"name": t.name, "stories": t.count} for t in topics])
+        return EXIT_OK
+    if not topics:
+        print("No topics yet: load seeds with `newsbot seeds load`.", file=context.out)
+    for topic in topics:
+        print(f"{topic.count:6}  {topic.name}", file=context.out)
+    return EXIT_OK
+
+
+def story_json(story: Story) -> dict[str, Any]:
+    """A story as JSON: its fields, topics, lead image and related links (never `secured`)."""
+    lead = story.lead_image
+    return {
+        "id": story.id,
+        "title": story.title,
+        "excerpt": story.excerpt,
+        "url": story.url,
+        "published_at": story.published_at.isoformat(),
+        "provider": {"name": story.provider.name, "domain": story.provider.domain}
+        if story.provider
+        else None,
+        "topics": list(story.topics),
+        "lead_image": {"url": lead.url, "width": lead.width, "height": lead.height}
+        if lead
+        else None,
+        "quality": story.quality,
+        "heat": story.heat,
+        "category": story.category,
+        "type": story.kind,
+        "related": [
+            {
+                "title": related.title,
+                "url": related.url,
+                "provider": related.provider.name if related.provider else None,
+                "published_at": related.published_at.isoformat() if related.published_at else None,
+            }
+            for related in story.related
+        ],
+    }
+
+
+def _print_json(out: TextIO, value: Any) -> None:
+    json.dump(value, out, ensure_ascii=False, indent=2)
+    out.write("\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Typed, frozen settings: defaults, then config/newsbot.yaml, then the environment.
+
+Secrets (the Discord token) come only from the environment and are wrapped in `Secret`, whose
+repr and str never show the value. Any mistake is a ConfigError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG_PATH = Path("config/newsbot.yaml")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A value that must never reach a log line or a repr."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class SeedSettings:
+    folder: Path = Path("seeds")
+    max_file_bytes: int = 256 * 1024
+    # Worker processes for parsing large reloads; 0 means one per CPU core.
+    workers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    path: Path = Path("data/newsbot.db")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    seeds: SeedSettings = SeedSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    log_level: str = "INFO"
+    discord_token: Secret | None = None
+    config_path: Path | None = None
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `path` (else $NEWSBOT_CONFIG, else config/newsbot.yaml if present)."""
+    env = os.environ if environ is None else environ
+    explicit = path or (Path(env["NEWSBOT_CONFIG"]) if env.get("NEWSBOT_CONFIG") else None)
+    config_path = explicit or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
+    raw = _read(config_path) if config_path else {}
+
+    seeds_raw = _section(raw, "seeds", {"folder", "max_file_bytes", "workers"})
+    database_raw = _section(raw, "database", {"path"})
+    unknown = set(raw) - {"seeds", "database", "log_level"}
+    if unknown:
+        raise ConfigError(f"{config_path}: unknown setting {sorted(unknown)[0]!r}")
+
+    seeds = SeedSettings(
+        folder=Path(env.get("NEWSBOT_SEEDS") or _string(seeds_raw, "seeds.folder", "seeds")),
+        max_file_bytes=_positive_int(seeds_raw, "seeds.max_file_bytes", 256 * 1024),
+        workers=_positive_int(seeds_raw, "seeds.workers", 0, allow_zero=True),
+    )
+    database = DatabaseSettings(
+        path=Path(
+            env.get("NEWSBOT_DB") or _string(database_raw, "database.path", "data/newsbot.db")
+        )
+    )
+    log_level = (env.get("NEWSBOT_LOG_LEVEL") or _string(raw, "log_level", "INFO")).upper()
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, not {log_level!r}")
+    token = env.get("DISCORD_TOKEN", "").strip()
+    return Settings(
+        seeds=seeds,
+        database=database,
+        log_level=log_level,
+        discord_token=Secret(token) if token else None,
+        config_path=config_path,
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of settings")
+    return data
+
+
+def _section(raw: Mapping[str, Any], name: str, known: set[str]) -> dict[str, Any]:
+    section = raw.get(name) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"setting {name!r} must be a mapping")
+    unknown = set(section) - known
+    if unknown:
+        raise ConfigError(f"unknown setting '{name}.{sorted(unknown)[0]}'")
+    return section
+
+
+def _string(raw: Mapping[str, Any], name: str, default: str) -> str:
+    value = raw.get(name.rsplit(".", 1)[-1], default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"setting {name!r} must be a non-empty text")
+    return value.strip()
+
+
+def _positive_int(
+    raw: Mapping[str, Any], name: str, default: int, *, allow_zero: bool = False
+) -> int:
+    value = raw.get(name.rsplit(".", 1)[-1], default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        bound = "zero or more" if allow_zero else "a positive whole number"
+        raise ConfigError(f"setting {name!r} must be {bound}, not {value!r}")
+    return value
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    # discord.http logs every request at DEBUG/INFO; warnings are what an operator needs.
+    logging.getLogger("discord.http").setLevel(logging.WARNING)

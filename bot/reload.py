@@ -1,0 +1,397 @@
+"""Loading a seed folder into the store: incremental, atomic, and off the event loop.
+
+A reload scans the folder (names, sizes, mtimes), parses only files that are new or changed,
+decides per story which file's record is kept, and hands the store one set of changes that it
+applies in a single transaction. `plan_reload` holds every decision and is a pure function;
+`SeedReloader` does the I/O around it.
+
+Rules: a file that fails keeps its last good story (and says so); a file that disappears
+retires its story; two files with one canonical URL are one story, the better record wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.models import Problem, SeedResult, Story
+from bot.seeds import DEFAULT_MAX_FILE_BYTES, parse_files, rank
+from bot.store import ReloadChanges, SeedFileRecord, SeedIndex, StaleReload, Store
+
+log = logging.getLogger(__name__)
+
+# Below this many files to parse, a worker thread beats starting worker processes.
+_PROCESS_POOL_THRESHOLD = 256
+_CHUNK = 128
+_STALE_RETRIES = 3
+
+
+class SeedFolderError(Exception):
+    """The seed folder cannot be used (missing, not a folder, unreadable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoryChange:
+    """A story that a reload adds, updates or retires, with the file it comes (came) from."""
+
+    story_id: int
+    source: str
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    source: str
+    reason: str
+    # True when the file used to load: its last good story stays stored.
+    kept_last_good: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    source: str
+    kept: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadReport:
+    folder: str
+    dry_run: bool = False
+    added: tuple[StoryChange, ...] = ()
+    updated: tuple[StoryChange, ...] = ()
+    unchanged: int = 0
+    retired: tuple[StoryChange, ...] = ()
+    rejected: tuple[Rejection, ...] = ()
+    duplicates: tuple[Duplicate, ...] = ()
+    warnings: tuple[tuple[str, Problem], ...] = ()
+    parsed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.retired)
+
+    def summary(self) -> str:
+        prefix = "dry run, would be: " if self.dry_run else ""
+        return (
+            f"{prefix}{len(self.added)} added, {len(self.updated)} updated, "
+            f"{self.unchanged} unchanged, {len(self.retired)} retired, "
+            f"{len(self.rejected)} rejected"
+        )
+
+
+@dataclass(slots=True)
+class _Claim:
+    """A file's bid to be the source of a story."""
+
+    path: str
+    rank: tuple[int, ...]
+    # The freshly parsed story, or None when the stored record (or nothing) stands for it.
+    story: Story | None
+    rejected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadPlan:
+    changes: ReloadChanges
+    report: ReloadReport
+    # Unchanged files that now win a story whose stored record came from elsewhere: they must
+    # be parsed before the plan can be applied.
+    needs_parse: frozenset[str] = field(default_factory=frozenset)
+
+
+def scan_folder(folder: Path) -> dict[str, FileStat]:
+    """Every seed file below `folder` (hidden names skipped), keyed by '/'-separated path."""
+    if not folder.exists():
+        raise SeedFolderError(f"seed folder {folder} does not exist")
+    if not folder.is_dir():
+        raise SeedFolderError(f"seed folder {folder} is not a folder")
+    found: dict[str, FileStat] = {}
+    pending = [(folder, "")]
+    try:
+        while pending:
+            directory, prefix = pending.pop()
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir():
+                        pending.append((Path(entry.path), f"{prefix}{entry.name}/"))
+                    elif entry.is_file():
+                        stat = entry.stat()
+                        found[prefix + entry.name] = FileStat(stat.st_size, stat.st_mtime_ns)
+    except OSError as error:
+        raise SeedFolderError(f"cannot read seed folder {folder}: {error.strerror}") from None
+    return dict(sorted(found.items()))
+
+
+def files_to_parse(index: SeedIndex, scan: Mapping[str, FileStat], folder: str) -> list[str]:
+    """New files and files whose size or mtime changed (all of them for another folder)."""
+    if index.folder != folder:
+        return list(scan)
+    files = index.files
+    return [
+        path
+        for path, stat in scan.items()
+        if (record := files.get(path)) is None
+        or record.size != stat.size
+        or record.mtime_ns != stat.mtime_ns
+    ]
+
+
+def plan_reload(
+    index: SeedIndex,
+    scan: Mapping[str, FileStat],
+    parsed: Mapping[str, SeedResult],
+    *,
+    folder: str,
+    now: datetime,
+    dry_run: bool = False,
+) -> ReloadPlan:
+    """Decide everything a reload changes, from the stored index, the scan and the parses."""
+    files = index.files
+    stored_source = {
+        record.story_id: path
+        for path, record in files.items()
+        if record.story_id is not None and record.status != "duplicate"
+    }
+    claims: dict[int, list[_Claim]] = {}
+    records: dict[str, SeedFileRecord] = {}
+    rejected: list[Rejection] = []
+    warnings: list[tuple[str, Problem]] = []
+
+    for path, stat in scan.items():
+        record = files.get(path)
+        result = parsed.get(path)
+        if result is not None and record is not None and result.digest == record.digest:
+            result = None  # touched, not edited: the stored verdict stands
+        if result is None:
+            if record is None:
+                continue
+            records[path] = replace(record, size=stat.size, mtime_ns=stat.mtime_ns)
+            if record.status == "rejected":
+                rejected.append(Rejection(path, record.error or "", record.story_id is not None))
+            if record.story_id is not None:
+                claims.setdefault(record.story_id, []).append(
+                    _Claim(path, record.rank, None, record.status == "rejected")
+                )
+            continue
+        warnings.extend((path, warning) for warning in result.warnings)
+        if result.story is not None:
+            story = result.story
+            claims.setdefault(story.id, []).append(_Claim(path, rank(story), story))
+            records[path] = SeedFileRecord(
+                path, stat.size, stat.mtime_ns, result.digest, "loaded", story.id, rank(story)
+            )
+            continue
+        # A file that used to be the source of a story keeps it while it is broken.
+        previous = record.story_id if record is not None else None
+        kept = previous is not None and stored_source.get(previous) == path
+        rejected.append(Rejection(path, result.reason, kept))
+        records[path] = SeedFileRecord(
+            path,
+            stat.size,
+            stat.mtime_ns,
+            result.digest,
+            "rejected",
+            previous if kept else None,
+            record.rank if kept and record is not None else (),
+            result.reason,
+        )
+        if kept and previous is not None:
+            claims.setdefault(previous, []).append(_Claim(path, records[path].rank, None, True))
+
+    upsert: list[tuple[Story, str]] = []
+    added: list[StoryChange] = []
+    updated: list[StoryChange] = []
+    duplicates: list[Duplicate] = []
+    needs_parse: set[str] = set()
+    for story_id, bids in claims.items():
+        # Fresh, good records beat kept ones; then rank; ties go to the first path by name.
+        winner = max(sorted(bids, key=lambda c: c.path), key=lambda c: (not c.rejected, c.rank))
+        current = stored_source.get(story_id)
+        if winner.story is not None:
+            upsert.append((winner.story, winner.path))
+            change = StoryChange(story_id, winner.path, winner.story.title)
+            (updated if current is not None else added).append(change)
+        elif winner.path != current:
+            needs_parse.add(winner.path)
+        for bid in bids:
+            if bid is winner:
+                continue
+            duplicates.append(Duplicate(bid.path, winner.path))
+            loser = records[bid.path]
+            # A broken file that loses simply holds nothing; a good one is a duplicate.
+            records[bid.path] = (
+                replace(loser, story_id=None, rank=())
+                if loser.status == "rejected"
+                else replace(loser, status="duplicate")
+            )
+        if records[winner.path].status == "duplicate":
+            records[winner.path] = replace(records[winner.path], status="loaded")
+
+    retired = [
+        StoryChange(story_id, path)
+        for story_id, path in stored_source.items()
+        if story_id not in claims
+    ]
+    put_files = [record for path, record in records.items() if files.get(path) != record]
+    changes = ReloadChanges(
+        expected_generation=index.generation,
+        reloaded_at=now,
+        upsert=upsert,
+        retire=[change.story_id for change in retired],
+        put_files=put_files,
+        delete_files=[path for path in files if path not in scan],
+        folder=folder,
+    )
+    touched = {change.story_id for change in (*added, *updated)}
+    report = ReloadReport(
+        folder=folder,
+        dry_run=dry_run,
+        added=tuple(added),
+        updated=tuple(updated),
+        unchanged=sum(
+            1 for story_id in stored_source if story_id in claims and story_id not in touched
+        ),
+        retired=tuple(retired),
+        rejected=tuple(rejected),
+        duplicates=tuple(duplicates),
+        warnings=tuple(warnings),
+        parsed=len(parsed),
+    )
+    return ReloadPlan(changes, report, frozenset(needs_parse))
+
+
+class SeedReloader:
+    """Reloads one seed folder into a store; reloads are serialised, parsing runs off the loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        folder: Path,
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        workers: int = 0,
+    ) -> None:
+        self._store = store
+        self._folder = folder
+        self._max_file_bytes = max_file_bytes
+        self._workers = _worker_count(workers)
+        self._lock = asyncio.Lock()
+
+    @property
+    def folder(self) -> Path:
+        return self._folder
+
+    async def reload(self, *, dry_run: bool = False) -> ReloadReport:
+        async with self._lock:
+            for _ in range(_STALE_RETRIES):
+                try:
+                    return await self._reload_once(dry_run)
+                except StaleReload:
+                    log.info(
+                        "seed index changed during the reload (another process?); planning again"
+                    )
+            return await self._reload_once(dry_run)
+
+    async def _reload_once(self, dry_run: bool) -> ReloadReport:
+        folder = str(self._folder.resolve())
+        scan = await asyncio.to_thread(scan_folder, self._folder)
+        index = await self._store.seed_index()
+        parsed = await self._parse(files_to_parse(index, scan, folder))
+        plan = plan_reload(
+            index, scan, parsed, folder=folder, now=datetime.now(UTC), dry_run=dry_run
+        )
+        if plan.needs_parse:
+            parsed = {**parsed, **await self._parse(sorted(plan.needs_parse))}
+            plan = plan_reload(
+                index, scan, parsed, folder=folder, now=datetime.now(UTC), dry_run=dry_run
+            )
+        report = await self._with_retired_titles(plan.report)
+        if not dry_run:
+            await self._store.apply_reload(plan.changes)
+        log.info("seed reload of %s: %s", folder, report.summary())
+        return report
+
+    async def _parse(self, paths: list[str]) -> dict[str, SeedResult]:
+        return await parse_seed_files(
+            self._folder, paths, max_file_bytes=self._max_file_bytes, workers=self._workers
+        )
+
+    async def _with_retired_titles(self, report: ReloadReport) -> ReloadReport:
+        if not report.retired:
+            return report
+        retired = []
+        for change in report.retired:
+            story = await self._store.story(change.story_id)
+            retired.append(
+                StoryChange(change.story_id, change.source, story.title if story else "")
+            )
+        return replace(report, retired=tuple(retired))
+
+
+async def parse_seed_files(
+    folder: Path, paths: list[str], *, max_file_bytes: int, workers: int
+) -> dict[str, SeedResult]:
+    """Parse files under `folder` off the event loop: a thread for a few, processes for many."""
+    if not paths:
+        return {}
+    if workers <= 1 or len(paths) < _PROCESS_POOL_THRESHOLD:
+        results = await asyncio.to_thread(parse_files, str(folder), paths, max_file_bytes)
+        return {result.source: result for result in results}
+    return await _parse_in_processes(str(folder), paths, max_file_bytes, workers)
+
+
+async def check_folder(
+    folder: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, workers: int = 0
+) -> tuple[dict[str, SeedResult], ReloadReport]:
+    """Validate every file of a folder without touching any store: (verdicts, what would load)."""
+    scan = await asyncio.to_thread(scan_folder, folder)
+    parsed = await parse_seed_files(
+        folder, list(scan), max_file_bytes=max_file_bytes, workers=_worker_count(workers)
+    )
+    empty = SeedIndex(generation=0, files={})
+    plan = plan_reload(empty, scan, parsed, folder=str(folder), now=datetime.now(UTC), dry_run=True)
+    return parsed, plan.report
+
+
+def _worker_count(workers: int) -> int:
+    return workers or (os.cpu_count() or 1)
+
+
+async def _parse_in_processes(
+    folder: str, paths: list[str], max_bytes: int, workers: int
+) -> dict[str, SeedResult]:
+    # forkserver: forking a process that runs an event loop and database threads is unsafe.
+    context = multiprocessing.get_context("forkserver")
+    loop = asyncio.get_running_loop()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        batches = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, parse_files, folder, chunk, max_bytes)
+                for chunk in _chunks(paths, _CHUNK)
+            )
+        )
+    finally:
+        # shutdown() joins the workers: do that in a thread, not on the event loop.
+        await asyncio.to_thread(pool.shutdown)
+    return {result.source: result for batch in batches for result in batch}
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

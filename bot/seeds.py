@@ -1,0 +1,542 @@
+"""Seed files to stories: parse bounded YAML front matter, validate it and repair what feeds break.
+
+A seed is a line `---`, a YAML mapping, a line `---`, then an optional body. `parse_seed` turns
+the bytes of one file into a SeedResult: a Story with warnings, or a rejection naming the field
+and the reason. It is pure (no I/O, no clock) so it runs unchanged in worker processes.
+
+Cost is bounded before libyaml sees the text: the size is capped, nesting depth is checked
+(libyaml's composer recurses in C and crashes the process on deep input), aliases are refused
+(no "billion laughs"), and only the safe constructor is used, so no Python object is ever built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ftfy import fix_encoding
+from ftfy.chardata import UTF8_DETECTOR_RE
+from ftfy.fixes import unescape_html
+
+from bot.models import Image, Problem, Provider, Related, SeedResult, Story, topic_key
+from bot.urls import InvalidURL, canonical_url, story_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FILE_BYTES = 256 * 1024
+MAX_DEPTH = 16
+MAX_TOPICS = 25
+MAX_IMAGES = 10
+MAX_RELATED = 25
+# Discord's limits for what a story shows; longer texts are stored whole and cut when rendered.
+DISCORD_TITLE_LIMIT = 256
+DISCORD_DESCRIPTION_LIMIT = 4096
+
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+# Cheap bounds on nesting: inputs within all three cannot nest deeper than ~100 levels, which
+# libyaml handles safely; anything else gets the exact (event-based) depth check.
+_MAX_FLOW_BRACKETS = 32
+_DEEP_INDENT = re.compile(r"^[ \t]{49,}\S", re.MULTILINE)
+_LONG_INDICATOR_CHAIN = re.compile(r"^[ \t]*(?:[-?:][ \t]+){6,}", re.MULTILINE)
+_SPACES = re.compile(r"\s+")
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
+
+
+class _AliasRefused(yaml.YAMLError):
+    def __init__(self, mark: yaml.Mark | None) -> None:
+        super().__init__("anchors and aliases are not allowed")
+        self.problem_mark = mark
+
+
+@cache
+def _loader() -> type[yaml.SafeLoader]:
+    """libyaml's parser with the safe constructor, minus aliases and implicit timestamps.
+
+    Timestamps stay text so that dates get field-specific errors from our own parser (and
+    fromisoformat is faster than PyYAML's regex constructor).
+    """
+    base: type[Any] = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+    if base is yaml.SafeLoader:
+        log.warning(
+            "libyaml is not available: parsing seeds with the pure-Python loader (~10x slower)"
+        )
+
+    class SeedLoader(base):  # type: ignore[misc, valid-type]
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            # A node met a second time is an alias (or a recursive structure): refusing it
+            # bounds the constructed data by the size of the file.
+            if node in self.constructed_objects or node in self.recursive_objects:
+                raise _AliasRefused(node.start_mark)
+            return super().construct_object(node, deep)
+
+    SeedLoader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP_TAG]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    return SeedLoader
+
+
+class _Rejected(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def read_seed(path: Path, source: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> SeedResult:
+    """Read one seed file (never more than max_bytes + 1 bytes) and parse it."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as error:
+        return SeedResult(source, None, (Problem(None, f"cannot read file: {error.strerror}"),))
+    return parse_seed(data, source, max_bytes)
+
+
+def parse_files(
+    folder: str, sources: list[str], max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> list[SeedResult]:
+    """Parse a batch of files under `folder`; the unit of work handed to a worker process."""
+    root = Path(folder)
+    return [read_seed(root / source, source, max_bytes) for source in sources]
+
+
+def parse_seed(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> SeedResult:
+    """The verdict on one seed file's bytes: a story with warnings, or a rejection."""
+    digest = file_digest(data)
+    warnings: list[Problem] = []
+    try:
+        if len(data) > max_bytes:
+            raise _Rejected(Problem(None, f"file is larger than the {max_bytes}-byte limit"))
+        text = _decode(data, warnings)
+        front, body, first_line = _split_front_matter(text)
+        fields = _load_yaml(front, first_line)
+        story = _build_story(fields, body, warnings)
+    except _Rejected as rejected:
+        return SeedResult(source, None, (rejected.problem,), tuple(warnings), digest)
+    return SeedResult(source, story, (), tuple(warnings), digest)
+
+
+def rank(story: Story) -> tuple[int, ...]:
+    """Orders two records of one story: the better one ranks higher and is kept.
+
+    Higher quality first, then completeness (a lead image, related coverage, a longer
+    excerpt), then the more recent publication.
+    """
+    return (
+        story.quality if story.quality is not None else -1,
+        1 if story.images else 0,
+        len(story.related),
+        len(story.excerpt),
+        int(story.published_at.timestamp()),
+    )
+
+
+# --- bytes to front matter -------------------------------------------------------------------
+
+
+def _decode(data: bytes, warnings: list[Problem]) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16", errors="replace")
+    elif b"\x00" in data:
+        raise _Rejected(Problem(None, "binary data, not a text file"))
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            # Feeds that are not UTF-8 are nearly always Windows-1252 (a superset of Latin-1
+            # for printable text); bytes it leaves undefined fall back to Latin-1.
+            try:
+                text = data.decode("cp1252")
+                encoding = "Windows-1252"
+            except UnicodeDecodeError:
+                text = data.decode("latin-1")
+                encoding = "Latin-1"
+            warnings.append(Problem(None, f"repaired: file is not UTF-8, read as {encoding}"))
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    # C1 control characters only appear as mojibake (e.g. "â€\x9d" for "”"), and YAML refuses
+    # them outright, so this repair must happen before parsing rather than per field.
+    if not text.isascii() and _C1_CONTROLS.search(text):
+        text = _C1_CONTROLS.sub("", fix_encoding(text))
+        warnings.append(Problem(None, "repaired: mojibake with control characters"))
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _split_front_matter(text: str) -> tuple[str, str, int]:
+    """(front matter, body, line number of the first front-matter line)."""
+    first_end = text.find("\n")
+    if text[: first_end if first_end != -1 else len(text)].rstrip() != "---":
+        raise _Rejected(Problem(None, "no front matter: the file must start with a line '---'"))
+    position = first_end
+    while True:
+        position = text.find("\n---", position)
+        if position == -1:
+            raise _Rejected(Problem(None, "front matter is not closed by a line '---'"))
+        line_end = text.find("\n", position + 1)
+        line_end = len(text) if line_end == -1 else line_end
+        if text[position + 1 : line_end].rstrip() == "---":
+            return text[first_end + 1 : position + 1], text[line_end + 1 :].strip(), 2
+        position += 4
+
+
+def _load_yaml(front: str, first_line: int) -> dict[Any, Any]:
+    _check_depth(front, first_line)
+    try:
+        fields = yaml.load(front, Loader=_loader())  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + first_line if mark is not None else None
+        message = error.problem or error.context or "invalid YAML"
+        if message.startswith("could not determine a constructor for the tag"):
+            message = "tag" + message.removeprefix("could not determine a constructor for the tag")
+            message += " is not allowed"
+        raise _Rejected(Problem(None, f"invalid YAML: {message}", line)) from None
+    except yaml.reader.ReaderError as error:
+        line = front.count("\n", 0, error.position) + first_line
+        raise _Rejected(Problem(None, f"invalid YAML: {error.reason}", line)) from None
+    except yaml.YAMLError as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise _Rejected(Problem(None, f"invalid YAML: {first}")) from None
+    except RecursionError:
+        raise _Rejected(Problem(None, f"nesting deeper than {MAX_DEPTH} levels")) from None
+    if not isinstance(fields, dict):
+        raise _Rejected(
+            Problem(None, f"front matter must be a mapping of fields, not {_kind(fields)}")
+        )
+    return fields
+
+
+def _check_depth(front: str, first_line: int) -> None:
+    if (
+        front.count("[") + front.count("{") <= _MAX_FLOW_BRACKETS
+        and not _DEEP_INDENT.search(front)
+        and not _LONG_INDICATOR_CHAIN.search(front)
+    ):
+        return
+    # libyaml's event parser keeps its stack on the heap, so walking events is safe at any
+    # depth; it stops at the first level too deep, so a hostile file costs microseconds.
+    depth = 0
+    try:
+        for event in yaml.parse(front, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + first_line if event.start_mark else None
+                    raise _Rejected(Problem(None, f"nesting deeper than {MAX_DEPTH} levels", line))
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # the loader reports the syntax error with its line
+
+
+# --- fields to a story -----------------------------------------------------------------------
+
+
+def _build_story(fields: dict[Any, Any], body: str, warnings: list[Problem]) -> Story:
+    title = _text(fields, "title", warnings, required=True, one_line=True)
+    url, original_url = _story_link(fields, warnings)
+    published_at = _required_datetime(fields, "publishedDateTime", warnings)
+    excerpt = _text(fields, "excerpt", warnings)
+    if len(title) > DISCORD_TITLE_LIMIT:
+        warnings.append(
+            Problem("title", f"{len(title)} characters; Discord shows {DISCORD_TITLE_LIMIT}")
+        )
+    if len(excerpt) > DISCORD_DESCRIPTION_LIMIT:
+        warnings.append(
+            Problem(
+                "excerpt", f"{len(excerpt)} characters; Discord shows {DISCORD_DESCRIPTION_LIMIT}"
+            )
+        )
+    heat = _integer(fields, "heat")
+    return Story(
+        id=story_id(url),
+        url=url,
+        title=title,
+        excerpt=excerpt,
+        published_at=published_at,
+        provider=_provider(fields.get("provider"), "provider"),
+        topics=_topics(fields.get("topics"), warnings),
+        images=tuple(_images(fields.get("images"), "images", warnings)),
+        related=tuple(_related_items(fields.get("related"), warnings)),
+        quality=_integer(fields, "quality"),
+        heat=None if heat == -1 else heat,
+        category=_text(fields, "category", warnings, one_line=True),
+        kind=_text(fields, "type", warnings, one_line=True),
+        published=_boolean(fields, "published"),
+        original_url=original_url,
+        amp_url=_optional_link(fields, "ampWebUrl", warnings),
+        cdn_amp_url=_optional_link(fields, "cdnAmpWebUrl", warnings),
+        body=_repair(body) if body else "",
+        secured=_text(fields, "secured", warnings, repair=False),
+    )
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"text {value[:40]!r}"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "nothing"
+    return f"a {type(value).__name__}"
+
+
+def _repair(value: str) -> str:
+    """Undo what feeds do to text: HTML entities and mojibake (UTF-8 read as Windows-1252)."""
+    if "&" in value:
+        value = unescape_html(value)
+    # ASCII cannot hold mojibake; ftfy's own detector gates the (slower) repair.
+    if not value.isascii() and UTF8_DETECTOR_RE.search(value):
+        value = fix_encoding(value)
+    return value
+
+
+def _text(
+    fields: dict[Any, Any],
+    name: str,
+    warnings: list[Problem],
+    *,
+    required: bool = False,
+    one_line: bool = False,
+    repair: bool = True,
+) -> str:
+    value = fields.get(name)
+    if value is None:
+        if required:
+            raise _Rejected(Problem(name, "missing"))
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _Rejected(Problem(name, f"expected text, got {_kind(value)}"))
+    text = str(value)
+    if repair:
+        repaired = _repair(text)
+        if repaired != text:
+            warnings.append(Problem(name, "repaired: HTML entities or mojibake"))
+        text = repaired
+    text = _SPACES.sub(" ", text).strip() if one_line else text.strip()
+    if required and not text:
+        raise _Rejected(Problem(name, "empty"))
+    return text
+
+
+def _integer(fields: dict[Any, Any], name: str) -> int | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _Rejected(Problem(name, "expected a number, got true/false"))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value and abs(value) < 1e15:
+        return round(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise _Rejected(Problem(name, f"expected a number, got {_kind(value)}"))
+
+
+def _boolean(fields: dict[Any, Any], name: str) -> bool | None:
+    value = fields.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    raise _Rejected(Problem(name, f"expected true or false, got {_kind(value)}"))
+
+
+def _parse_datetime(value: object) -> datetime | None:
+    """An aware UTC datetime at second precision; a missing timezone means UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(microsecond=0)
+
+
+def _required_datetime(fields: dict[Any, Any], name: str, warnings: list[Problem]) -> datetime:
+    value = fields.get(name)
+    if value is None:
+        raise _Rejected(Problem(name, "missing"))
+    moment = _parse_datetime(value)
+    if moment is None:
+        raise _Rejected(Problem(name, f"not an ISO 8601 date: {_shown(value)}"))
+    if isinstance(value, str) and _lacks_timezone(value):
+        warnings.append(Problem(name, "repaired: no timezone given, read as UTC"))
+    return moment
+
+
+def _lacks_timezone(value: str) -> bool:
+    try:
+        return datetime.fromisoformat(value.strip()).tzinfo is None
+    except ValueError:
+        return False
+
+
+def _web_link(value: object) -> tuple[str, str] | None:
+    """(canonical, as given) for an http(s) URL, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return canonical_url(value), value.strip()
+    except InvalidURL:
+        return None
+
+
+def _shown(value: object) -> str:
+    return repr(value[:80]) if isinstance(value, str) else _kind(value)
+
+
+def _story_link(fields: dict[Any, Any], warnings: list[Problem]) -> tuple[str, str]:
+    given = [(name, fields[name]) for name in ("webUrl", "originalUrl") if fields.get(name)]
+    if not given:
+        raise _Rejected(Problem("webUrl", "missing (a story needs webUrl or originalUrl)"))
+    for position, (name, value) in enumerate(given):
+        link = _web_link(value)
+        if link is not None:
+            if position:
+                warnings.append(Problem(given[0][0], f"not an http(s) URL; used {name}"))
+            return link
+    name, value = given[0]
+    raise _Rejected(Problem(name, f"not an http(s) URL: {_shown(value)}"))
+
+
+def _optional_link(fields: dict[Any, Any], name: str, warnings: list[Problem]) -> str:
+    value = fields.get(name)
+    if value is None:
+        return ""
+    link = _web_link(value)
+    if link is None:
+        warnings.append(Problem(name, "dropped: not an http(s) URL"))
+        return ""
+    return link[1]
+
+
+def _provider(value: object, name: str) -> Provider | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        label = _SPACES.sub(" ", _repair(value)).strip()
+        return Provider(label) if label else None
+    if not isinstance(value, dict):
+        raise _Rejected(
+            Problem(name, f"expected a mapping with name and domain, got {_kind(value)}")
+        )
+    label, domain = value.get("name"), value.get("domain")
+    label = _SPACES.sub(" ", _repair(label)).strip() if isinstance(label, str) else ""
+    domain = domain.strip().lower() if isinstance(domain, str) else ""
+    if not label and not domain:
+        return None
+    return Provider(label or domain, domain)
+
+
+def _topics(value: object, warnings: list[Problem]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise _Rejected(Problem("topics", f"expected a list of names, got {_kind(value)}"))
+    names: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            item = str(item)
+        if not isinstance(item, str):
+            warnings.append(Problem("topics", f"dropped: expected a name, got {_kind(item)}"))
+            continue
+        name = _SPACES.sub(" ", _repair(item)).strip()
+        if name:
+            names.setdefault(topic_key(name), name)
+    if len(names) > MAX_TOPICS:
+        warnings.append(Problem("topics", f"dropped: more than {MAX_TOPICS} topics"))
+    return tuple(names.values())[:MAX_TOPICS]
+
+
+def _mappings(value: object, name: str, limit: int, warnings: list[Problem]) -> Iterator[dict]:
+    """The mappings of a list field (a lone mapping counts as a list of one); others dropped."""
+    if value is None:
+        return
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list):
+        raise _Rejected(Problem(name, f"expected a list, got {_kind(value)}"))
+    if len(items) > limit:
+        warnings.append(Problem(name, f"dropped: items after the first {limit}"))
+    for position, item in enumerate(items[:limit]):
+        if isinstance(item, dict):
+            yield item
+        else:
+            warnings.append(Problem(f"{name}[{position}]", f"dropped: got {_kind(item)}"))
+
+
+def _dimension(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _images(value: object, name: str, warnings: list[Problem]) -> Iterator[Image]:
+    for position, item in enumerate(_mappings(value, name, MAX_IMAGES, warnings)):
+        link = _web_link(item.get("url"))
+        if link is None:
+            warnings.append(Problem(f"{name}[{position}]", "dropped: url is not http(s)"))
+            continue
+        yield Image(link[1], _dimension(item.get("width")), _dimension(item.get("height")))
+
+
+def _related_items(value: object, warnings: list[Problem]) -> Iterator[Related]:
+    for position, item in enumerate(_mappings(value, "related", MAX_RELATED, warnings)):
+        where = f"related[{position}]"
+        title = item.get("title")
+        link = _web_link(item.get("webUrl")) or _web_link(item.get("originalUrl"))
+        if not isinstance(title, str) or not title.strip():
+            warnings.append(Problem(where, "dropped: no title"))
+            continue
+        if link is None:
+            warnings.append(Problem(where, "dropped: no http(s) link"))
+            continue
+        excerpt = item.get("excerpt")
+        published_at = _parse_datetime(item.get("publishedDateTime"))
+        if item.get("publishedDateTime") is not None and published_at is None:
+            warnings.append(Problem(f"{where}.publishedDateTime", "ignored: not an ISO 8601 date"))
+        quality = item.get("quality")
+        try:
+            provider = _provider(item.get("provider"), f"{where}.provider")
+        except _Rejected as rejected:
+            warnings.append(Problem(rejected.problem.field, "ignored: not a mapping"))
+            provider = None
+        images = _images(item.get("images"), f"{where}.images", warnings)
+        yield Related(
+            title=_SPACES.sub(" ", _repair(title)).strip(),
+            url=link[1],
+            story_id=story_id(link[0]),
+            excerpt=_repair(excerpt).strip() if isinstance(excerpt, str) else "",
+            published_at=published_at,
+            provider=provider,
+            quality=quality if isinstance(quality, int) and not isinstance(quality, bool) else None,
+            image=next(images, None),
+        )
