@@ -119,5 +119,5 @@ class SeedResult:
 
 
 def topic_key(name: str) -> str:
-    """The identity of a topic: case and spacing ignored ("  computer  VISION" == "Computer Vision")."""
+    """A topic's identity, ignoring case and spacing: " computer  VISION" is "Computer Vision"."""
     return " ".join(name.split()).casefold()
