@@ -175,7 +175,12 @@ def plan_reload(
     for path, stat in scan.items():
         record = files.get(path)
         result = parsed.get(path)
-        if result is not None and record is not None and result.digest == record.digest:
+        if (
+            result is not None
+            and record is not None
+            and record.digest == result.digest
+            and record.status != "duplicate"
+        ):
             result = None  # touched, not edited: the stored verdict stands
         if result is None:
             if record is None:

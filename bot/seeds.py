@@ -26,7 +26,7 @@ from ftfy.chardata import UTF8_DETECTOR_RE
 from ftfy.fixes import unescape_html
 
 from bot.models import Image, Problem, Provider, Related, SeedResult, Story, topic_key
-from bot.urls import InvalidURL, canonical_url, story_id
+from bot.urls import InvalidURL, canonical_url, is_web_url, story_id
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,20 @@ DISCORD_TITLE_LIMIT = 256
 DISCORD_DESCRIPTION_LIMIT = 4096
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-# Cheap bounds on nesting: inputs within all three cannot nest deeper than ~100 levels, which
-# libyaml handles safely; anything else gets the exact (event-based) depth check.
+# Cheap bounds on nesting: libyaml's composer recurses once per level (crashing the process
+# near 100,000 levels, and slowing down quadratically well before). Deep nesting needs many
+# flow brackets, deep indentation or a line of chained block indicators ("- - - x"); text
+# with none of them gets no further check, anything else gets the exact, event-based one.
 _MAX_FLOW_BRACKETS = 32
-_DEEP_INDENT = re.compile(r"^[ \t]{49,}\S", re.MULTILINE)
-_LONG_INDICATOR_CHAIN = re.compile(r"^[ \t]*(?:[-?:][ \t]+){6,}", re.MULTILINE)
+# Block nesting deeper than MAX_DEPTH needs at least this much indentation somewhere.
+_DEEP_INDENT = "\n" + " " * (MAX_DEPTH + 1)
+_INDICATOR_CHAIN = re.compile(r"\n[ \t]*[-?:][ \t]+[-?:](?:[ \t]|$)", re.MULTILINE)
 _SPACES = re.compile(r"\s+")
 _C1_CONTROLS = re.compile("[\x80-\x9f]")
+# Anchors (&a) and aliases (*a) can only start where a node starts: at a line start or after
+# whitespace or a flow indicator. Text without this pattern cannot hold any, so it may skip
+# the slower alias-refusing loader; quoted text that merely looks like one takes the slow path.
+_MAYBE_ANCHOR_OR_ALIAS = re.compile(r"(?:^|[\s\[{,])[&*]\S", re.MULTILINE)
 
 
 class _AliasRefused(yaml.YAMLError):
@@ -55,20 +62,29 @@ class _AliasRefused(yaml.YAMLError):
         self.problem_mark = mark
 
 
+def _without_timestamps(base: type[Any]) -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+    return {
+        first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP_TAG]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+
+
 @cache
-def _loader() -> type[yaml.SafeLoader]:
-    """libyaml's parser with the safe constructor, minus aliases and implicit timestamps.
+def _loaders() -> tuple[type[yaml.SafeLoader], type[yaml.SafeLoader]]:
+    """(fast, alias-refusing) loaders: libyaml's parser with the safe constructor.
 
     Timestamps stay text so that dates get field-specific errors from our own parser (and
-    fromisoformat is faster than PyYAML's regex constructor).
+    fromisoformat is faster than PyYAML's regex constructor). The alias-refusing loader checks
+    every node in Python, so it only runs on text where an anchor or alias may appear.
     """
     base: type[Any] = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
     if base is yaml.SafeLoader:
-        log.warning(
-            "libyaml is not available: parsing seeds with the pure-Python loader (~10x slower)"
-        )
+        log.warning("libyaml is missing: seeds are parsed by the pure-Python loader (~10x slower)")
 
     class SeedLoader(base):  # type: ignore[misc, valid-type]
+        yaml_implicit_resolvers = _without_timestamps(base)
+
+    class AliasRefusingSeedLoader(SeedLoader):
         def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
             # A node met a second time is an alias (or a recursive structure): refusing it
             # bounds the constructed data by the size of the file.
@@ -76,11 +92,7 @@ def _loader() -> type[yaml.SafeLoader]:
                 raise _AliasRefused(node.start_mark)
             return super().construct_object(node, deep)
 
-    SeedLoader.yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP_TAG]
-        for first, resolvers in base.yaml_implicit_resolvers.items()
-    }
-    return SeedLoader
+    return SeedLoader, AliasRefusingSeedLoader
 
 
 class _Rejected(Exception):
@@ -195,7 +207,10 @@ def _split_front_matter(text: str) -> tuple[str, str, int]:
 def _load_yaml(front: str, first_line: int) -> dict[Any, Any]:
     _check_depth(front, first_line)
     try:
-        fields = yaml.load(front, Loader=_loader())  # a SafeLoader subclass
+        fast, alias_refusing = _loaders()
+        maybe_alias = ("&" in front or "*" in front) and _MAYBE_ANCHOR_OR_ALIAS.search(front)
+        loader = alias_refusing if maybe_alias else fast
+        fields = yaml.load(front, Loader=loader)  # both are SafeLoader subclasses
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + first_line if mark is not None else None
@@ -222,8 +237,8 @@ def _load_yaml(front: str, first_line: int) -> dict[Any, Any]:
 def _check_depth(front: str, first_line: int) -> None:
     if (
         front.count("[") + front.count("{") <= _MAX_FLOW_BRACKETS
-        and not _DEEP_INDENT.search(front)
-        and not _LONG_INDICATOR_CHAIN.search(front)
+        and _DEEP_INDENT not in front
+        and not _INDICATOR_CHAIN.search("\n" + front)
     ):
         return
     # libyaml's event parser keeps its stack on the heap, so walking events is safe at any
@@ -433,11 +448,10 @@ def _optional_link(fields: dict[Any, Any], name: str, warnings: list[Problem]) -
     value = fields.get(name)
     if value is None:
         return ""
-    link = _web_link(value)
-    if link is None:
-        warnings.append(Problem(name, "dropped: not an http(s) URL"))
-        return ""
-    return link[1]
+    if isinstance(value, str) and is_web_url(value.strip()):
+        return value.strip()
+    warnings.append(Problem(name, "dropped: not an http(s) URL"))
+    return ""
 
 
 def _provider(value: object, name: str) -> Provider | None:
@@ -501,11 +515,11 @@ def _dimension(value: object) -> int | None:
 
 def _images(value: object, name: str, warnings: list[Problem]) -> Iterator[Image]:
     for position, item in enumerate(_mappings(value, name, MAX_IMAGES, warnings)):
-        link = _web_link(item.get("url"))
-        if link is None:
+        url = item.get("url")
+        if not isinstance(url, str) or not is_web_url(url := url.strip()):
             warnings.append(Problem(f"{name}[{position}]", "dropped: url is not http(s)"))
             continue
-        yield Image(link[1], _dimension(item.get("width")), _dimension(item.get("height")))
+        yield Image(url, _dimension(item.get("width")), _dimension(item.get("height")))
 
 
 def _related_items(value: object, warnings: list[Problem]) -> Iterator[Related]:

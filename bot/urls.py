@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 # Query parameters that only say where a reader came from; they never change the article.
@@ -35,6 +36,9 @@ _TRACKING_PARAMS = frozenset(
 )
 _TRACKING_PREFIXES = ("utm_", "__hs", "hsa_", "pk_", "mtm_", "vero_")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_WHITESPACE = re.compile(r"\s")
+# An absolute http(s) URL with a host: all a link or image needs to be usable in Discord.
+_WEB_URL = re.compile(r"https?://[^\s/?#@:]+(?::\d+)?(?:[/?#]\S*)?", re.IGNORECASE)
 
 
 class InvalidURL(ValueError):
@@ -42,12 +46,11 @@ class InvalidURL(ValueError):
 
 
 def is_web_url(value: str) -> bool:
-    """True for an absolute http(s) URL with a host (what Discord accepts for links and images)."""
-    try:
-        canonical_url(value)
-    except InvalidURL:
-        return False
-    return True
+    """True for an absolute http(s) URL with a host (what Discord accepts for links and images).
+
+    A regular expression rather than canonical_url: it runs for every image of every story.
+    """
+    return _WEB_URL.fullmatch(value) is not None
 
 
 def _is_tracking(name: str) -> bool:
@@ -72,7 +75,7 @@ def canonical_url(url: str) -> str:
     if scheme not in _DEFAULT_PORTS:
         raise InvalidURL("not an http(s) URL")
     host = (parts.hostname or "").lower()
-    if not host or any(ch.isspace() for ch in text):
+    if not host or _WHITESPACE.search(text):
         raise InvalidURL("not an http(s) URL with a host")
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     if parts.username or parts.password:

@@ -1,0 +1,228 @@
+"""The command line: checking, loading and reading news, and one-line errors for mistakes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.__main__ import main
+from tests.hostile_corpus import write_hostile_corpus
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "seeds"
+
+
+@pytest.fixture(autouse=True)
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own database; the shipped seeds are the default folder."""
+    database = tmp_path / "data" / "news.db"
+    monkeypatch.setenv("NEWSBOT_DB", str(database))
+    monkeypatch.setenv("NEWSBOT_SEEDS", str(SHIPPED))
+    monkeypatch.delenv("NEWSBOT_CONFIG", raising=False)
+    return database
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def test_check_accepts_every_shipped_seed() -> None:
+    code, out = run("seeds", "check", str(SHIPPED))
+
+    assert code == 0
+    assert out.count("ok ") == 5
+    assert "5 files: 5 ok, 0 duplicate, 0 rejected" in out
+
+
+def test_check_json_lists_every_file_with_status_and_id() -> None:
+    code, out = run("seeds", "check", "--json")
+
+    files = json.loads(out)["files"]
+    assert code == 0
+    assert [row["status"] for row in files] == ["ok"] * 5
+    assert all(isinstance(row["story_id"], int) for row in files)
+    assert any(row["warnings"] for row in files)  # seed 004's mojibake repair is reported
+
+
+def test_check_of_a_hostile_folder_gives_every_file_a_verdict_and_writes_nothing(
+    tmp_path: Path, environment: Path
+) -> None:
+    folder = tmp_path / "hostile"
+    expected = write_hostile_corpus(folder)
+    env = {**os.environ, "NEWSBOT_DB": str(environment)}
+
+    # A separate process: a crash in a parser would kill it, not the test run.
+    finished = subprocess.run(
+        [sys.executable, "-m", "bot", "seeds", "check", str(folder), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
+
+    assert finished.returncode == 1, finished.stderr
+    verdicts = {row["file"]: row for row in json.loads(finished.stdout)["files"]}
+    assert set(verdicts) == {*expected, "good.txt", "good_duplicate.txt"}
+    for name, phrase in expected.items():
+        assert verdicts[name]["status"] == "rejected"
+        assert any(phrase in reason for reason in verdicts[name]["reasons"]), name
+    assert verdicts["good_duplicate.txt"]["status"] == "duplicate"
+    assert not environment.exists()
+    assert not environment.parent.exists()
+
+
+def test_load_prints_the_report() -> None:
+    code, out = run("seeds", "load")
+
+    assert code == 0
+    assert "5 added, 0 updated, 0 unchanged, 0 retired, 0 rejected; 5 stories stored" in out
+
+
+def test_load_json_report() -> None:
+    run("seeds", "load")
+
+    code, out = run("seeds", "load", "--json")
+
+    report = json.loads(out)
+    assert code == 0
+    assert (report["stories"], report["unchanged"], report["added"]) == (5, 5, [])
+
+
+def test_news_on_a_topic_lists_stories_newest_first_with_provider_date_and_link() -> None:
+    run("seeds", "load")
+
+    code, out = run("news", "--topic", "ai")
+
+    assert code == 0
+    blocks = [block.splitlines() for block in out.strip().split("\n\n")]
+    assert [block[0] for block in blocks] == [
+        "Breaking news. MEPs endorse blanket ban on facial recognition in public spaces, "
+        "rejecting targeted exemptions",
+        "EU parliament backs AI restrictions and facial recognition ban",
+        "European Parliament calls for a ban on facial recognition",
+        "European Parliament entreats a ban on facial recognition.",
+        "EU data regulators call for a ban on AI-based facial recognition software",
+    ]
+    assert blocks[0][1].strip() == "Euronews · 2023-06-14 11:29 UTC"
+    assert blocks[0][2].strip().startswith("https://www.euronews.com/my-europe/2023/06/14/")
+
+
+def test_news_json_carries_fields_topics_lead_image_and_related_links() -> None:
+    run("seeds", "load")
+
+    code, out = run("news", "--query", "entreats", "--json")
+
+    [story] = json.loads(out)
+    assert code == 0
+    assert story["title"] == "European Parliament entreats a ban on facial recognition."
+    assert story["topics"] == ["Computer Vision", "AI"]
+    assert story["lead_image"]["url"].startswith("https://techstory.in/")
+    assert len(story["related"]) == 6
+    assert story["related"][0]["provider"] == "TechCrunch"
+    assert "secured" not in story
+
+
+def test_news_limit_and_empty_result() -> None:
+    run("seeds", "load")
+
+    assert len(json.loads(run("news", "--limit", "2", "--json")[1])) == 2
+    code, out = run("news", "--query", "zeppelin")
+
+    assert code == 0
+    assert out.strip() == "No stories match."
+
+
+def test_topics_lists_counts() -> None:
+    run("seeds", "load")
+
+    code, out = run("topics")
+
+    assert code == 0
+    assert [line.split(None, 1) for line in out.strip().splitlines()] == [
+        ["5", "AI"],
+        ["5", "Computer Vision"],
+    ]
+
+
+def test_topics_json() -> None:
+    run("seeds", "load")
+
+    assert json.loads(run("topics", "--json")[1]) == [
+        {"name": "AI", "stories": 5},
+        {"name": "Computer Vision", "stories": 5},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("news", "--topic", "Gardening"), "no topic 'Gardening'"),
+        (("seeds", "load", "/nonexistent/seeds"), "does not exist"),
+        (("seeds", "check", "/nonexistent/seeds"), "does not exist"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_a_nonzero_exit(
+    argv: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("seeds", "load")
+    capsys.readouterr()
+
+    code, _ = run(*argv)
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_unreadable_database_is_one_line(
+    environment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environment.parent.mkdir(parents=True)
+    environment.write_bytes(b"this is not a database" * 100)
+
+    code, _ = run("topics")
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(environment) in err
+    assert err.count("\n") == 1
+
+
+def test_bad_config_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seeds:\n  foldr: x\n")
+    monkeypatch.setenv("NEWSBOT_CONFIG", str(bad))
+
+    code, _ = run("topics")
+
+    assert code == 2
+    assert "unknown setting 'seeds.foldr'" in capsys.readouterr().err
+
+
+def test_python_dash_m_bot_is_the_same_command() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+
+    assert finished.returncode == 0
+    assert "seeds" in finished.stdout
+    assert "news" in finished.stdout

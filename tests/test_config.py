@@ -1,0 +1,114 @@
+"""Settings: defaults, the config file, environment overrides and one-line errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot import config
+from bot.config import ConfigError, Secret
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "newsbot.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_config_file_states_the_defaults() -> None:
+    shipped = config.load(REPO / "config" / "newsbot.yaml", environ={})
+
+    assert shipped.seeds == config.SeedSettings()
+    assert shipped.database == config.DatabaseSettings()
+    assert shipped.log_level == "INFO"
+
+
+def test_file_values_are_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "seeds:\n  folder: elsewhere\n  workers: 2\ndatabase:\n  path: x.db\n")
+
+    settings = config.load(path, environ={})
+
+    assert settings.seeds.folder == Path("elsewhere")
+    assert settings.seeds.workers == 2
+    assert settings.database.path == Path("x.db")
+    assert settings.config_path == path
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "database:\n  path: file.db\n")
+    environ = {
+        "NEWSBOT_DB": "env.db",
+        "NEWSBOT_SEEDS": "env-seeds",
+        "NEWSBOT_LOG_LEVEL": "debug",
+    }
+
+    settings = config.load(path, environ=environ)
+
+    assert settings.database.path == Path("env.db")
+    assert settings.seeds.folder == Path("env-seeds")
+    assert settings.log_level == "DEBUG"
+
+
+def test_newsbot_config_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "log_level: WARNING\n")
+
+    settings = config.load(environ={"NEWSBOT_CONFIG": str(path)})
+
+    assert settings.log_level == "WARNING"
+
+
+def test_token_comes_from_the_environment_and_never_shows(tmp_path: Path) -> None:
+    settings = config.load(write(tmp_path, ""), environ={"DISCORD_TOKEN": "sekret.token.value"})
+
+    assert settings.discord_token is not None
+    assert settings.discord_token.reveal() == "sekret.token.value"
+    assert "sekret" not in repr(settings)
+    assert "sekret" not in str(settings.discord_token)
+    assert "sekret" not in f"{settings.discord_token}"
+
+
+def test_token_in_a_log_line_is_masked(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("test").info("token is %s", Secret("sekret"))
+
+    assert "sekret" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seeds:\n  foldr: x\n", "unknown setting 'seeds.foldr'"),
+        ("colour: blue\n", "unknown setting 'colour'"),
+        ("seeds:\n  max_file_bytes: -1\n", "seeds.max_file_bytes"),
+        ("seeds:\n  workers: many\n", "seeds.workers"),
+        ("seeds: [a]\n", "'seeds' must be a mapping"),
+        ("log_level: LOUD\n", "log_level must be one of"),
+        ("seeds: {folder: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "must be a mapping"),
+    ],
+)
+def test_bad_config_is_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, text), environ={})
+
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_named_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        config.load(environ={"NEWSBOT_CONFIG": str(tmp_path / "absent.yaml")})
+
+
+def test_without_any_config_file_the_defaults_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    settings = config.load(environ={})
+
+    assert settings == config.Settings()

@@ -1,0 +1,351 @@
+"""Loading seed folders: atomic, incremental, and never losing a good story to a bad file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot import reload as reload_module
+from bot.reload import SeedFolderError, SeedReloader, check_folder
+from bot.store import ReloadChanges, StaleReload
+from bot.store.sqlite import SqliteStore
+from tests.hostile_corpus import write_hostile_corpus
+
+SHIPPED = Path(__file__).resolve().parent.parent / "seeds"
+POLITICO = "001_8439fb071992beae.txt"
+
+
+def story_file(url: str, title: str, *, quality: int = 50, extra: str = "") -> str:
+    return (
+        f'---\ntitle: "{title}"\npublishedDateTime: 2024-03-01T10:00:00Z\n'
+        f'webUrl: "{url}"\nquality: {quality}\ntopics: [AI]\n{extra}---\n'
+    )
+
+
+def touch_later(path: Path) -> None:
+    """Give a file a new mtime, as an editor saving it would."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "seeds"
+    shutil.copytree(SHIPPED, target)
+    return target
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "news.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def reloader(store: SqliteStore, folder: Path) -> SeedReloader:
+    return SeedReloader(store, folder, workers=1)
+
+
+async def titles(store: SqliteStore) -> set[str]:
+    return {story.title for story in await store.latest(100)}
+
+
+async def test_first_load_adds_every_shipped_story(
+    reloader: SeedReloader, store: SqliteStore
+) -> None:
+    report = await reloader.reload()
+
+    assert len(report.added) == 5
+    assert (report.rejected, report.retired, report.updated) == ((), (), ())
+    assert await store.story_count() == 5
+
+
+async def test_unchanged_folder_is_not_parsed_again(reloader: SeedReloader) -> None:
+    await reloader.reload()
+
+    report = await reloader.reload()
+
+    assert report.parsed == 0
+    assert report.unchanged == 5
+    assert not report.changed
+
+
+async def test_only_the_edited_file_is_parsed_and_updated(
+    reloader: SeedReloader, store: SqliteStore, folder: Path
+) -> None:
+    await reloader.reload()
+    path = folder / POLITICO
+    path.write_text(path.read_text().replace("calls for a ban", "demands a ban"))
+    touch_later(path)
+
+    report = await reloader.reload()
+
+    assert report.parsed == 1
+    assert [change.title for change in report.updated] == [
+        "European Parliament demands a ban on facial recognition"
+    ]
+    assert report.unchanged == 4
+    assert "European Parliament demands a ban on facial recognition" in await titles(store)
+
+
+async def test_touched_but_unedited_file_changes_nothing(
+    reloader: SeedReloader, folder: Path
+) -> None:
+    await reloader.reload()
+    touch_later(folder / POLITICO)
+
+    report = await reloader.reload()
+    again = await reloader.reload()
+
+    assert report.parsed == 1
+    assert not report.changed
+    assert again.parsed == 0
+
+
+async def test_file_turned_bad_keeps_its_last_good_story_and_every_other(
+    reloader: SeedReloader, store: SqliteStore, folder: Path
+) -> None:
+    await reloader.reload()
+    before = await titles(store)
+    path = folder / POLITICO
+    path.write_text("---\ntitle: [broken\n---\n")
+    touch_later(path)
+
+    report = await reloader.reload()
+
+    assert [(r.source, r.kept_last_good) for r in report.rejected] == [(POLITICO, True)]
+    assert "invalid YAML" in report.rejected[0].reason
+    assert not report.changed
+    assert await titles(store) == before
+
+
+async def test_still_broken_file_is_reported_on_every_reload(
+    reloader: SeedReloader, folder: Path
+) -> None:
+    await reloader.reload()
+    path = folder / POLITICO
+    path.write_text("---\ntitle: [broken\n---\n")
+    touch_later(path)
+    await reloader.reload()
+
+    report = await reloader.reload()
+
+    assert report.parsed == 0
+    assert [(r.source, r.kept_last_good) for r in report.rejected] == [(POLITICO, True)]
+
+
+async def test_repaired_file_replaces_its_kept_story(
+    reloader: SeedReloader, store: SqliteStore, folder: Path
+) -> None:
+    await reloader.reload()
+    path = folder / POLITICO
+    original = path.read_text()
+    path.write_text("---\ntitle: [broken\n---\n")
+    touch_later(path)
+    await reloader.reload()
+    path.write_text(original.replace("calls for a ban", "votes for a ban"))
+    touch_later(path)
+
+    report = await reloader.reload()
+
+    assert report.rejected == ()
+    assert len(report.updated) == 1
+    assert "European Parliament votes for a ban on facial recognition" in await titles(store)
+
+
+async def test_new_file_that_is_bad_from_the_start_keeps_nothing(
+    reloader: SeedReloader, folder: Path
+) -> None:
+    (folder / "new.txt").write_text("---\ntitle: only a title\n---\n")
+
+    report = await reloader.reload()
+
+    assert [(r.source, r.kept_last_good) for r in report.rejected] == [("new.txt", False)]
+    assert len(report.added) == 5
+
+
+async def test_removed_file_retires_its_story(
+    reloader: SeedReloader, store: SqliteStore, folder: Path
+) -> None:
+    await reloader.reload()
+    (folder / POLITICO).unlink()
+
+    report = await reloader.reload()
+
+    assert [change.title for change in report.retired] == [
+        "European Parliament calls for a ban on facial recognition"
+    ]
+    assert await store.story_count() == 4
+
+
+async def test_file_whose_link_changes_retires_the_old_story_and_adds_the_new(
+    reloader: SeedReloader, store: SqliteStore, folder: Path
+) -> None:
+    await reloader.reload()
+    path = folder / POLITICO
+    path.write_text(path.read_text().replace("www.politico.eu/article", "www.politico.eu/story"))
+    touch_later(path)
+
+    report = await reloader.reload()
+
+    assert len(report.added) == 1
+    assert len(report.retired) == 1
+    assert await store.story_count() == 5
+
+
+async def test_two_files_with_one_canonical_url_are_one_story_the_better_kept(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "dupes"
+    folder.mkdir()
+    (folder / "a.txt").write_text(
+        story_file("https://n.example.com/x?utm_source=a", "Low", quality=10)
+    )
+    (folder / "b.txt").write_text(story_file("https://N.example.com/x#top", "High", quality=90))
+
+    report = await SeedReloader(store, folder, workers=1).reload()
+
+    assert [(d.source, d.kept) for d in report.duplicates] == [("a.txt", "b.txt")]
+    assert await titles(store) == {"High"}
+
+
+async def test_when_the_kept_duplicate_goes_the_other_record_takes_over(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "dupes"
+    folder.mkdir()
+    (folder / "a.txt").write_text(story_file("https://n.example.com/x", "Low", quality=10))
+    (folder / "b.txt").write_text(story_file("https://n.example.com/x", "High", quality=90))
+    reloader = SeedReloader(store, folder, workers=1)
+    await reloader.reload()
+    (folder / "b.txt").unlink()
+
+    report = await reloader.reload()
+
+    assert report.retired == ()
+    assert await titles(store) == {"Low"}
+
+
+async def test_better_duplicate_arriving_later_replaces_the_stored_record(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "dupes"
+    folder.mkdir()
+    (folder / "a.txt").write_text(story_file("https://n.example.com/x", "Low", quality=10))
+    reloader = SeedReloader(store, folder, workers=1)
+    await reloader.reload()
+    (folder / "b.txt").write_text(story_file("https://n.example.com/x", "High", quality=90))
+
+    report = await reloader.reload()
+
+    assert [change.title for change in report.updated] == ["High"]
+    assert await titles(store) == {"High"}
+    assert await store.story_count() == 1
+
+
+async def test_dry_run_reports_without_writing(reloader: SeedReloader, store: SqliteStore) -> None:
+    report = await reloader.reload(dry_run=True)
+
+    assert report.dry_run
+    assert len(report.added) == 5
+    assert await store.story_count() == 0
+
+
+async def test_hostile_folder_loads_only_the_good_story(store: SqliteStore, tmp_path: Path) -> None:
+    folder = tmp_path / "hostile"
+    expected = write_hostile_corpus(folder)
+
+    report = await SeedReloader(store, folder, workers=1).reload()
+
+    assert {r.source for r in report.rejected} == set(expected)
+    assert [change.source for change in report.added] == ["good.txt"]
+    assert await titles(store) == {"A good story"}
+
+
+async def test_failed_apply_leaves_the_store_as_it_was(
+    reloader: SeedReloader, store: SqliteStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await reloader.reload()
+    before = await titles(store)
+    (folder / POLITICO).unlink()
+    (folder / "new.txt").write_text(story_file("https://n.example.com/new", "New"))
+
+    async def broken_apply(changes: ReloadChanges) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "apply_reload", broken_apply)
+    with pytest.raises(OSError, match="disk full"):
+        await reloader.reload()
+    monkeypatch.undo()
+
+    assert await titles(store) == before
+    report = await reloader.reload()
+    assert (len(report.added), len(report.retired)) == (1, 1)
+
+
+async def test_reload_plans_again_when_another_writer_got_there_first(
+    reloader: SeedReloader, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_apply = store.apply_reload
+    calls = 0
+
+    async def apply_once_stale(changes: ReloadChanges) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise StaleReload("seed index changed")
+        await real_apply(changes)
+
+    monkeypatch.setattr(store, "apply_reload", apply_once_stale)
+
+    report = await reloader.reload()
+
+    assert calls == 2
+    assert len(report.added) == 5
+
+
+async def test_large_reloads_parse_in_worker_processes(
+    store: SqliteStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reload_module, "_PROCESS_POOL_THRESHOLD", 2)
+    monkeypatch.setattr(reload_module, "_CHUNK", 2)
+
+    report = await SeedReloader(store, folder, workers=2).reload()
+
+    assert len(report.added) == 5
+    assert await store.story_count() == 5
+
+
+async def test_missing_folder_is_a_clear_error(store: SqliteStore, tmp_path: Path) -> None:
+    with pytest.raises(SeedFolderError, match="does not exist"):
+        await SeedReloader(store, tmp_path / "nowhere", workers=1).reload()
+
+
+async def test_check_folder_gives_a_verdict_per_file_and_spots_duplicates(tmp_path: Path) -> None:
+    folder = tmp_path / "hostile"
+    expected = write_hostile_corpus(folder)
+
+    results, report = await check_folder(folder, workers=1)
+
+    assert set(results) == {*expected, "good.txt", "good_duplicate.txt"}
+    assert [(d.source, d.kept) for d in report.duplicates] == [("good_duplicate.txt", "good.txt")]
+
+
+async def test_hidden_files_are_ignored_and_subfolders_are_read(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "nested"
+    (folder / "2024").mkdir(parents=True)
+    (folder / ".DS_Store").write_bytes(b"\x00\x01")
+    (folder / "2024" / "a.txt").write_text(story_file("https://n.example.com/a", "Nested"))
+
+    report = await SeedReloader(store, folder, workers=1).reload()
+
+    assert [change.source for change in report.added] == ["2024/a.txt"]
+    assert report.rejected == ()
