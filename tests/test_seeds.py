@@ -332,3 +332,37 @@ def test_better_record_ranks_higher() -> None:
     assert plain is not None and richer is not None and better is not None
 
     assert rank(plain) < rank(richer) < rank(better)
+
+
+def test_without_libyaml_parsing_falls_back_with_a_logged_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import yaml
+
+    from bot import seeds as seeds_module
+
+    monkeypatch.delattr(yaml, "CSafeLoader")
+    seeds_module._loaders.cache_clear()
+    try:
+        result = parsed(seed(title='"Still parsed"'))
+        bomb = parse_seed(HOSTILE["alias_bomb.txt"][0], "bomb.txt")
+        fast, alias_refusing = seeds_module._loaders()
+    finally:
+        seeds_module._loaders.cache_clear()
+
+    assert result.story is not None and result.story.title == "Still parsed"
+    assert "aliases are not allowed" in bomb.reason
+    assert issubclass(fast, yaml.SafeLoader)
+    assert issubclass(alias_refusing, yaml.SafeLoader)
+    assert "libyaml is missing" in caplog.text
+
+
+def test_libyaml_is_used_when_present() -> None:
+    import yaml
+
+    from bot import seeds as seeds_module
+
+    fast, alias_refusing = seeds_module._loaders()
+
+    assert issubclass(fast, yaml.CSafeLoader)
+    assert issubclass(alias_refusing, yaml.CSafeLoader)
