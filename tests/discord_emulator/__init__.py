@@ -1,0 +1,151 @@
+"""A local Discord for end-to-end tests: the real, unmodified discord.py client logs into it.
+
+Test code only (the ``bot`` package never imports it). It serves REST under ``/api/v10`` and the
+gateway at ``/gateway`` (resume URL ``/gateway/resume``) on 127.0.0.1 with an OS-chosen port and
+never contacts anything else. Frames are plain TEXT JSON (discord.py only inflates BINARY frames).
+
+Quick start::
+
+    from tests.discord_emulator import running_bot
+
+    async def test_news(discord_emulator):               # fixture: started + client pointed
+        emu = discord_emulator
+        guild = emu.add_guild("Test Guild")
+        channel = emu.add_channel(guild, "news")
+        alice = emu.add_member(guild, "alice")
+        async with running_bot(make_bot(), emu):          # guild_ready_timeout=0.1 keeps it fast
+            handle = await emu.invoke(guild, channel, alice, "news", {"topic": "ai"})
+            reply = await handle.response()               # CallbackRecord
+            assert reply.type == 4 and reply.embeds[0]["title"]
+
+Reference
+=========
+
+``DiscordEmulator(token="emulator-bot-token", *, bot_name="newsbot", limits=None,
+privileged_intents=MEMBERS|PRESENCES|MESSAGE_CONTENT)``, an async context manager
+(``start()``/``stop()`` also work).
+
+Addresses and identity
+    ``api_base``, ``gateway_url``, ``resume_gateway_url``, ``token``, ``application_id``,
+    ``bot_user``.
+Limits (``emu.limits``, a mutable ``Limits``; change it before or during a test)
+    ``interaction_deadline`` 3 s, ``followup_lifetime`` 900 s, ``global_requests`` /
+    ``global_window`` 50 per 1 s, ``channel_messages`` / ``channel_window`` 5 per 5 s,
+    ``route_requests`` / ``route_window`` 50 per 1 s, ``webhook_requests`` / ``webhook_window``
+    5 per 2 s (interaction followups and edits), ``nonce_window`` 300 s, ``retry_after`` 0.05 s
+    (of injected 429s), ``heartbeat_interval`` 41.25 s.
+World (synchronous; the matching gateway event goes out when the bot is connected)
+    ``add_guild(name, *, everyone_permissions=..., bot_permissions=...) -> Guild`` (@everyone id
+    == guild id; the bot is a member through its own role);
+    ``add_channel(guild, name, *, bot_permissions=None, topic=None) -> Channel`` (given
+    ``bot_permissions`` become exactly the bot's permissions there, via a member overwrite);
+    ``add_member(guild, name, *, permissions=None, roles=()) -> Member`` (``permissions`` through
+    a personal role, on top of @everyone's); ``add_role(guild, name, *, permissions=0,
+    mentionable=False) -> Role``; ``set_bot_permissions(channel, perms)`` (CHANNEL_UPDATE);
+    ``delete_channel(channel)`` (CHANNEL_DELETE, then REST 404 10003);
+    ``remove_guild(guild)`` (GUILD_DELETE); ``user_message(channel, member, content)`` (a human
+    posts: MESSAGE_CREATE, content blanked without the MESSAGE_CONTENT intent).
+    Permissions are ints or ``discord.Permissions``; bit constants are in ``state``.
+Interactions (async)
+    ``invoke(guild, channel, member, name, options=None, *, subcommand=None, force=False) ->
+    InteractionHandle``: ``options`` maps option names to values (``Channel``/``Member``/``Role``
+    objects or ids for snowflake options), checked and typed against the *registered* command;
+    ``subcommand`` is ``"reload"`` or ``"group sub"``. Raises ``CommandNotAvailable`` when
+    ``default_member_permissions`` hides the command from ``member`` unless ``force=True`` (a
+    stale client), ``ValueError``/``TypeError`` for what the Discord client would refuse, and
+    ``LookupError`` for an unregistered command.
+    ``autocomplete(guild, channel, member, name, *, focused, value="", options=None,
+    subcommand=None, timeout=2) -> list[choice dict]`` (raises ``InteractionNotAnswered`` if the
+    answer is missing or rejected). ``click(message, custom_id, member)`` and
+    ``select(message, custom_id, values, member)`` -> ``InteractionHandle`` (component on a
+    ``StoredMessage``; disabled or missing components raise ``ValueError``).
+InteractionHandle
+    ``await response(timeout=2)`` -> first accepted ``CallbackRecord`` (``type``, ``data``,
+    ``content``, ``embeds``, ``ephemeral``, ``choices``, ``status``, ``error``, ``after`` seconds
+    since creation), raising ``InteractionNotAnswered``; ``await attempt(timeout)`` -> first
+    callback even if rejected (e.g. 404 10062 when late); ``await followups(n, timeout)`` ->
+    ``[StoredMessage]``; ``await original_message(timeout)`` -> the reply once not "thinking";
+    ``callbacks``, ``rejected``, ``acknowledged``, ``original``, ``payload`` (what was
+    dispatched), ``id``, ``token``.
+Observation
+    ``messages(channel_or_id, *, include_ephemeral=True) -> [StoredMessage]`` oldest first
+    (``id``, ``content``, ``embeds``, ``components``, ``custom_ids()``, ``flags``,
+    ``allowed_mentions`` as sent (None if absent), ``pings``, ``ephemeral``, ``source`` =
+    channel|interaction|followup|user, ``dropped_embeds``, ``payload``); ``message(id)``;
+    ``pings(msg) -> Pings(everyone, users, roles, replied_user)``, ``would_ping(msg)``;
+    ``registered_commands(guild=None)`` (JSON as Discord stores it); ``requests`` and
+    ``requests_to(method="*", glob="*")`` -> ``RequestRecord`` (``method``, ``path`` after
+    /api/v10, ``query``, ``json``, ``files``, ``at`` (monotonic), ``route`` template,
+    ``status``, ``injected``, ``error``); ``unknown_requests``; ``rate_limit_hits`` (Counter of
+    429s per ``"METHOD /route/{template}"``); ``gateway.log``, ``gateway.resumes``,
+    ``gateway.identifies``, ``gateway.session.frames`` (every dispatch sent).
+Failure injection
+    ``fail_next(method, path_glob, status, body=None, times=1, *, code=None, retry_after=None)
+    -> FailureRule``: the next ``times`` matching requests (method or ``"*"``, glob on the path
+    after /api/v10, e.g. ``"/channels/*/messages"``) get ``status``; ``code`` picks a Discord
+    error body (50001, 50013, 10003, ...); 429s carry ``retry_after`` and ``Via``.
+    ``rule.hits``/``rule.remaining`` tell what it answered.
+Gateway
+    ``await wait_for_ready()``, ``await wait_for_resume(count=1)``, ``await
+    drop_gateway(code=4000)``, ``async with gateway_outage(code=4000):`` (drop and hold
+    reconnects until the block ends, so events queue for RESUME replay), ``await
+    request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9).
+Waiting
+    ``await wait_until(predicate, timeout=2, what="...")``: event-driven wait on any emulator
+    change (no polling); raises ``BotCrashed`` at once if a ``watch``-ed task (the bot) ended.
+    Bot-side state changes do not wake it: wait on the bot's own events for those.
+
+Harness (``harness``)
+    ``point_client_at(emu, monkeypatch)`` sets ``discord.http.Route.BASE`` and
+    ``DiscordWebSocket.DEFAULT_GATEWAY``. ``async with running_bot(bot, emu, *,
+    ready_timeout=10) as run`` starts ``bot.start(emu.token)`` (any ``discord.Client``), waits
+    until ready, makes emulator waits fail on a dead bot task, closes the bot at the end and then
+    fails the test on ERROR records from ``discord.*`` loggers; ``run.allow_error(substring)``,
+    ``await run.wait_for_error(substring)``. Fixture ``discord_emulator`` (tests/conftest.py).
+    Tip: override the public ``before_identify_hook`` to skip discord.py's 5 s pause before a
+    re-IDENTIFY when a test invalidates the session.
+
+What is modelled, and how, is in each module's docstring: ``validation`` (message, embed,
+component, autocomplete and command limits; 50035/50006), ``limits`` (buckets, global limit,
+429s, injected failures), ``interactions`` (3 s deadline, 40060, callback types, followups and
+the 15 min token, defer-then-followup), ``gateway`` (sessions, sequence, RESUME replay, op 7/9,
+intents), ``mentions`` (pings), ``rest`` (routes, auth, permissions 50001/50013, nonce, embeds
+without Embed Links). Not modelled: voice, DMs, threads, reactions, pins, modal submissions,
+attachment contents, role hierarchy, ``MENTION_EVERYONE`` gating of pings, gateway send limits,
+compression, sharding beyond IDENTIFY's ``shard`` filter, audit logs.
+"""
+
+from .emulator import BotCrashed, DiscordEmulator, RequestRecord
+from .harness import RunningBot, point_client_at, running_bot
+from .interactions import (
+    CallbackRecord,
+    CommandNotAvailable,
+    InteractionHandle,
+    InteractionNotAnswered,
+)
+from .limits import FailureRule, Limits
+from .mentions import Pings, compute_pings
+from .state import Channel, Guild, Member, Role, StoredMessage, User
+
+__all__ = [
+    "BotCrashed",
+    "CallbackRecord",
+    "Channel",
+    "CommandNotAvailable",
+    "DiscordEmulator",
+    "FailureRule",
+    "Guild",
+    "InteractionHandle",
+    "InteractionNotAnswered",
+    "Limits",
+    "Member",
+    "Pings",
+    "RequestRecord",
+    "Role",
+    "RunningBot",
+    "StoredMessage",
+    "User",
+    "compute_pings",
+    "point_client_at",
+    "running_bot",
+]

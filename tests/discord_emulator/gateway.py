@@ -1,0 +1,376 @@
+"""The gateway websocket: HELLO, heartbeats, IDENTIFY/READY, sequence numbers, RESUME and replay.
+
+Frames are plain TEXT JSON: discord.py asks for ``compress=zlib-stream`` in the query string but
+only decompresses BINARY frames, so an uncompressed server is valid for it.
+
+Every dispatch is appended to the session's log with the next sequence number and a per-connection
+writer sends it. A dropped connection leaves the session resumable: a RESUME (op 6) on
+``resume_gateway_url`` with the last sequence the client saw replays the missed dispatches and then
+sends RESUMED. An unknown or invalidated session gets op 9 ``false`` and the client IDENTIFYs again.
+A client that closes with 1000/1001 ends its session, as on Discord.
+
+Intents are honoured: events the client did not subscribe to are not sent, and MESSAGE_CREATE
+content is blanked without the MESSAGE_CONTENT intent (unless the bot is mentioned or the author).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+if TYPE_CHECKING:
+    from .emulator import DiscordEmulator
+
+INTENT_GUILDS = 1 << 0
+INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_PRESENCES = 1 << 8
+INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_MESSAGE_CONTENT = 1 << 15
+PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
+
+# Close codes the emulator uses (https://discord.com/developers/docs/topics/opcodes-and-status-codes)
+CLOSE_UNKNOWN_OPCODE = 4001
+CLOSE_DECODE_ERROR = 4002
+CLOSE_NOT_AUTHENTICATED = 4003
+CLOSE_AUTH_FAILED = 4004
+CLOSE_ALREADY_AUTHENTICATED = 4005
+CLOSE_INVALID_INTENTS = 4013
+CLOSE_DISALLOWED_INTENTS = 4014
+
+
+@dataclass(eq=False)
+class GatewaySession:
+    """One IDENTIFY: its id, intents and the log of every dispatch sent in it."""
+
+    id: str
+    intents: int
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    connection: Connection | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    ready_seq: int = 0
+
+    @property
+    def seq(self) -> int:
+        return len(self.frames)
+
+    def append(self, event: str, data: dict[str, Any]) -> int:
+        frame = {"op": 0, "t": event, "s": self.seq + 1, "d": data}
+        self.frames.append(frame)
+        self.changed.set()
+        return frame["s"]
+
+
+@dataclass(eq=False)
+class Connection:
+    ws: web.WebSocketResponse
+    path: str
+    query: dict[str, str]
+    session: GatewaySession | None = None
+    sent_upto: int = 0
+    resumed_seq: int | None = None
+    server_close_code: int | None = None
+    heartbeats: int = 0
+    writer: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def send(self, payload: dict[str, Any]) -> bool:
+        async with self.lock:
+            if self.ws.closed:
+                return False
+            try:
+                await self.ws.send_str(json.dumps(payload))
+            except (ConnectionError, RuntimeError):
+                return False
+            return True
+
+
+@dataclass
+class GatewayRecord:
+    """One thing that happened on the gateway, for tests to assert on."""
+
+    kind: str  # connect, identify, resume, invalid_session, reconnect, drop, close, opcode
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ResumeRecord:
+    session_id: str
+    seq: int
+    replayed: list[str]
+    path: str
+
+
+class Gateway:
+    """Serves ``/gateway`` and ``/gateway/resume`` for the single bot the emulator hosts."""
+
+    def __init__(self, emu: DiscordEmulator) -> None:
+        self.emu = emu
+        self.session: GatewaySession | None = None
+        self.connections: set[Connection] = set()
+        self.log: list[GatewayRecord] = []
+        self.resumes: list[ResumeRecord] = []
+        self.identifies = 0
+        self._gate = asyncio.Event()
+        self._gate.set()
+
+    # --- observation ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.session is not None and self.session.connection is not None
+
+    @property
+    def ready_sent(self) -> bool:
+        s = self.session
+        return s is not None and s.connection is not None and s.connection.sent_upto >= s.ready_seq
+
+    @property
+    def intents(self) -> int:
+        return self.session.intents if self.session else 0
+
+    # --- dispatching ---------------------------------------------------------------------------
+
+    def dispatch(
+        self, event: str, data: dict[str, Any], *, intent: int | None = None
+    ) -> int | None:
+        """Queue a dispatch on the current session; returns its sequence number.
+
+        Returns None when no session exists or the session lacks ``intent``. While the socket is
+        down the frame waits in the session log and is replayed on RESUME.
+        """
+        session = self.session
+        if session is None or (intent is not None and not session.intents & intent):
+            return None
+        return session.append(event, data)
+
+    # --- test controls -------------------------------------------------------------------------
+
+    async def drop(self, code: int = 4000) -> None:
+        """Close the bot's socket with ``code`` (4000 is resumable); the session survives."""
+        conn = self.session.connection if self.session else None
+        if conn is None:
+            raise RuntimeError("the bot is not connected to the gateway")
+        self.log.append(GatewayRecord("drop", {"code": code}))
+        await self._close(conn, code)
+
+    @contextlib.asynccontextmanager
+    async def outage(self, code: int = 4000) -> AsyncIterator[None]:
+        """Drop the socket and hold reconnections (before HELLO) until the block exits."""
+        self._gate.clear()
+        try:
+            await self.drop(code)
+            yield
+        finally:
+            self._gate.set()
+
+    async def request_reconnect(self) -> None:
+        """Send op 7 RECONNECT: the client closes and resumes."""
+        conn = self._require_connection()
+        self.log.append(GatewayRecord("reconnect"))
+        await conn.send({"op": 7, "d": None})
+
+    async def invalidate_session(self, *, resumable: bool = False) -> None:
+        """Send op 9; with ``resumable=False`` the session is gone and the client re-IDENTIFYs."""
+        conn = self._require_connection()
+        if not resumable:
+            self.session = None
+        self.log.append(GatewayRecord("invalid_session", {"resumable": resumable}))
+        await conn.send({"op": 9, "d": resumable})
+
+    async def close_all(self) -> None:
+        self._gate.set()
+        for conn in list(self.connections):
+            await self._close(conn, 1001)
+
+    # --- websocket handler ---------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024, timeout=5.0)
+        await ws.prepare(request)
+        conn = Connection(ws=ws, path=request.path, query=dict(request.query))
+        self.connections.add(conn)
+        self.log.append(GatewayRecord("connect", {"path": request.path, "query": conn.query}))
+        try:
+            await self._gate.wait()
+            interval = int(self.emu.limits.heartbeat_interval * 1000)
+            await conn.send({"op": 10, "d": {"heartbeat_interval": interval}})
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    try:
+                        payload = json.loads(msg.data)
+                    except ValueError:
+                        await self._close(conn, CLOSE_DECODE_ERROR)
+                        break
+                    await self._on_payload(conn, payload)
+                elif msg.type is WSMsgType.BINARY:
+                    await self._close(conn, CLOSE_DECODE_ERROR)
+                    break
+        finally:
+            await self._detach(conn)
+        return ws
+
+    async def _on_payload(self, conn: Connection, payload: dict[str, Any]) -> None:
+        op, data = payload.get("op"), payload.get("d")
+        if op == 1:
+            conn.heartbeats += 1
+            await conn.send({"op": 11})
+        elif op == 2:
+            await self._identify(conn, data or {})
+        elif op == 6:
+            await self._resume(conn, data or {})
+        elif conn.session is None:
+            await self._close(conn, CLOSE_NOT_AUTHENTICATED)
+        elif op in (3, 4):  # presence / voice state updates: accepted, recorded
+            self.log.append(GatewayRecord("opcode", {"op": op, "d": data}))
+        elif op == 8:
+            self._request_members(data or {})
+        else:
+            self.log.append(GatewayRecord("opcode", {"op": op, "d": data}))
+            await self._close(conn, CLOSE_UNKNOWN_OPCODE)
+
+    async def _identify(self, conn: Connection, data: dict[str, Any]) -> None:
+        if conn.session is not None:
+            await self._close(conn, CLOSE_ALREADY_AUTHENTICATED)
+            return
+        if data.get("token") != self.emu.token:
+            await self._close(conn, CLOSE_AUTH_FAILED)
+            return
+        intents = data.get("intents")
+        if not isinstance(intents, int):
+            await self._close(conn, CLOSE_INVALID_INTENTS)
+            return
+        if intents & PRIVILEGED_INTENTS & ~self.emu.privileged_intents:
+            await self._close(conn, CLOSE_DISALLOWED_INTENTS)
+            return
+        session = GatewaySession(id=secrets.token_hex(16), intents=intents)
+        self.session = session
+        self.identifies += 1
+        self.log.append(GatewayRecord("identify", {"intents": intents, "shard": data.get("shard")}))
+        self._attach(conn, session, sent_upto=0)
+
+        shard = data.get("shard")
+        guilds = [
+            g
+            for g in self.emu.guilds.values()
+            if shard is None or (g.id >> 22) % shard[1] == shard[0]
+        ]
+        ready: dict[str, Any] = {
+            "v": 10,
+            "user": {**self.emu.bot_user.payload(), "verified": True, "mfa_enabled": False},
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
+            "session_id": session.id,
+            "session_type": "normal",
+            "resume_gateway_url": self.emu.resume_gateway_url,
+            "application": {"id": str(self.emu.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "user_settings": {},
+        }
+        if shard is not None:
+            ready["shard"] = shard
+        session.append("READY", ready)
+        for guild in guilds:
+            session.append("GUILD_CREATE", self.emu.guild_create_payload(guild))
+        session.ready_seq = session.seq
+
+    async def _resume(self, conn: Connection, data: dict[str, Any]) -> None:
+        session = self.session
+        seq = data.get("seq") or 0
+        if (
+            session is None
+            or data.get("session_id") != session.id
+            or data.get("token") != self.emu.token
+            or seq > session.seq
+        ):
+            self.log.append(GatewayRecord("invalid_session", {"resumable": False, "on": "resume"}))
+            await conn.send({"op": 9, "d": False})
+            return
+        if session.connection is not None and session.connection is not conn:
+            await self._close(session.connection, 4000)
+        replayed = [f["t"] for f in session.frames[seq:] if f["t"] != "RESUMED"]
+        self.resumes.append(ResumeRecord(session.id, seq, replayed, conn.path))
+        self.log.append(GatewayRecord("resume", {"seq": seq, "replayed": replayed}))
+        conn.resumed_seq = session.append("RESUMED", {})
+        self._attach(conn, session, sent_upto=seq)
+
+    def _request_members(self, data: dict[str, Any]) -> None:
+        guild = self.emu.guilds.get(int(data.get("guild_id", 0)))
+        if guild is None:
+            return
+        members = list(guild.members.values())
+        if user_ids := data.get("user_ids"):
+            wanted = {int(u) for u in (user_ids if isinstance(user_ids, list) else [user_ids])}
+            members = [m for m in members if m.id in wanted]
+        elif query := data.get("query"):
+            members = [m for m in members if m.user.username.lower().startswith(query.lower())]
+        chunk: dict[str, Any] = {
+            "guild_id": str(guild.id),
+            "members": [m.payload() for m in members],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [],
+        }
+        if nonce := data.get("nonce"):
+            chunk["nonce"] = nonce
+        self.dispatch("GUILD_MEMBERS_CHUNK", chunk)
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _attach(self, conn: Connection, session: GatewaySession, *, sent_upto: int) -> None:
+        conn.session = session
+        conn.sent_upto = sent_upto
+        session.connection = conn
+        session.changed.set()
+        conn.writer = asyncio.create_task(self._writer(conn, session), name="emulator-gw-writer")
+        self.emu.notify()
+
+    async def _writer(self, conn: Connection, session: GatewaySession) -> None:
+        while not conn.ws.closed:
+            await session.changed.wait()
+            session.changed.clear()
+            while conn.sent_upto < session.seq and not conn.ws.closed:
+                frame = session.frames[conn.sent_upto]
+                if frame["t"] == "RESUMED" and frame["s"] != conn.resumed_seq:
+                    conn.sent_upto += 1
+                    continue
+                if not await conn.send(frame):
+                    return
+                conn.sent_upto += 1
+                self.emu.notify()
+
+    async def _detach(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        if conn.writer is not None:
+            conn.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await conn.writer
+        session = conn.session
+        if session is not None and session.connection is conn:
+            session.connection = None
+            client_code = conn.ws.close_code if conn.server_close_code is None else None
+            if client_code in (1000, 1001) and self.session is session:
+                self.session = None  # a clean client close ends the session on Discord
+        self.log.append(
+            GatewayRecord(
+                "close", {"server_code": conn.server_close_code, "code": conn.ws.close_code}
+            )
+        )
+        self.emu.notify()
+
+    async def _close(self, conn: Connection, code: int) -> None:
+        if conn.server_close_code is None:
+            conn.server_close_code = code
+        await conn.ws.close(code=code)
+
+    def _require_connection(self) -> Connection:
+        conn = self.session.connection if self.session else None
+        if conn is None:
+            raise RuntimeError("the bot is not connected to the gateway")
+        return conn

@@ -1,0 +1,566 @@
+"""The emulator, proven against the real discord.py client driving a tiny bot defined here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.discord_emulator import (
+    BotCrashed,
+    CommandNotAvailable,
+    DiscordEmulator,
+    RunningBot,
+    running_bot,
+)
+from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
+
+TOPICS = ["ai", "art", "astronomy", "science", "sports"]
+
+
+@dataclass
+class Seen:
+    """What the tiny bot observed, with events so tests never poll."""
+
+    messages: list[str] = field(default_factory=list)
+    message_event: asyncio.Event = field(default_factory=asyncio.Event)
+    late_errors: list[int] = field(default_factory=list)
+    late_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class VoteView(discord.ui.View):
+    @discord.ui.button(label="Yes", custom_id="vote:yes", style=discord.ButtonStyle.success)
+    async def yes(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.edit_message(
+            content=f"Thanks for voting, {interaction.user.name}", view=None
+        )
+
+
+def build_bot() -> tuple[commands.Bot, Seen]:
+    """A plain commands.Bot with a few app commands: NOT newsbot."""
+    intents = discord.Intents.default()
+    intents.message_content = True
+    bot = commands.Bot(
+        command_prefix="!", intents=intents, guild_ready_timeout=0.1, help_command=None
+    )
+    seen = Seen()
+    tree = bot.tree
+
+    async def setup_hook() -> None:
+        await tree.sync()
+
+    bot.setup_hook = setup_hook  # type: ignore[method-assign]
+
+    async def before_identify_hook(shard_id: int | None, *, initial: bool = False) -> None:
+        """The default sleeps 5 s before every re-IDENTIFY; tests need no such pause."""
+
+    bot.before_identify_hook = before_identify_hook  # type: ignore[method-assign]
+
+    async def on_message(message: discord.Message) -> None:
+        seen.messages.append(message.content)
+        seen.message_event.set()
+
+    bot.add_listener(on_message, "on_message")
+
+    @tree.command(description="Latest stories on a topic")
+    async def news(interaction: discord.Interaction, topic: str) -> None:
+        embed = discord.Embed(title=f"News about {topic}", description="Something happened.")
+        await interaction.response.send_message(embed=embed)
+
+    @news.autocomplete("topic")
+    async def topic_autocomplete(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=t, value=t) for t in TOPICS if t.startswith(current)]
+
+    @tree.command(description="Today's digest")
+    async def digest(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        await interaction.followup.send("digest ready", embed=discord.Embed(title="Digest"))
+        await interaction.followup.send("and one more thing")
+
+    @tree.command(description="A private reply")
+    async def secret(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("psst", ephemeral=True)
+
+    @tree.command(description="Vote")
+    async def vote(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("Vote?", view=VoteView())
+
+    @tree.command(description="Answers too late")
+    async def slow(interaction: discord.Interaction) -> None:
+        await asyncio.sleep(0.4)
+        try:
+            await interaction.response.send_message("finally")
+        except discord.NotFound as exc:
+            seen.late_errors.append(exc.code)
+            seen.late_event.set()
+
+    @tree.command(description="Daily digest in a channel")
+    async def subscribe(
+        interaction: discord.Interaction,
+        channel: discord.TextChannel,
+        hour: app_commands.Range[int, 0, 23] = 8,
+    ) -> None:
+        await interaction.response.send_message(f"digest in {channel.mention} at {hour}:00")
+
+    @tree.command(description="Offers too many choices")
+    async def pick(interaction: discord.Interaction, item: str) -> None:
+        await interaction.response.send_message(item)
+
+    @pick.autocomplete("item")
+    async def pick_autocomplete(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=f"item {i}", value=str(i)) for i in range(30)]
+
+    admin = app_commands.Group(
+        name="admin",
+        description="Administration",
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    @admin.command(description="Reload the feeds")
+    async def reload(interaction: discord.Interaction) -> None:
+        # Discord hides the command, but stale clients exist: the bot checks by itself.
+        if not interaction.permissions.manage_guild:
+            await interaction.response.send_message("not allowed", ephemeral=True)
+            return
+        await interaction.response.send_message("reloaded", ephemeral=True)
+
+    tree.add_command(admin)
+    return bot, seen
+
+
+@dataclass
+class World:
+    emu: DiscordEmulator
+    guild: Guild
+    channel: Channel
+    alice: Member
+    """A plain member."""
+    boss: Member
+    """A member with Manage Server."""
+
+
+@pytest.fixture
+def world(discord_emulator: DiscordEmulator) -> World:
+    emu = discord_emulator
+    guild = emu.add_guild("Test Guild")
+    channel = emu.add_channel(guild, "news")
+    alice = emu.add_member(guild, "alice")
+    boss = emu.add_member(guild, "boss", permissions=MANAGE_GUILD)
+    return World(emu, guild, channel, alice, boss)
+
+
+@dataclass
+class Bot:
+    client: commands.Bot
+    seen: Seen
+    run: RunningBot
+
+    def channel(self, world: World) -> discord.TextChannel:
+        channel = self.client.get_channel(world.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        return channel
+
+
+@pytest.fixture
+async def bot(world: World) -> AsyncIterator[Bot]:
+    client, seen = build_bot()
+    async with running_bot(client, world.emu) as run:
+        yield Bot(client, seen, run)
+
+
+# --- login, READY, sync ----------------------------------------------------------------------
+
+
+async def test_login_ready_and_guilds(world: World, bot: Bot) -> None:
+    emu, client = world.emu, bot.client
+    assert client.user is not None and client.user.id == emu.bot_user.id
+    assert client.application_id == emu.application_id
+    [guild] = client.guilds
+    assert guild.id == world.guild.id and guild.name == "Test Guild"
+    assert [c.name for c in guild.text_channels] == ["news"]
+    assert guild.default_role.id == guild.id
+    assert emu.gateway.identifies == 1
+    [connect] = [r for r in emu.gateway.log if r.kind == "connect"]
+    assert connect.detail["query"]["v"] == "10"
+    # the client asks for compression but only inflates BINARY frames: TEXT frames just work
+    assert connect.detail["query"]["compress"] in ("zlib-stream", "zstd-stream")
+    assert emu.requests[0].path == "/users/@me"
+    assert emu.unknown_requests == []
+
+
+async def test_wrong_token_is_a_login_failure(discord_emulator: DiscordEmulator) -> None:
+    client, _ = build_bot()
+    try:
+        with pytest.raises(discord.LoginFailure):
+            await client.login("not-the-token")
+    finally:
+        await client.close()
+    assert discord_emulator.requests[-1].status == 401
+
+
+async def test_command_sync_is_recorded(world: World, bot: Bot) -> None:
+    registered = {c["name"]: c for c in world.emu.registered_commands()}
+    assert set(registered) == {
+        "news",
+        "digest",
+        "secret",
+        "vote",
+        "slow",
+        "pick",
+        "subscribe",
+        "admin",
+    }
+    [topic] = registered["news"]["options"]
+    assert (topic["name"], topic["type"], topic["required"], topic["autocomplete"]) == (
+        "topic",
+        3,
+        True,
+        True,
+    )
+    assert registered["news"]["default_member_permissions"] is None
+    admin = registered["admin"]
+    assert admin["default_member_permissions"] == str(MANAGE_GUILD)
+    assert [(o["name"], o["type"]) for o in admin["options"]] == [("reload", 1)]
+    assert all(c["id"] for c in registered.values())
+
+
+# --- interactions ----------------------------------------------------------------------------
+
+
+async def test_slash_command_answered_with_an_embed(world: World, bot: Bot) -> None:
+    handle = await world.emu.invoke(
+        world.guild, world.channel, world.alice, "news", {"topic": "ai"}
+    )
+    reply = await handle.response()
+    assert reply.type == 4 and not reply.ephemeral
+    assert reply.embeds[0]["title"] == "News about ai"
+    [message] = world.emu.messages(world.channel)
+    assert message.source == "interaction" and message.embeds[0]["title"] == "News about ai"
+    assert message.payload["interaction_metadata"]["user"]["id"] == str(world.alice.id)
+
+
+async def test_second_initial_response_is_refused(world: World, bot: Bot) -> None:
+    handle = await world.emu.invoke(
+        world.guild, world.channel, world.alice, "news", {"topic": "ai"}
+    )
+    await handle.response()
+    url = f"{world.emu.api_base}/interactions/{handle.id}/{handle.token}/callback"
+    async with aiohttp.ClientSession() as http, http.post(url, json={"type": 5}) as resp:
+        assert resp.status == 400
+        assert resp.headers["Content-Type"] == "application/json"
+        assert (await resp.json())["code"] == 40060
+
+
+async def test_channel_and_integer_options_are_resolved(world: World, bot: Bot) -> None:
+    emu = world.emu
+    options = {"channel": world.channel, "hour": 7}
+    handle = await emu.invoke(world.guild, world.channel, world.alice, "subscribe", options)
+    assert (await handle.response()).content == f"digest in <#{world.channel.id}> at 7:00"
+    data = handle.payload["data"]
+    assert data["resolved"]["channels"][str(world.channel.id)]["name"] == "news"
+    assert [(o["name"], o["type"]) for o in data["options"]] == [("channel", 7), ("hour", 4)]
+    with pytest.raises(ValueError, match="outside"):
+        await emu.invoke(
+            world.guild, world.channel, world.alice, "subscribe", {**options, "hour": 24}
+        )
+    with pytest.raises(TypeError, match="integer"):
+        await emu.invoke(
+            world.guild, world.channel, world.alice, "subscribe", {**options, "hour": "7"}
+        )
+    with pytest.raises(ValueError, match="required"):
+        await emu.invoke(world.guild, world.channel, world.alice, "subscribe", {"hour": 7})
+
+
+async def test_followup_token_rules(world: World, bot: Bot) -> None:
+    emu = world.emu
+    handle = await emu.invoke(world.guild, world.channel, world.alice, "news", {"topic": "ai"})
+    await handle.response()
+    url = f"{emu.api_base}/webhooks/{emu.application_id}/{handle.token}?wait=1"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"content": "later"}) as resp:
+            assert resp.status == 200 and (await resp.json())["content"] == "later"
+        emu.limits.followup_lifetime = 0.0  # the 15 minutes are over
+        async with http.post(url, json={"content": "too late"}) as resp:
+            assert resp.status == 401 and (await resp.json())["code"] == 50027
+        async with http.post(url.replace(handle.token, "bogus"), json={"content": "x"}) as resp:
+            assert resp.status == 404 and (await resp.json())["code"] == 10015
+
+
+async def test_defer_then_followups(world: World, bot: Bot) -> None:
+    handle = await world.emu.invoke(world.guild, world.channel, world.alice, "digest")
+    assert (await handle.response()).type == 5
+    first, second = await handle.followups(2)
+    # Discord turns the first followup after a defer into the "thinking…" message itself.
+    assert first.id == handle.original.id and not first.loading
+    assert first.content == "digest ready" and first.embeds[0]["title"] == "Digest"
+    assert second.id != first.id and second.content == "and one more thing"
+
+
+async def test_ephemeral_reply(world: World, bot: Bot) -> None:
+    handle = await world.emu.invoke(world.guild, world.channel, world.alice, "secret")
+    reply = await handle.response()
+    assert reply.ephemeral and reply.content == "psst"
+    assert handle.original is not None and handle.original.ephemeral
+    assert world.emu.messages(world.channel, include_ephemeral=False) == []
+    assert "MESSAGE_CREATE" not in [f["t"] for f in world.emu.gateway.session.frames]
+
+
+async def test_autocomplete_choices(world: World, bot: Bot) -> None:
+    choices = await world.emu.autocomplete(
+        world.guild, world.channel, world.alice, "news", focused="topic", value="a"
+    )
+    assert [c["value"] for c in choices] == ["ai", "art", "astronomy"]
+
+
+async def test_autocomplete_over_25_choices_is_rejected(world: World, bot: Bot) -> None:
+    bot.run.allow_error("Ignoring exception in autocomplete")
+    with pytest.raises(AssertionError, match="50035"):
+        await world.emu.autocomplete(
+            world.guild, world.channel, world.alice, "pick", focused="item", value=""
+        )
+
+
+async def test_button_click_updates_the_message(world: World, bot: Bot) -> None:
+    emu = world.emu
+    handle = await emu.invoke(world.guild, world.channel, world.alice, "vote")
+    await handle.response()
+    message = handle.original
+    assert message is not None and message.custom_ids() == ["vote:yes"]
+    click = await emu.click(message, "vote:yes", world.boss)
+    update = await click.response()
+    assert update.type == 7
+    assert emu.message(message.id).content == "Thanks for voting, boss"
+    assert emu.message(message.id).components == []
+
+
+async def test_late_answer_gets_unknown_interaction(world: World, bot: Bot) -> None:
+    world.emu.limits.interaction_deadline = 0.2
+    handle = await world.emu.invoke(world.guild, world.channel, world.alice, "slow")
+    attempt = await handle.attempt(timeout=2)
+    assert attempt.status == 404 and attempt.error["code"] == 10062
+    assert attempt.after > 0.2
+    await asyncio.wait_for(bot.seen.late_event.wait(), 2)
+    assert bot.seen.late_errors == [10062]
+    assert handle.acknowledged is None
+
+
+async def test_hidden_admin_command(world: World, bot: Bot) -> None:
+    emu = world.emu
+    with pytest.raises(CommandNotAvailable):
+        await emu.invoke(world.guild, world.channel, world.alice, "admin", subcommand="reload")
+    stale = await emu.invoke(
+        world.guild, world.channel, world.alice, "admin", subcommand="reload", force=True
+    )
+    assert (await stale.response()).content == "not allowed"
+    allowed = await emu.invoke(world.guild, world.channel, world.boss, "admin", subcommand="reload")
+    assert (await allowed.response()).content == "reloaded"
+
+
+# --- message limits and mentions -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("embeds", "path"),
+    [
+        ([discord.Embed(title="t" * 257)], "embeds.0.title"),
+        ([discord.Embed(description="d" * 4097)], "embeds.0.description"),
+        ([discord.Embed(description="d" * 3500), discord.Embed(description="d" * 3500)], "embeds"),
+        ([discord.Embed(title="x").set_image(url="ftp://example.com/a.png")], "embeds.0.image.url"),
+        (
+            [discord.Embed(title="x").add_field(name="n", value="v" * 1025)],
+            "embeds.0.fields.0.value",
+        ),
+    ],
+)
+async def test_embed_limits_are_enforced(
+    world: World, bot: Bot, embeds: list[discord.Embed], path: str
+) -> None:
+    with pytest.raises(discord.HTTPException) as caught:
+        await bot.channel(world).send(embeds=embeds)
+    assert caught.value.status == 400 and caught.value.code == 50035
+    assert f"In {path}:" in caught.value.text
+    assert world.emu.messages(world.channel) == []
+
+
+async def test_content_over_2000_is_rejected(world: World, bot: Bot) -> None:
+    with pytest.raises(discord.HTTPException, match="content") as caught:
+        await bot.channel(world).send("x" * 2001)
+    assert caught.value.code == 50035
+
+
+async def test_everyone_pings_unless_allowed_mentions_none(world: World, bot: Bot) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    await channel.send("@everyone breaking news")
+    await channel.send("@everyone breaking news", allowed_mentions=discord.AllowedMentions.none())
+    await channel.send(embed=discord.Embed(description="@everyone inside an embed"))
+    await channel.send(f"hi {world.alice.mention}", allowed_mentions=discord.AllowedMentions.none())
+    loud, quiet, embed_only, user_quiet = emu.messages(world.channel)
+    assert emu.would_ping(loud) and emu.pings(loud).everyone
+    assert loud.allowed_mentions is None
+    assert quiet.allowed_mentions == {"parse": []}
+    assert not emu.would_ping(quiet)
+    assert not emu.would_ping(embed_only)
+    assert not emu.would_ping(user_quiet)
+
+
+async def test_nonce_makes_a_retry_idempotent(world: World, bot: Bot) -> None:
+    channel = bot.channel(world)
+    first = await channel.send("daily digest", nonce="digest-2024-01-01")
+    again = await channel.send("daily digest", nonce="digest-2024-01-01")
+    assert first.id == again.id
+    assert len(world.emu.messages(world.channel)) == 1
+
+
+# --- gateway resilience ----------------------------------------------------------------------
+
+
+async def test_resume_replays_missed_events(world: World, bot: Bot) -> None:
+    emu = world.emu
+    async with emu.gateway_outage(code=4000):
+        emu.user_message(world.channel, world.alice, "sent while the bot was away")
+    await emu.wait_for_resume()
+    await asyncio.wait_for(bot.seen.message_event.wait(), 2)
+    assert bot.seen.messages == ["sent while the bot was away"]
+    [resume] = emu.gateway.resumes
+    assert resume.replayed == ["MESSAGE_CREATE"] and resume.path == "/gateway/resume"
+    assert emu.gateway.identifies == 1
+
+
+async def test_reconnect_and_invalid_session(world: World, bot: Bot) -> None:
+    emu = world.emu
+    await emu.request_reconnect()
+    await emu.wait_for_resume(1)
+    await emu.invalidate_session(resumable=False)
+    await emu.wait_until(lambda: emu.gateway.identifies == 2 and emu.gateway.ready_sent, 5)
+    # discord.py quirk: after a RESUME its re-IDENTIFY goes to the (stale) resume URL.
+    assert [r.detail["path"] for r in emu.gateway.log if r.kind == "connect"] == [
+        "/gateway",
+        "/gateway/resume",
+        "/gateway/resume",
+    ]
+    handle = await emu.invoke(world.guild, world.channel, world.alice, "news", {"topic": "art"})
+    assert (await handle.response()).embeds[0]["title"] == "News about art"
+
+
+# --- rate limits and injected failures -------------------------------------------------------
+
+
+async def test_429_then_success(world: World, bot: Bot) -> None:
+    emu = world.emu
+    rule = emu.fail_next("POST", "/channels/*/messages", 429, retry_after=0.1)
+    started = time.monotonic()
+    await bot.channel(world).send("after a rate limit")
+    assert time.monotonic() - started >= 0.1
+    assert [r.status for r in emu.requests_to("POST", "/channels/*/messages")] == [429, 200]
+    assert rule.remaining == 0
+    assert emu.rate_limit_hits == {"POST /channels/{channel_id}/messages": 1}
+    assert [m.content for m in emu.messages(world.channel)] == ["after a rate limit"]
+
+
+async def test_500_then_success(world: World, bot: Bot) -> None:
+    emu = world.emu
+    emu.fail_next("GET", "/channels/*", 500)
+    fetched = await bot.client.fetch_channel(world.channel.id)  # discord.py retries after 1 s
+    assert fetched.id == world.channel.id
+    assert [r.status for r in emu.requests_to("GET", "/channels/*")] == [500, 200]
+
+
+async def test_503_and_403_raise(world: World, bot: Bot) -> None:
+    emu = world.emu
+    emu.fail_next("GET", "/channels/*", 503)
+    with pytest.raises(discord.DiscordServerError):
+        await bot.client.fetch_channel(world.channel.id)
+    emu.fail_next("POST", "/channels/*/messages", 403, code=50001)
+    with pytest.raises(discord.Forbidden) as caught:
+        await bot.channel(world).send("hello")
+    assert caught.value.code == 50001
+
+
+async def test_channel_bucket_is_honoured_without_429(world: World, bot: Bot) -> None:
+    emu = world.emu
+    emu.limits.channel_messages, emu.limits.channel_window = 2, 0.4
+    started = time.monotonic()
+    for i in range(3):
+        await bot.channel(world).send(f"message {i}")
+    assert time.monotonic() - started >= 0.3  # the client waited for the bucket to reset
+    assert emu.rate_limit_hits == {}
+    headers_seen = emu.requests_to("POST", "/channels/*/messages")
+    assert [r.status for r in headers_seen] == [200, 200, 200]
+
+
+async def test_global_limit_answers_429_and_client_retries(world: World, bot: Bot) -> None:
+    emu = world.emu
+    emu.limits.global_requests, emu.limits.global_window = 2, 0.3
+    for _ in range(4):
+        await bot.client.fetch_channel(world.channel.id)
+    assert emu.rate_limit_hits["GET /channels/{channel_id}"] >= 1
+    global_429 = [r for r in emu.requests if r.status == 429]
+    assert global_429 and all(r.error["global"] for r in global_429)
+
+
+async def test_missing_send_permission(world: World, bot: Bot) -> None:
+    emu = world.emu
+    emu.set_bot_permissions(world.channel, discord.Permissions(view_channel=True).value)
+    with pytest.raises(discord.Forbidden) as caught:
+        await bot.channel(world).send("hello")
+    assert caught.value.code == 50013
+
+
+async def test_unknown_routes_are_recorded(world: World, bot: Bot) -> None:
+    route = discord.http.Route("GET", "/users/@me/connections")
+    with pytest.raises(discord.NotFound):
+        await bot.client.http.request(route)
+    [unknown] = world.emu.unknown_requests
+    assert unknown.path == "/users/@me/connections" and unknown.status == 404
+
+
+# --- the harness itself ----------------------------------------------------------------------
+
+
+async def _autocomplete_that_logs_an_error(world: World) -> None:
+    client, _ = build_bot()
+    async with running_bot(client, world.emu) as run:
+        with pytest.raises(AssertionError, match="50035"):
+            await world.emu.autocomplete(
+                world.guild, world.channel, world.alice, "pick", focused="item"
+            )
+        await run.wait_for_error("Ignoring exception in autocomplete")
+
+
+async def test_harness_fails_on_discord_error_logs(world: World) -> None:
+    with pytest.raises(AssertionError, match=r"discord\.py logged errors"):
+        await _autocomplete_that_logs_an_error(world)
+
+
+async def _bot_fed_a_malformed_dispatch(world: World) -> None:
+    client, _ = build_bot()
+    async with running_bot(client, world.emu):
+        # The parser's KeyError ends bot.start() without any log line.
+        world.emu.gateway.dispatch("MESSAGE_CREATE", {"id": "1"})
+        await world.emu.wait_until(lambda: False, 2, "the crash to surface")
+
+
+async def test_harness_notices_a_crashed_bot(world: World) -> None:
+    with pytest.raises(BotCrashed, match="KeyError"):
+        await _bot_fed_a_malformed_dispatch(world)
+
+
+async def test_bot_can_restart_on_the_same_emulator(world: World) -> None:
+    for _ in range(2):
+        client, _ = build_bot()
+        async with running_bot(client, world.emu):
+            handle = await world.emu.invoke(world.guild, world.channel, world.alice, "secret")
+            assert (await handle.response()).content == "psst"
+    assert world.emu.gateway.identifies == 2
+    assert len(world.emu.requests_to("PUT", "/applications/*/commands")) == 2
