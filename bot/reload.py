@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from bot.models import Problem, SeedResult, Story
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 _PROCESS_POOL_THRESHOLD = 256
 _CHUNK = 128
 _STALE_RETRIES = 3
+_TITLED_RETIREMENTS = 100
 
 
 class SeedFolderError(Exception):
@@ -317,19 +319,31 @@ class SeedReloader:
         scan = await asyncio.to_thread(scan_folder, self._folder)
         index = await self._store.seed_index()
         parsed = await self._parse(files_to_parse(index, scan, folder))
-        plan = plan_reload(
-            index, scan, parsed, folder=folder, now=datetime.now(UTC), dry_run=dry_run
-        )
+        plan = await self._plan(index, scan, parsed, folder, dry_run)
         if plan.needs_parse:
             parsed = {**parsed, **await self._parse(sorted(plan.needs_parse))}
-            plan = plan_reload(
-                index, scan, parsed, folder=folder, now=datetime.now(UTC), dry_run=dry_run
-            )
+            plan = await self._plan(index, scan, parsed, folder, dry_run)
         report = await self._with_retired_titles(plan.report)
         if not dry_run:
             await self._store.apply_reload(plan.changes)
         log.info("seed reload of %s: %s", folder, report.summary())
         return report
+
+    async def _plan(
+        self,
+        index: SeedIndex,
+        scan: Mapping[str, FileStat],
+        parsed: Mapping[str, SeedResult],
+        folder: str,
+        dry_run: bool,
+    ) -> ReloadPlan:
+        # Tens of milliseconds for a large folder: too long to hold the event loop.
+        return await asyncio.to_thread(
+            partial(plan_reload, folder=folder, now=datetime.now(UTC), dry_run=dry_run),
+            index,
+            scan,
+            parsed,
+        )
 
     async def _parse(self, paths: list[str]) -> dict[str, SeedResult]:
         return await parse_seed_files(
@@ -339,12 +353,12 @@ class SeedReloader:
     async def _with_retired_titles(self, report: ReloadReport) -> ReloadReport:
         if not report.retired:
             return report
-        retired = []
-        for change in report.retired:
+        # Titles make the report readable; past a hundred nobody reads them one by one, and
+        # each is a query.
+        retired = list(report.retired)
+        for position, change in enumerate(retired[:_TITLED_RETIREMENTS]):
             story = await self._store.story(change.story_id)
-            retired.append(
-                StoryChange(change.story_id, change.source, story.title if story else "")
-            )
+            retired[position] = replace(change, title=story.title if story else "")
         return replace(report, retired=tuple(retired))
 
 

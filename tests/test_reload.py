@@ -66,6 +66,19 @@ async def test_first_load_adds_every_shipped_story(
     assert await store.story_count() == 5
 
 
+async def test_coverage_of_one_event_in_two_seeds_is_linked(
+    reloader: SeedReloader, store: SqliteStore
+) -> None:
+    # Seed 001 is the politico article that seed 002 lists as related coverage.
+    report = await reloader.reload()
+    ids = {change.source: change.story_id for change in report.added}
+    politico, techstory = ids[POLITICO], ids["002_3fff4a9a5337c682.txt"]
+
+    linked = await store.linked_stories([politico, techstory])
+
+    assert linked == {politico: {techstory}, techstory: {politico}}
+
+
 async def test_unchanged_folder_is_not_parsed_again(reloader: SeedReloader) -> None:
     await reloader.reload()
 
