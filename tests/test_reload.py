@@ -26,10 +26,19 @@ def story_file(url: str, title: str, *, quality: int = 50, extra: str = "") -> s
     )
 
 
+BROKEN = "---\ntitle: [broken\n---\n"
+
+
 def touch_later(path: Path) -> None:
     """Give a file a new mtime, as an editor saving it would."""
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def edit(path: Path, text: str) -> None:
+    """Save new content the way an editor would: the mtime moves even within one clock tick."""
+    path.write_text(text)
+    touch_later(path)
 
 
 @pytest.fixture
@@ -94,8 +103,7 @@ async def test_only_the_edited_file_is_parsed_and_updated(
 ) -> None:
     await reloader.reload()
     path = folder / POLITICO
-    path.write_text(path.read_text().replace("calls for a ban", "demands a ban"))
-    touch_later(path)
+    edit(path, path.read_text().replace("calls for a ban", "demands a ban"))
 
     report = await reloader.reload()
 
@@ -127,8 +135,7 @@ async def test_file_turned_bad_keeps_its_last_good_story_and_every_other(
     await reloader.reload()
     before = await titles(store)
     path = folder / POLITICO
-    path.write_text("---\ntitle: [broken\n---\n")
-    touch_later(path)
+    edit(path, BROKEN)
 
     report = await reloader.reload()
 
@@ -143,8 +150,7 @@ async def test_still_broken_file_is_reported_on_every_reload(
 ) -> None:
     await reloader.reload()
     path = folder / POLITICO
-    path.write_text("---\ntitle: [broken\n---\n")
-    touch_later(path)
+    edit(path, BROKEN)
     await reloader.reload()
 
     report = await reloader.reload()
@@ -159,11 +165,9 @@ async def test_repaired_file_replaces_its_kept_story(
     await reloader.reload()
     path = folder / POLITICO
     original = path.read_text()
-    path.write_text("---\ntitle: [broken\n---\n")
-    touch_later(path)
+    edit(path, BROKEN)
     await reloader.reload()
-    path.write_text(original.replace("calls for a ban", "votes for a ban"))
-    touch_later(path)
+    edit(path, original.replace("calls for a ban", "votes for a ban"))
 
     report = await reloader.reload()
 
@@ -202,8 +206,7 @@ async def test_file_whose_link_changes_retires_the_old_story_and_adds_the_new(
 ) -> None:
     await reloader.reload()
     path = folder / POLITICO
-    path.write_text(path.read_text().replace("www.politico.eu/article", "www.politico.eu/story"))
-    touch_later(path)
+    edit(path, path.read_text().replace("www.politico.eu/article", "www.politico.eu/story"))
 
     report = await reloader.reload()
 
