@@ -317,11 +317,13 @@ def _kind(value: object) -> str:
 
 def _repair(value: str) -> str:
     """Undo what feeds do to text: HTML entities and mojibake (UTF-8 read as Windows-1252)."""
-    if "&" in value:
-        value = unescape_html(value)
+    return _fix_mojibake(unescape_html(value) if "&" in value else value)
+
+
+def _fix_mojibake(value: str) -> str:
     # ASCII cannot hold mojibake; ftfy's own detector gates the (slower) repair.
     if not value.isascii() and UTF8_DETECTOR_RE.search(value):
-        value = fix_encoding(value)
+        return fix_encoding(value)
     return value
 
 
@@ -343,10 +345,12 @@ def _text(
         raise _Rejected(Problem(name, f"expected text, got {_kind(value)}"))
     text = str(value)
     if repair:
-        repaired = _repair(text)
-        if repaired != text:
-            warnings.append(Problem(name, "repaired: HTML entities or mojibake"))
-        text = repaired
+        # Entities are how feeds escape text, so decoding them is silent; mojibake means the
+        # feed broke its encoding, which its owner wants to hear about.
+        unescaped = unescape_html(text) if "&" in text else text
+        text = _fix_mojibake(unescaped)
+        if text != unescaped:
+            warnings.append(Problem(name, "repaired: mojibake"))
     text = _SPACES.sub(" ", text).strip() if one_line else text.strip()
     if required and not text:
         raise _Rejected(Problem(name, "empty"))

@@ -162,7 +162,7 @@ def test_mojibake_is_repaired_with_a_warning() -> None:
     result = parsed(seed(title='"CafÃ© owners â€œcelebrateâ€™"'))
 
     assert result.story is not None and result.story.title == "Café owners “celebrate’"
-    assert "title: repaired" in warnings_of(result)
+    assert "title: repaired: mojibake" in warnings_of(result)
 
 
 def test_mojibake_with_control_characters_yaml_refuses_is_repaired_first() -> None:
