@@ -56,6 +56,16 @@ class SeedIndex:
 
 
 @dataclass(frozen=True, slots=True)
+class SeedStatus:
+    """What `/seeds status` shows: the last reload and the files that fail now."""
+
+    reloaded_at: datetime | None
+    folder: str
+    # (path, reason, the file's last good story is still served)
+    rejected: tuple[tuple[str, str, bool], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ReloadChanges:
     """Everything one reload writes, applied by `Store.apply_reload` in one transaction."""
 
@@ -94,8 +104,9 @@ class Store(Protocol):
 
     async def story_count(self) -> int: ...
 
-    async def topics(self) -> list[TopicCount]:
-        """Topics with at least one story, most stories first, then by name."""
+    async def topics(self, *, matching: str = "", limit: int | None = None) -> list[TopicCount]:
+        """Topics with at least one story, most stories first, then by name. With `matching`,
+        only names containing it (any case), those starting with it first."""
 
     async def topic(self, name: str) -> TopicCount | None:
         """The topic whose name equals `name` ignoring case and spacing, if any."""
@@ -105,6 +116,14 @@ class Store(Protocol):
         (in either direction). Ids without links are absent."""
 
     async def seed_index(self) -> SeedIndex: ...
+
+    async def seed_status(self) -> SeedStatus:
+        """The last reload and the files rejected now, without reading the whole index."""
+
+    async def get_state(self, key: str) -> str | None:
+        """A value the bot keeps between runs (such as the hash of the last command sync)."""
+
+    async def set_state(self, key: str, value: str) -> None: ...
 
     async def apply_reload(self, changes: ReloadChanges) -> None:
         """Apply one reload atomically: all of it, or nothing (raises StaleReload/StoreError)."""

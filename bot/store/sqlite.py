@@ -35,6 +35,7 @@ from bot.store.base import (
     ReloadChanges,
     SeedFileRecord,
     SeedIndex,
+    SeedStatus,
     StaleReload,
     StoreError,
 )
@@ -112,6 +113,20 @@ _TOPICS = (
     " ORDER BY story_count DESC, name COLLATE NOCASE, id"
 )
 _TOPIC = "SELECT name, story_count FROM topics WHERE key = ? AND story_count > 0"
+# Autocomplete: names containing what was typed, those starting with it first. The topics
+# table holds one row per topic, so filtering it is cheap even at a million stories.
+_TOPICS_MATCHING = (
+    "SELECT name, story_count FROM topics WHERE story_count > 0 AND key LIKE ? ESCAPE '\\'"
+    " ORDER BY key NOT LIKE ? ESCAPE '\\', story_count DESC, name COLLATE NOCASE, id LIMIT ?"
+)
+_REJECTED_FILES = (
+    "SELECT path, error, story_id FROM seed_files WHERE status = 'rejected' ORDER BY path"
+)
+_GET_STATE = "SELECT value FROM state WHERE key = ?"
+_SET_STATE = (
+    "INSERT INTO state (key, value) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 # The first half checks that the linked story is stored; in the second the linking side always
 # is (its links are deleted with it).
 _LINKED = (
@@ -269,8 +284,14 @@ class SqliteStore:
         rows = await self._read(_STORY_COUNT, ())
         return int(rows[0][0])
 
-    async def topics(self) -> list[TopicCount]:
-        return [TopicCount(name, count) for name, count in await self._read(_TOPICS, ())]
+    async def topics(self, *, matching: str = "", limit: int | None = None) -> list[TopicCount]:
+        if matching:
+            key = _escape_like(topic_key(matching))
+            params: tuple[Any, ...] = (f"%{key}%", f"{key}%", -1 if limit is None else limit)
+            rows = await self._read(_TOPICS_MATCHING, params)
+        else:
+            rows = await self._read(_TOPICS + " LIMIT ?", (-1 if limit is None else limit,))
+        return [TopicCount(name, count) for name, count in rows]
 
     async def topic(self, name: str) -> TopicCount | None:
         rows = await self._read(_TOPIC, (topic_key(name),))
@@ -311,6 +332,31 @@ class SqliteStore:
             reloaded_at=datetime.fromisoformat(reloaded_at) if reloaded_at else None,
             folder=meta.get("seed_folder") or "",
         )
+
+    async def seed_status(self) -> SeedStatus:
+        meta = dict(await self._read(_META, ()))
+        rejected = await self._read(_REJECTED_FILES, ())
+        reloaded_at = meta.get("reloaded_at")
+        return SeedStatus(
+            reloaded_at=datetime.fromisoformat(reloaded_at) if reloaded_at else None,
+            folder=meta.get("seed_folder") or "",
+            rejected=tuple(
+                (path, error or "", story_id is not None) for path, error, story_id in rejected
+            ),
+        )
+
+    async def get_state(self, key: str) -> str | None:
+        rows = await self._read(_GET_STATE, (key,))
+        return rows[0][0] if rows else None
+
+    async def set_state(self, key: str, value: str) -> None:
+        writer = self._require(self._writer)
+        async with self._write_lock:
+            try:
+                await writer.execute(_SET_STATE, (key, value))
+                await writer.commit()
+            except sqlite3.Error as error:
+                raise StoreError(f"database {self._path}: {_one_line(error)}") from error
 
     async def apply_reload(self, changes: ReloadChanges) -> None:
         writer = self._require(self._writer)
@@ -819,6 +865,10 @@ async def _close_quietly(connection: aiosqlite.Connection) -> None:
         await connection.close()
     except (sqlite3.Error, ValueError):
         log.warning("closing a database connection failed", exc_info=True)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _one_line(error: BaseException) -> str:

@@ -706,3 +706,65 @@ def test_sqlite_store_has_the_signatures_of_the_store_protocol() -> None:
     for name in members:
         expected = inspect.signature(getattr(Store, name))
         assert inspect.signature(getattr(SqliteStore, name)) == expected, name
+
+
+# --- autocomplete, seed status, bot state ------------------------------------------------------
+
+
+async def test_topics_matching_prefers_names_that_start_with_the_text(store: SqliteStore) -> None:
+    await reload(
+        store,
+        [
+            story_at(1, topics=("Computer Vision", "AI")),
+            story_at(2, topics=("Vision Pro",)),
+            story_at(3, topics=("Vision Pro", "Climate")),
+        ],
+    )
+
+    matched = await store.topics(matching="  VIS")
+
+    assert [topic.name for topic in matched] == ["Vision Pro", "Computer Vision"]
+
+
+async def test_topics_matching_treats_like_wildcards_as_text(store: SqliteStore) -> None:
+    await reload(store, [story_at(1, topics=("100% Renewable", "AI_ethics", "AIX"))])
+
+    assert [t.name for t in await store.topics(matching="%")] == ["100% Renewable"]
+    assert [t.name for t in await store.topics(matching="i_")] == ["AI_ethics"]
+
+
+async def test_topics_limit(store: SqliteStore) -> None:
+    await reload(store, [story_at(n, topics=(f"Topic {n}",)) for n in range(30)])
+
+    assert len(await store.topics(limit=25)) == 25
+    assert len(await store.topics(matching="topic", limit=25)) == 25
+
+
+async def test_seed_status_lists_rejected_files_and_the_last_reload(store: SqliteStore) -> None:
+    kept = story_at(1)
+    rejected = [
+        SeedFileRecord("a.txt", 1, 1, "d1", "rejected", kept.id, (1,), "title: missing"),
+        SeedFileRecord("b.txt", 1, 1, "d2", "rejected", None, (), "invalid YAML"),
+        SeedFileRecord("c.txt", 1, 1, "d3", "loaded", story_at(2).id, (1,)),
+    ]
+    await reload(store, [kept, story_at(2)], put_files=rejected)
+
+    status = await store.seed_status()
+
+    assert status.rejected == (("a.txt", "title: missing", True), ("b.txt", "invalid YAML", False))
+    assert status.reloaded_at == RELOADED_AT
+    assert status.folder == "/srv/seeds"
+
+
+async def test_state_values_survive_reopening(store: SqliteStore, db_path: Path) -> None:
+    assert await store.get_state("command_sync") is None
+    await store.set_state("command_sync", "abc")
+    await store.set_state("command_sync", "def")
+    await store.close()
+
+    reopened = SqliteStore(db_path)
+    await reopened.open()
+    try:
+        assert await reopened.get_state("command_sync") == "def"
+    finally:
+        await reopened.close()
