@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -17,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot import config
+import aiohttp
+import discord
+
+from bot import commands, config
+from bot.app import EXTENSIONS, NewsBot, use_endpoints
 from bot.models import SeedResult, Story
 from bot.reload import ReloadReport, SeedFolderError, SeedReloader, check_folder
 from bot.store import Store, StoreError, create_store
@@ -48,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="config file (default: $NEWSBOT_CONFIG or config/newsbot.yaml)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the Discord bot (token from DISCORD_TOKEN)")
+    run.set_defaults(handler=run_bot)
+    sync = commands.add_parser("sync", help="register the slash commands with Discord now")
+    sync.add_argument("--guild", type=int, metavar="ID", help="only in this server (instant)")
+    sync.set_defaults(handler=sync_commands)
 
     seeds = commands.add_parser("seeds", help="check or load seed files")
     seed_commands = seeds.add_subparsers(dest="seeds_command", required=True, metavar="ACTION")
@@ -113,6 +124,83 @@ async def opened_store(settings: config.Settings):  # type: ignore[no-untyped-de
         yield store
     finally:
         await store.close()
+
+
+# --- Discord ----------------------------------------------------------------------------------
+
+MISSING_TOKEN = (
+    "DISCORD_TOKEN is not set: create an application at https://discord.com/developers/"
+    "applications, add a Bot, copy its token into DISCORD_TOKEN, and invite it with the scopes "
+    "'bot applications.commands' and the permissions View Channels, Send Messages and Embed "
+    "Links (the README has the invite link)"
+)
+REJECTED_TOKEN = (
+    "Discord rejected the token in DISCORD_TOKEN: reset it in the Developer Portal (your "
+    "application, Bot, Reset Token) and set DISCORD_TOKEN to the new one"
+)
+
+
+def _build_bot(settings: config.Settings, *, serving: bool = True) -> NewsBot:
+    store = create_store(settings.database)
+    reloader = SeedReloader(
+        store,
+        settings.seeds.folder,
+        max_file_bytes=settings.seeds.max_file_bytes,
+        workers=settings.seeds.workers,
+    )
+    return NewsBot(settings, store, reloader, reload_seeds_at_start=serving)
+
+
+def _token(settings: config.Settings) -> str:
+    if settings.discord_token is None:
+        raise UserError(MISSING_TOKEN)
+    return settings.discord_token.reveal()
+
+
+async def run_bot(args: argparse.Namespace, context: Context) -> int:
+    """Run until SIGINT or SIGTERM, then close the gateway and the database and exit 0."""
+    token = _token(context.settings)
+    use_endpoints(context.settings.discord)
+    bot = _build_bot(context.settings)
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: stopping.append(loop.create_task(bot.close())))
+    try:
+        await bot.start(token)
+    except discord.LoginFailure:
+        raise UserError(REJECTED_TOKEN) from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise UserError(f"cannot reach Discord at {discord.http.Route.BASE}: {error}") from None
+    except discord.PrivilegedIntentsRequired:
+        raise UserError("Discord refused an intent newsbot did not ask for") from None
+    finally:
+        if not bot.is_closed():
+            await bot.close()
+        await asyncio.gather(*stopping)
+    return EXIT_OK
+
+
+async def sync_commands(args: argparse.Namespace, context: Context) -> int:
+    token = _token(context.settings)
+    use_endpoints(context.settings.discord)
+    bot = _build_bot(context.settings, serving=False)
+    try:
+        # login() is REST only: no gateway connection is needed to register commands.
+        await bot.login(token)
+        await bot.store.open()
+        for extension in EXTENSIONS:
+            await bot.load_extension(extension)
+        count = await commands.sync(bot.tree, bot.store, args.guild)
+    except discord.LoginFailure:
+        raise UserError(REJECTED_TOKEN) from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise UserError(f"cannot reach Discord at {discord.http.Route.BASE}: {error}") from None
+    finally:
+        await bot.close()
+    where = f"server {args.guild}" if args.guild else "all servers (may take a while to show)"
+    print(f"Synced {count} slash commands to {where}.", file=context.out)
+    return EXIT_OK
 
 
 # --- seeds ------------------------------------------------------------------------------------

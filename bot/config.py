@@ -52,9 +52,22 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscordSettings:
+    # Another Discord to talk to, such as a local emulator; None means discord.com.
+    api_base: str | None = None
+    gateway_url: str | None = None
+    # "auto": sync slash commands at start when their definitions changed; "never": only
+    # `newsbot sync` does.
+    sync_commands: str = "auto"
+    # How long the Previous/Next buttons under /news keep working, in seconds.
+    page_timeout: float = 180.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     seeds: SeedSettings = SeedSettings()
     database: DatabaseSettings = DatabaseSettings()
+    discord: DiscordSettings = DiscordSettings()
     log_level: str = "INFO"
     discord_token: Secret | None = None
     config_path: Path | None = None
@@ -69,7 +82,10 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
 
     seeds_raw = _section(raw, "seeds", {"folder", "max_file_bytes", "workers"})
     database_raw = _section(raw, "database", {"path"})
-    unknown = set(raw) - {"seeds", "database", "log_level"}
+    discord_raw = _section(
+        raw, "discord", {"api_base", "gateway_url", "sync_commands", "page_timeout"}
+    )
+    unknown = set(raw) - {"seeds", "database", "discord", "log_level"}
     if unknown:
         raise ConfigError(f"{config_path}: unknown setting {sorted(unknown)[0]!r}")
 
@@ -83,6 +99,20 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
             env.get("NEWSBOT_DB") or _string(database_raw, "database.path", "data/newsbot.db")
         )
     )
+    discord = DiscordSettings(
+        api_base=_endpoint(
+            env.get("DISCORD_API_BASE") or discord_raw.get("api_base"),
+            "discord.api_base",
+            ("http://", "https://"),
+        ),
+        gateway_url=_endpoint(
+            env.get("DISCORD_GATEWAY_URL") or discord_raw.get("gateway_url"),
+            "discord.gateway_url",
+            ("ws://", "wss://"),
+        ),
+        sync_commands=_choice(discord_raw, "discord.sync_commands", ("auto", "never")),
+        page_timeout=_seconds(discord_raw, "discord.page_timeout", 180.0),
+    )
     log_level = (env.get("NEWSBOT_LOG_LEVEL") or _string(raw, "log_level", "INFO")).upper()
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, not {log_level!r}")
@@ -90,6 +120,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     return Settings(
         seeds=seeds,
         database=database,
+        discord=discord,
         log_level=log_level,
         discord_token=Secret(token) if token else None,
         config_path=config_path,
@@ -141,7 +172,33 @@ def _positive_int(
     return value
 
 
+def _endpoint(value: object, name: str, schemes: tuple[str, ...]) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(schemes) or " " in value:
+        raise ConfigError(f"setting {name!r} must be a {' or '.join(schemes)} URL, not {value!r}")
+    return value.rstrip("/")
+
+
+def _choice(raw: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    value = raw.get(name.rsplit(".", 1)[-1], choices[0])
+    if value not in choices:
+        raise ConfigError(f"setting {name!r} must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
+
+
+def _seconds(raw: Mapping[str, Any], name: str, default: float) -> float:
+    value = raw.get(name.rsplit(".", 1)[-1], default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"setting {name!r} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     # discord.http logs every request at DEBUG/INFO; warnings are what an operator needs.
     logging.getLogger("discord.http").setLevel(logging.WARNING)
+    # newsbot never joins voice, so discord.py's warnings about missing voice libraries are noise.
+    logging.getLogger("discord.client").addFilter(
+        lambda record: "voice will NOT be supported" not in record.getMessage()
+    )

@@ -2,8 +2,100 @@
 
 ``discord_emulator``: a started local Discord with discord.py pointed at it
 (see tests/discord_emulator/__init__.py for its API).
+``world``: newsbot itself, running against that emulator with the shipped seeds loaded, in a
+server with a news channel, a reader and an admin (Manage Server).
 """
 
-from tests.discord_emulator.fixtures import discord_emulator
+from __future__ import annotations
 
-__all__ = ["discord_emulator"]
+import shutil
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import NewsBot
+from bot.config import DatabaseSettings, DiscordSettings, SeedSettings, Settings
+from bot.reload import SeedReloader
+from bot.store.sqlite import SqliteStore
+from tests.discord_emulator import DiscordEmulator, RunningBot, running_bot
+from tests.discord_emulator.fixtures import discord_emulator
+from tests.discord_emulator.interactions import InteractionHandle
+from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
+
+__all__ = ["discord_emulator", "world"]
+
+SHIPPED_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+@dataclass
+class World:
+    """newsbot running against the emulator, and the server it serves."""
+
+    emu: DiscordEmulator
+    bot: NewsBot
+    store: SqliteStore
+    seeds: Path
+    guild: Guild
+    channel: Channel
+    reader: Member
+    admin: Member
+    run: RunningBot
+
+    async def invoke(
+        self,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        member: Member | None = None,
+        subcommand: str | None = None,
+        force: bool = False,
+    ) -> InteractionHandle:
+        return await self.emu.invoke(
+            self.guild,
+            self.channel,
+            member or self.reader,
+            name,
+            dict(options or {}),
+            subcommand=subcommand,
+            force=force,
+        )
+
+
+def build_newsbot(root: Path, seeds: Path, **discord: Any) -> NewsBot:
+    settings = Settings(
+        seeds=SeedSettings(folder=seeds, workers=1),
+        database=DatabaseSettings(root / "news.db"),
+        discord=DiscordSettings(**discord),
+    )
+    store = SqliteStore(settings.database.path)
+    reloader = SeedReloader(store, seeds, workers=1)
+    # A short guild_ready_timeout: discord.py otherwise waits 2 s of quiet before on_ready.
+    return NewsBot(settings, store, reloader, guild_ready_timeout=0.1)
+
+
+@pytest.fixture
+def page_timeout() -> float:
+    """How long /news buttons live; tests of the timeout override this fixture."""
+    return 60.0
+
+
+@pytest.fixture
+async def world(
+    discord_emulator: DiscordEmulator, tmp_path: Path, page_timeout: float
+) -> AsyncIterator[World]:
+    emu = discord_emulator
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    reader = emu.add_member(guild, "reader")
+    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SHIPPED_SEEDS, seeds)
+    bot = build_newsbot(tmp_path, seeds, page_timeout=page_timeout)
+    async with running_bot(bot, emu, loggers=("discord", "bot")) as run:
+        startup = bot.get_cog("Seeds").startup_reload  # type: ignore[union-attr]
+        if startup is not None:
+            await startup
+        yield World(emu, bot, bot.store, seeds, guild, channel, reader, admin, run)  # type: ignore[arg-type]

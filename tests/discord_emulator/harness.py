@@ -82,11 +82,16 @@ async def running_bot(
     *,
     ready_timeout: float = 10.0,
     close_timeout: float = 5.0,
+    loggers: tuple[str, ...] = ("discord",),
 ) -> AsyncIterator[RunningBot]:
-    """Start ``bot`` against ``emu`` (already pointed at), yield once it is ready."""
+    """Start ``bot`` against ``emu`` (already pointed at), yield once it is ready.
+
+    ERROR records from ``loggers`` (and their children) fail the test unless allowed.
+    """
     logs = ErrorLogCapture(asyncio.get_running_loop())
-    discord_logger = logging.getLogger("discord")
-    discord_logger.addHandler(logs)
+    watched = [logging.getLogger(name) for name in loggers]
+    for logger in watched:
+        logger.addHandler(logs)
     logins_before = len(emu.requests_to("GET", "/users/@me"))
     task = asyncio.create_task(bot.start(emu.token), name="bot-under-test")
     emu.watch(task)
@@ -126,7 +131,8 @@ async def running_bot(
             if not task.done():
                 task.cancel()
             emu.unwatch(task)
-            discord_logger.removeHandler(logs)
+            for logger in watched:
+                logger.removeHandler(logs)
     if bad := logs.unexpected():
         lines = "\n".join(f"{r.name}: {r.getMessage()}" for r in bad)
-        raise AssertionError(f"discord.py logged errors during the test:\n{lines}")
+        raise AssertionError(f"errors were logged during the test:\n{lines}")

@@ -1,0 +1,93 @@
+"""NewsBot: the discord.py client, its start-up order and its shutdown.
+
+Everything it needs (settings, store, seed reloader) is built in `main()` and injected, so
+tests build the same bot against a temporary database and a local Discord emulator.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.commands import sync_if_changed
+from bot.config import DiscordSettings, Settings
+from bot.reload import SeedReloader
+from bot.store import Store
+from bot.tree import NewsTree
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("bot.cogs.news", "bot.cogs.seeds")
+# View Channels, Send Messages, Embed Links: all newsbot needs in a channel.
+INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
+
+
+def use_endpoints(settings: DiscordSettings) -> None:
+    """Point discord.py at another Discord (a local emulator) when the settings say so.
+
+    discord.py builds every REST route from Route.BASE and connects a plain client's gateway
+    to DEFAULT_GATEWAY; left alone they are discord.com's.
+    """
+    if settings.api_base:
+        discord.http.Route.BASE = settings.api_base
+    if settings.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(
+        application_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+    )
+
+
+class NewsBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        reloader: SeedReloader,
+        *,
+        reload_seeds_at_start: bool = True,
+        **options: Any,
+    ) -> None:
+        # Slash commands need no privileged intent; guilds gives the channel and role cache.
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=intents,
+            # Story text is outside text: nothing newsbot sends may ever ping anyone.
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=NewsTree,
+            **options,
+        )
+        self.settings = settings
+        self.store = store
+        self.reloader = reloader
+        self.reload_seeds_at_start = reload_seeds_at_start
+
+    async def setup_hook(self) -> None:
+        await self.store.open()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.settings.discord.sync_commands == "auto":
+            await sync_if_changed(self.tree, self.store)
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info("logged in as %s in %d servers", self.user, len(self.guilds))
+        if self.application_id:
+            log.info("invite newsbot to a server: %s", invite_url(self.application_id))
+
+    async def close(self) -> None:
+        # commands.Bot.close unloads the cogs (stopping their background work) and closes the
+        # gateway; the store goes last, when nothing can use it any more.
+        try:
+            await super().close()
+        finally:
+            await self.store.close()

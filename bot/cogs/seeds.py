@@ -1,0 +1,78 @@
+"""/seeds reload and /seeds status (server managers only), and the reload at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.embeds import reload_report_embed, seed_status_embed
+from bot.tree import reply
+
+if TYPE_CHECKING:
+    from bot.app import NewsBot
+
+log = logging.getLogger(__name__)
+
+
+# default_permissions only hides the group in Discord's UI (and only on the top-level command);
+# has_permissions on each subcommand is the check that holds when someone invokes it anyway.
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage newsbot's stories"):
+    def __init__(self, bot: NewsBot) -> None:
+        super().__init__()
+        self.bot = bot
+        self.reloader = bot.reloader
+        self.store = bot.store
+        # Public so that tests (and a future health check) can wait for the first reload.
+        self.startup_reload: asyncio.Task[None] | None = None
+
+    async def cog_load(self) -> None:
+        # Serve the seed folder as it is now without delaying login: an unchanged folder takes
+        # a moment, a large new one a while, and commands answer from the store meanwhile.
+        if self.bot.reload_seeds_at_start:
+            self.startup_reload = asyncio.create_task(self._reload_at_start(), name="seed reload")
+
+    async def cog_unload(self) -> None:
+        if self.startup_reload is not None and not self.startup_reload.done():
+            self.startup_reload.cancel()
+            await asyncio.gather(self.startup_reload, return_exceptions=True)
+
+    async def _reload_at_start(self) -> None:
+        try:
+            report = await self.reloader.reload()
+        except Exception:
+            log.exception("reloading the seeds at start failed; serving the stored stories")
+            return
+        for rejection in report.rejected:
+            log.warning("seed %s rejected: %s", rejection.source, rejection.reason)
+
+    @app_commands.command(name="reload")
+    @app_commands.describe(dry_run="Only report what would change")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def reload(self, interaction: discord.Interaction, dry_run: bool = False) -> None:
+        """Reload the seed folder and report what changed."""
+        # A large reload takes longer than Discord's 3-second deadline for the first answer.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        report = await self.reloader.reload(dry_run=dry_run)
+        stored = await self.store.story_count()
+        await reply(interaction, embed=reload_report_embed(report, stored=stored), ephemeral=True)
+
+    @app_commands.command(name="status")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def status(self, interaction: discord.Interaction) -> None:
+        """Stories stored, the seed folder, the last reload and the files it rejected."""
+        status = await self.store.seed_status()
+        stored = await self.store.story_count()
+        folder = status.folder or str(self.reloader.folder.resolve())
+        embed = seed_status_embed(status, stored=stored, folder=folder)
+        await reply(interaction, embed=embed, ephemeral=True)
+
+
+async def setup(bot: NewsBot) -> None:
+    await bot.add_cog(Seeds(bot))

@@ -1,0 +1,235 @@
+"""Discord embeds for stories, topics and seed reports: pure functions within Discord's limits.
+
+Texts are stored whole; this is where they are cut to what Discord accepts (on a word boundary,
+ending in "…"). Every function returns embeds that Discord takes as they are, and `pack` splits
+any list of embeds into messages that respect the per-message limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import discord
+
+from bot.models import Story, TopicCount
+from bot.reload import ReloadReport
+from bot.store import SeedStatus
+from bot.urls import is_web_url
+
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FIELD_COUNT_LIMIT = 25
+FOOTER_LIMIT = 2048
+AUTHOR_LIMIT = 256
+CONTENT_LIMIT = 2000
+MESSAGE_TEXT_LIMIT = 6000  # all embeds of one message together
+EMBEDS_PER_MESSAGE = 10
+CHOICE_LIMIT = 100  # autocomplete choice names and values
+
+RELATED_SHOWN = 3
+NEWS_COLOUR = discord.Colour(0x1F6FEB)
+ADMIN_COLOUR = discord.Colour(0x6E7781)
+WARNING_COLOUR = discord.Colour(0xBF8700)
+ELLIPSIS = "…"
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters on a word boundary, ending in "…" when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    # Prefer a word boundary, unless that would throw away most of the room.
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-–—") + ELLIPSIS
+
+
+def _link_text(text: str) -> str:
+    # Square brackets would end the Markdown link text early.
+    return discord.utils.escape_markdown(text.replace("[", "(").replace("]", ")"))
+
+
+def _link_target(url: str) -> str:
+    # A bare ")" or space would end the Markdown link target early.
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+
+
+def markdown_link(text: str, url: str) -> str:
+    return f"[{_link_text(text)}]({_link_target(url)})"
+
+
+def story_embed(story: Story, *, related_shown: int = RELATED_SHOWN) -> discord.Embed:
+    """One story: linked title, excerpt, lead image, outlet, time, topics, other coverage."""
+    embed = discord.Embed(
+        title=shorten(story.title, TITLE_LIMIT),
+        url=story.url,
+        description=shorten(story.excerpt, DESCRIPTION_LIMIT) or None,
+        timestamp=story.published_at,
+        colour=NEWS_COLOUR,
+    )
+    if story.provider is not None:
+        domain = story.provider.domain
+        embed.set_author(
+            name=shorten(story.provider.name, AUTHOR_LIMIT),
+            url=f"https://{domain}" if domain and is_web_url(f"https://{domain}") else None,
+        )
+    lead = story.lead_image
+    if lead is not None and is_web_url(lead.url):
+        embed.set_image(url=lead.url)
+    if story.topics:
+        embed.add_field(
+            name="Topics", value=shorten(" · ".join(story.topics), FIELD_VALUE_LIMIT), inline=True
+        )
+    coverage = _coverage_lines(story, related_shown)
+    if coverage:
+        embed.add_field(name="Also covered by", value=coverage, inline=False)
+    return _within_message_limit(embed)
+
+
+def _coverage_lines(story: Story, shown: int) -> str:
+    lines: list[str] = []
+    used = 0
+    for related in story.related[:shown]:
+        outlet = f" — {related.provider.name}" if related.provider else ""
+        line = markdown_link(shorten(related.title, 150), related.url) + shorten(outlet, 60)
+        # A line is never cut: half a Markdown link would show its raw syntax.
+        if used + len(line) + 1 > FIELD_VALUE_LIMIT:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def _within_message_limit(embed: discord.Embed) -> discord.Embed:
+    """Shorten the description so that this embed alone fits a message."""
+    excess = len(embed) - MESSAGE_TEXT_LIMIT
+    if excess > 0 and embed.description:
+        embed.description = shorten(embed.description, max(1, len(embed.description) - excess))
+    return embed
+
+
+def pack(embeds: Iterable[discord.Embed]) -> list[list[discord.Embed]]:
+    """Split embeds, in order, into messages of at most 10 embeds and 6,000 characters."""
+    messages: list[list[discord.Embed]] = []
+    current: list[discord.Embed] = []
+    size = 0
+    for embed in embeds:
+        length = len(embed)
+        if current and (len(current) == EMBEDS_PER_MESSAGE or size + length > MESSAGE_TEXT_LIMIT):
+            messages.append(current)
+            current, size = [], 0
+        current.append(embed)
+        size += length
+    if current:
+        messages.append(current)
+    return messages
+
+
+def story_page(stories: Sequence[Story]) -> tuple[list[discord.Embed], int]:
+    """Embeds for as many of `stories` as fit one message, and how many that is (>= 1)."""
+    if not stories:
+        return [], 0
+    first = pack(story_embed(story) for story in stories)[0]
+    return first, len(first)
+
+
+def topics_embed(topics: Sequence[TopicCount]) -> discord.Embed:
+    """All topics with their story counts, as many as fit, saying how many were left out."""
+    embed = discord.Embed(title="Topics", colour=NEWS_COLOUR)
+    if not topics:
+        embed.description = "No stories are loaded yet."
+        return embed
+    lines: list[str] = []
+    used = 0
+    for position, topic in enumerate(topics):
+        line = f"**{discord.utils.escape_markdown(topic.name)}** — {_stories(topic.count)}"
+        rest = len(topics) - position
+        # Keep room for the "and N more" line that a cut list needs.
+        if used + len(line) + 1 > DESCRIPTION_LIMIT - 40:
+            lines.append(f"… and {rest} more")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    embed.description = "\n".join(lines)
+    embed.set_footer(text="Use /news topic:<name> to read a topic.")
+    return embed
+
+
+def _stories(count: int) -> str:
+    return "1 story" if count == 1 else f"{count} stories"
+
+
+def reload_report_embed(report: ReloadReport, *, stored: int) -> discord.Embed:
+    """What a seed reload changed (or would change, for a dry run), cut to fit."""
+    title = "Seed reload (dry run: nothing changed)" if report.dry_run else "Seed reload"
+    embed = discord.Embed(
+        title=title,
+        description=shorten(
+            f"{report.summary().removeprefix('dry run, would be: ')}. {_stories(stored)} stored.",
+            DESCRIPTION_LIMIT,
+        ),
+        colour=WARNING_COLOUR if report.rejected else ADMIN_COLOUR,
+    )
+    sections = (
+        ("Added", [f"{c.source}: {c.title}" for c in report.added]),
+        ("Updated", [f"{c.source}: {c.title}" for c in report.updated]),
+        ("Retired", [f"{c.source}: {c.title}" if c.title else c.source for c in report.retired]),
+        (
+            "Rejected",
+            [
+                f"{r.source}: {r.reason}"
+                + (" (last good version kept)" if r.kept_last_good else "")
+                for r in report.rejected
+            ],
+        ),
+        ("Duplicates", [f"{d.source}: same story as {d.kept}" for d in report.duplicates]),
+        ("Warnings", [f"{source}: {problem}" for source, problem in report.warnings]),
+    )
+    for name, lines in sections:
+        if lines:
+            embed.add_field(name=f"{name} ({len(lines)})", value=_listing(lines), inline=False)
+    return _within_message_limit(embed)
+
+
+def seed_status_embed(status: SeedStatus, *, stored: int, folder: str) -> discord.Embed:
+    embed = discord.Embed(title="Seeds", colour=ADMIN_COLOUR)
+    embed.add_field(name="Stories", value=str(stored), inline=True)
+    embed.add_field(
+        name="Seed folder", value=shorten(f"`{folder}`", FIELD_VALUE_LIMIT), inline=True
+    )
+    embed.add_field(name="Last reload", value=_when(status.reloaded_at), inline=True)
+    rejected = [
+        f"{path}: {reason}" + (" (last good version kept)" if kept else "")
+        for path, reason, kept in status.rejected
+    ]
+    embed.add_field(
+        name=f"Rejected files ({len(rejected)})",
+        value=_listing(rejected) if rejected else "None",
+        inline=False,
+    )
+    return _within_message_limit(embed)
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    return f"{discord.utils.format_dt(moment, 'f')} ({discord.utils.format_dt(moment, 'R')})"
+
+
+def _listing(lines: Sequence[str], limit: int = FIELD_VALUE_LIMIT) -> str:
+    """Bulleted lines within `limit`, ending with "… and N more" when they do not all fit."""
+    shown: list[str] = []
+    used = 0
+    for position, line in enumerate(lines):
+        entry = "• " + shorten(discord.utils.escape_markdown(line), 200)
+        remaining = len(lines) - position
+        if used + len(entry) + 1 > limit - 20:
+            shown.append(f"… and {remaining} more")
+            break
+        shown.append(entry)
+        used += len(entry) + 1
+    return "\n".join(shown)

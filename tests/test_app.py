@@ -1,0 +1,201 @@
+"""The bot as a whole: start-up, command sync policy, recovery from Discord failures, and
+`newsbot run` as a real process against the local emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from tests.conftest import SHIPPED_SEEDS, World, build_newsbot
+from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.discord_emulator.state import MANAGE_GUILD
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def command_syncs(emu: DiscordEmulator) -> int:
+    return len(emu.requests_to("PUT", "/applications/*/commands"))
+
+
+async def test_restart_with_unchanged_commands_does_not_sync_again(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    for _ in range(2):
+        bot = build_newsbot(tmp_path, SHIPPED_SEEDS)
+        async with running_bot(bot, emu, loggers=("discord", "bot")):
+            pass
+
+    assert command_syncs(emu) == 1
+
+
+async def test_changed_commands_are_synced_at_start(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS)
+    async with running_bot(bot, emu):
+        pass
+    changed = build_newsbot(tmp_path, SHIPPED_SEEDS)
+    original_setup = changed.setup_hook
+
+    async def setup_with_an_extra_command() -> None:
+        @changed.tree.command(name="ping")
+        async def ping(interaction) -> None:  # type: ignore[no-untyped-def]
+            """Check the bot is alive."""
+
+        await original_setup()
+
+    changed.setup_hook = setup_with_an_extra_command  # type: ignore[method-assign]
+    async with running_bot(changed, emu):
+        pass
+
+    assert command_syncs(emu) == 2
+    assert "ping" in {command["name"] for command in emu.registered_commands()}
+
+
+async def test_sync_never_leaves_registration_to_the_sync_command(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, sync_commands="never")
+    async with running_bot(bot, discord_emulator):
+        pass
+
+    assert command_syncs(discord_emulator) == 0
+
+
+async def test_interaction_sent_while_the_gateway_is_down_is_answered_after_resume(
+    world: World,
+) -> None:
+    async with world.emu.gateway_outage():
+        handle = await world.invoke("topics")
+    await world.emu.wait_for_resume()
+
+    reply = await handle.response(timeout=3)
+
+    assert world.emu.gateway.identifies == 1
+    assert reply.embeds[0]["title"] == "Topics"
+
+
+async def test_rate_limited_reply_is_retried_after_retry_after(world: World) -> None:
+    rule = world.emu.fail_next("POST", "/interactions/*/*/callback", 429, retry_after=0.1)
+
+    reply = await (await world.invoke("topics")).response(timeout=3)
+
+    assert len(rule.hits) == 1
+    assert reply.embeds[0]["title"] == "Topics"
+
+
+async def test_server_error_on_a_reply_is_retried(world: World) -> None:
+    rule = world.emu.fail_next("POST", "/interactions/*/*/callback", 500)
+
+    reply = await (await world.invoke("topics")).response(timeout=3)
+
+    assert len(rule.hits) == 1
+    assert reply.embeds[0]["title"] == "Topics"
+
+
+async def test_unexpected_error_is_logged_with_the_command_and_the_user_gets_an_apology(
+    world: World,
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database on fire")
+
+    world.run.allow_error("/topics failed")
+    world.store.topics = broken  # type: ignore[method-assign]
+
+    reply = await (await world.invoke("topics", {"private": False})).response()
+
+    assert reply.ephemeral
+    assert reply.content.startswith("Sorry, something went wrong")
+    assert "fire" not in reply.content
+    record = await world.run.wait_for_error("/topics failed")
+    assert "'private': False" in record.getMessage()
+
+
+# --- newsbot run, as a user starts it ----------------------------------------------------------
+
+
+async def start_newsbot(
+    emu: DiscordEmulator, tmp_path: Path, token: str
+) -> asyncio.subprocess.Process:
+    seeds = tmp_path / "seeds"
+    if not seeds.exists():
+        shutil.copytree(SHIPPED_SEEDS, seeds)
+    env = {
+        **os.environ,
+        "DISCORD_TOKEN": token,
+        "DISCORD_API_BASE": emu.api_base,
+        "DISCORD_GATEWAY_URL": emu.gateway_url,
+        "NEWSBOT_DB": str(tmp_path / "news.db"),
+        "NEWSBOT_SEEDS": str(seeds),
+    }
+    env.pop("NEWSBOT_CONFIG", None)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_newsbot_run_serves_the_shipped_seeds_and_stops_cleanly_on_sigterm(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    reader = emu.add_member(guild, "reader")
+    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    process = await start_newsbot(emu, tmp_path, emu.token)
+    try:
+        await emu.wait_for_ready(timeout=30)
+        # The seeds load in the background after start: ask until the topic is there.
+        async with asyncio.timeout(30):
+            while True:
+                handle = await emu.invoke(guild, channel, reader, "news", {"topic": "AI"})
+                reply = await handle.response(timeout=5)
+                if reply.embeds:
+                    break
+                await asyncio.sleep(0.2)
+        choices = await emu.autocomplete(guild, channel, reader, "news", focused="topic", value="a")
+        refused = await (
+            await emu.invoke(guild, channel, reader, "seeds", {}, subcommand="reload", force=True)
+        ).response()
+        reload = await emu.invoke(guild, channel, admin, "seeds", {}, subcommand="reload")
+        await reload.response()
+        [report] = await reload.followups(1, timeout=10)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 0, stderr.decode()
+    assert len(reply.embeds) == 5
+    assert reply.embeds[0]["url"].startswith("https://www.euronews.com/")
+    assert all(message.allowed_mentions == {"parse": []} for message in emu.messages(channel))
+    assert choices[0]["value"] == "AI"
+    assert "Manage Server" in refused.content
+    assert "0 added" in report.embeds[0]["description"]
+    assert b"Traceback" not in stderr
+
+
+async def test_newsbot_run_with_a_rejected_token_explains_what_to_do(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    process = await start_newsbot(discord_emulator, tmp_path, "not-the-token")
+
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 2
+    assert lines[-1].startswith("newsbot: error: Discord rejected the token in DISCORD_TOKEN")
+    assert "Traceback" not in stderr.decode()
