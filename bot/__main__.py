@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,7 +22,7 @@ import aiohttp
 import discord
 
 from bot import commands, config
-from bot.app import EXTENSIONS, NewsBot, use_endpoints
+from bot.app import NewsBot, use_endpoints
 from bot.models import SeedResult, Story
 from bot.reload import ReloadReport, SeedFolderError, SeedReloader, check_folder
 from bot.store import Store, StoreError, create_store
@@ -184,13 +184,12 @@ async def run_bot(args: argparse.Namespace, context: Context) -> int:
 async def sync_commands(args: argparse.Namespace, context: Context) -> int:
     token = _token(context.settings)
     use_endpoints(context.settings.discord)
-    bot = _build_bot(context.settings, serving=False)
+    # This command decides what gets synced, so the start-up sync policy stays out of it.
+    never = replace(context.settings.discord, sync_commands="never")
+    bot = _build_bot(replace(context.settings, discord=never), serving=False)
     try:
-        # login() is REST only: no gateway connection is needed to register commands.
+        # login() is REST only (no gateway session) and runs setup_hook: store and cogs.
         await bot.login(token)
-        await bot.store.open()
-        for extension in EXTENSIONS:
-            await bot.load_extension(extension)
         count = await commands.sync(bot.tree, bot.store, args.guild)
     except discord.LoginFailure:
         raise UserError(REJECTED_TOKEN) from None

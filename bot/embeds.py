@@ -49,8 +49,11 @@ def shorten(text: str, limit: int) -> str:
 
 
 def _link_text(text: str) -> str:
-    # Square brackets would end the Markdown link text early.
-    return discord.utils.escape_markdown(text.replace("[", "(").replace("]", ")"))
+    # Square brackets would end the Markdown link text early; URLs inside the text are escaped
+    # too (ignore_links=False), or a trailing backslash would escape the closing bracket.
+    return discord.utils.escape_markdown(
+        text.replace("[", "(").replace("]", ")"), ignore_links=False
+    )
 
 
 def _link_target(url: str) -> str:
@@ -98,7 +101,7 @@ def _coverage_lines(story: Story, shown: int) -> str:
         line = markdown_link(shorten(related.title, 150), related.url) + shorten(outlet, 60)
         # A line is never cut: half a Markdown link would show its raw syntax.
         if used + len(line) + 1 > FIELD_VALUE_LIMIT:
-            break
+            continue
         lines.append(line)
         used += len(line) + 1
     return "\n".join(lines)
@@ -141,7 +144,7 @@ def topics_embed(topics: Sequence[TopicCount]) -> discord.Embed:
     """All topics with their story counts, as many as fit, saying how many were left out."""
     embed = discord.Embed(title="Topics", colour=NEWS_COLOUR)
     if not topics:
-        embed.description = "No stories are loaded yet."
+        embed.description = "No stories are loaded yet: a server manager can run /seeds reload."
         return embed
     lines: list[str] = []
     used = 0
@@ -189,9 +192,12 @@ def reload_report_embed(report: ReloadReport, *, stored: int) -> discord.Embed:
         ("Duplicates", [f"{d.source}: same story as {d.kept}" for d in report.duplicates]),
         ("Warnings", [f"{source}: {problem}" for source, problem in report.warnings]),
     )
-    for name, lines in sections:
-        if lines:
-            embed.add_field(name=f"{name} ({len(lines)})", value=_listing(lines), inline=False)
+    present = [(name, lines) for name, lines in sections if lines]
+    # Six full fields of 1,024 would exceed the 6,000 a message holds: share what is left.
+    room = (MESSAGE_TEXT_LIMIT - len(embed) - 200) // max(1, len(present))
+    for name, lines in present:
+        listing = _listing(lines, min(FIELD_VALUE_LIMIT, room))
+        embed.add_field(name=f"{name} ({len(lines)})", value=listing, inline=False)
     return _within_message_limit(embed)
 
 

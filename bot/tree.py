@@ -42,8 +42,9 @@ def explain(error: Exception) -> str | None:
     if isinstance(error, UserFacingError):
         return str(error)
     if isinstance(error, app_commands.MissingPermissions):
-        needed = " and ".join(_permission_label(name) for name in error.missing_permissions)
-        return f"You need the {needed} permission to use this command."
+        labels = [_permission_label(name) for name in error.missing_permissions]
+        noun = "permission" if len(labels) == 1 else "permissions"
+        return f"You need the {' and '.join(labels)} {noun} to use this command."
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command only works in a server."
     if isinstance(error, app_commands.CommandOnCooldown):

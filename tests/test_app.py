@@ -199,3 +199,29 @@ async def test_newsbot_run_with_a_rejected_token_explains_what_to_do(
     assert process.returncode == 2
     assert lines[-1].startswith("newsbot: error: Discord rejected the token in DISCORD_TOKEN")
     assert "Traceback" not in stderr.decode()
+
+
+async def test_newsbot_sync_registers_the_commands_in_one_server(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    guild = emu.add_guild("Dev")
+    env = {
+        **os.environ,
+        "DISCORD_TOKEN": emu.token,
+        "DISCORD_API_BASE": emu.api_base,
+        "DISCORD_GATEWAY_URL": emu.gateway_url,
+        "NEWSBOT_DB": str(tmp_path / "news.db"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "sync", "--guild", str(guild.id),
+        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 0, stderr.decode()
+    assert "Synced 3 slash commands to server" in stdout.decode()
+    assert {c["name"] for c in emu.registered_commands(guild)} == {"news", "topics", "seeds"}
+    assert emu.registered_commands() == []
+    assert emu.gateway.identifies == 0  # REST only: no gateway session

@@ -226,3 +226,17 @@ def test_python_dash_m_bot_is_the_same_command() -> None:
     assert finished.returncode == 0
     assert "seeds" in finished.stdout
     assert "news" in finished.stdout
+
+
+def test_run_without_a_token_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+
+    code, _ = run("run")
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("newsbot: error: DISCORD_TOKEN is not set")
+    assert "applications.commands" in err
+    assert err.count("\n") == 1

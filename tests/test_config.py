@@ -112,3 +112,37 @@ def test_without_any_config_file_the_defaults_apply(
     settings = config.load(environ={})
 
     assert settings == config.Settings()
+
+
+def test_discord_endpoints_come_from_the_environment(tmp_path: Path) -> None:
+    settings = config.load(
+        write(tmp_path, ""),
+        environ={
+            "DISCORD_API_BASE": "http://127.0.0.1:8080/api/v10/",
+            "DISCORD_GATEWAY_URL": "ws://127.0.0.1:8080/gateway",
+        },
+    )
+
+    assert settings.discord.api_base == "http://127.0.0.1:8080/api/v10"
+    assert settings.discord.gateway_url == "ws://127.0.0.1:8080/gateway"
+
+
+def test_discord_endpoints_are_unset_by_default(tmp_path: Path) -> None:
+    settings = config.load(write(tmp_path, ""), environ={})
+
+    assert settings.discord.api_base is None
+    assert settings.discord.gateway_url is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("discord:\n  api_base: ftp://x\n", "discord.api_base"),
+        ("discord:\n  gateway_url: http://x\n", "discord.gateway_url"),
+        ("discord:\n  sync_commands: always\n", "discord.sync_commands"),
+        ("discord:\n  page_timeout: 0\n", "discord.page_timeout"),
+    ],
+)
+def test_bad_discord_settings_are_one_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config.load(write(tmp_path, text), environ={})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.conftest import World
@@ -96,3 +98,23 @@ async def test_status_shows_count_folder_last_reload_and_rejections(world: World
     assert str(world.seeds.resolve()) in field(embed, "Seed folder")["value"]
     assert "<t:" in field(embed, "Last reload")["value"]
     assert "no front matter" in field(embed, "Rejected files (1)")["value"]
+
+
+async def test_slow_reload_is_deferred_within_discords_deadline(world: World) -> None:
+    world.emu.limits.interaction_deadline = 0.5
+    real_reload = world.bot.reloader.reload
+
+    async def slow_reload(*, dry_run: bool = False):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(1.0)
+        return await real_reload(dry_run=dry_run)
+
+    world.bot.reloader.reload = slow_reload  # type: ignore[method-assign]
+
+    handle = await world.invoke("seeds", {}, member=world.admin, subcommand="reload")
+    deferred = await handle.response()
+    [report] = await handle.followups(1, timeout=5)
+
+    assert deferred.type == 5
+    assert deferred.after < 0.5
+    assert handle.rejected == []
+    assert report.embeds[0]["title"] == "Seed reload"
