@@ -146,18 +146,8 @@ def topics_embed(topics: Sequence[TopicCount]) -> discord.Embed:
     if not topics:
         embed.description = "No stories are loaded yet: a server manager can run /seeds reload."
         return embed
-    lines: list[str] = []
-    used = 0
-    for position, topic in enumerate(topics):
-        line = f"**{discord.utils.escape_markdown(topic.name)}** — {_stories(topic.count)}"
-        rest = len(topics) - position
-        # Keep room for the "and N more" line that a cut list needs.
-        if used + len(line) + 1 > DESCRIPTION_LIMIT - 40:
-            lines.append(f"… and {rest} more")
-            break
-        lines.append(line)
-        used += len(line) + 1
-    embed.description = "\n".join(lines)
+    lines = [f"**{discord.utils.escape_markdown(t.name)}** — {_stories(t.count)}" for t in topics]
+    embed.description = _fit_lines(lines, DESCRIPTION_LIMIT)
     embed.set_footer(text="Use /news topic:<name> to read a topic.")
     return embed
 
@@ -227,15 +217,20 @@ def _when(moment: datetime | None) -> str:
 
 
 def _listing(lines: Sequence[str], limit: int = FIELD_VALUE_LIMIT) -> str:
-    """Bulleted lines within `limit`, ending with "… and N more" when they do not all fit."""
+    """Bulleted lines (each at most 200 characters) within `limit`."""
+    entries = ["• " + shorten(discord.utils.escape_markdown(line), 200) for line in lines]
+    return _fit_lines(entries, limit)
+
+
+def _fit_lines(lines: Sequence[str], limit: int) -> str:
+    """As many whole lines as fit `limit`, then "… and N more" for the rest."""
     shown: list[str] = []
     used = 0
     for position, line in enumerate(lines):
-        entry = "• " + shorten(discord.utils.escape_markdown(line), 200)
-        remaining = len(lines) - position
-        if used + len(entry) + 1 > limit - 20:
-            shown.append(f"… and {remaining} more")
+        # Keep room for the "… and N more" line that a cut list needs.
+        if used + len(line) + 1 > limit - 20:
+            shown.append(f"… and {len(lines) - position} more")
             break
-        shown.append(entry)
-        used += len(entry) + 1
+        shown.append(line)
+        used += len(line) + 1
     return "\n".join(shown)

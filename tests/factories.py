@@ -8,6 +8,16 @@ from typing import Any
 from bot.models import Image, Provider, Related, Story
 from bot.urls import canonical_url, story_id
 
+# The shipped seeds' titles, newest first (all five are on AI and on Computer Vision).
+SHIPPED_TITLES_NEWEST_FIRST = [
+    "Breaking news. MEPs endorse blanket ban on facial recognition in public spaces, "
+    "rejecting targeted exemptions",
+    "EU parliament backs AI restrictions and facial recognition ban",
+    "European Parliament calls for a ban on facial recognition",
+    "European Parliament entreats a ban on facial recognition.",
+    "EU data regulators call for a ban on AI-based facial recognition software",
+]
+
 
 def make_story(
     url: str = "https://news.example.com/story-1",

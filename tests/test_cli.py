@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
+from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
 from tests.hostile_corpus import write_hostile_corpus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,14 +106,7 @@ def test_news_on_a_topic_lists_stories_newest_first_with_provider_date_and_link(
 
     assert code == 0
     blocks = [block.splitlines() for block in out.strip().split("\n\n")]
-    assert [block[0] for block in blocks] == [
-        "Breaking news. MEPs endorse blanket ban on facial recognition in public spaces, "
-        "rejecting targeted exemptions",
-        "EU parliament backs AI restrictions and facial recognition ban",
-        "European Parliament calls for a ban on facial recognition",
-        "European Parliament entreats a ban on facial recognition.",
-        "EU data regulators call for a ban on AI-based facial recognition software",
-    ]
+    assert [block[0] for block in blocks] == SHIPPED_TITLES_NEWEST_FIRST
     assert blocks[0][1].strip() == "Euronews · 2023-06-14 11:29 UTC"
     assert blocks[0][2].strip().startswith("https://www.euronews.com/my-europe/2023/06/14/")
 

@@ -6,15 +6,9 @@ import pytest
 
 from tests.conftest import World
 from tests.discord_emulator.state import MANAGE_GUILD
+from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
 
-NEWEST_AI = [
-    "Breaking news. MEPs endorse blanket ban on facial recognition in public spaces, "
-    "rejecting targeted exemptions",
-    "EU parliament backs AI restrictions and facial recognition ban",
-    "European Parliament calls for a ban on facial recognition",
-    "European Parliament entreats a ban on facial recognition.",
-    "EU data regulators call for a ban on AI-based facial recognition software",
-]
+NEWEST_AI = SHIPPED_TITLES_NEWEST_FIRST
 
 
 def titles(embeds: list[dict]) -> list[str]:
