@@ -7,7 +7,8 @@ parsing, storage, rendering and selection can exchange values without knowing ea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +122,45 @@ class SeedResult:
 def topic_key(name: str) -> str:
     """A topic's identity, ignoring case and spacing: " computer  VISION" is "Computer Vision"."""
     return " ".join(name.split()).casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    """A server's daily digest: where, when (local time in an IANA zone), on what, how many."""
+
+    guild_id: int
+    channel_id: int
+    local_time: time
+    timezone: str
+    topics: tuple[str, ...] = ()
+    count: int = 5
+    enabled: bool = True
+    # Why the digest was switched off by newsbot itself (missing access, unknown channel...).
+    disabled_reason: str | None = None
+    # Schedule times before this instant were not this schedule's: they are never caught up.
+    effective_from: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+DigestStatus = Literal["claimed", "sent", "empty", "skipped", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRun:
+    """One row of the digest ledger: a server's digest for one local date.
+
+    The row is claimed (inserted) before anything is sent, with the exact plan: the story ids
+    of each message. Sending records progress message by message, so a crash is resumed with
+    the same plan and the same nonces instead of posting a second digest.
+    """
+
+    guild_id: int
+    local_date: date
+    channel_id: int
+    status: DigestStatus
+    scheduled_for: datetime
+    claimed_at: datetime
+    # Story ids per message, in order; the first message also carries the header embed.
+    plan: tuple[tuple[int, ...], ...] = ()
+    sent_messages: int = 0
+    finished_at: datetime | None = None
+    detail: str = ""

@@ -2,6 +2,7 @@
 
 from bot.config import DatabaseSettings
 from bot.store.base import (
+    InstanceLocked,
     ReloadChanges,
     SeedFileRecord,
     SeedIndex,
@@ -20,6 +21,7 @@ def create_store(database: DatabaseSettings) -> Store:
 
 
 __all__ = [
+    "InstanceLocked",
     "ReloadChanges",
     "SeedFileRecord",
     "SeedIndex",

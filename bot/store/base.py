@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal, Protocol
 
-from bot.models import Story, TopicCount
+from bot.models import DigestRun, DigestSettings, DigestStatus, Story, TopicCount
 
 FileStatus = Literal["loaded", "duplicate", "rejected"]
 
 
 class StoreError(Exception):
     """A storage problem the user can act on (unreadable file, newer schema, ...)."""
+
+
+class InstanceLocked(StoreError):
+    """Another running newsbot holds this database."""
 
 
 class StaleReload(StoreError):
@@ -119,6 +123,59 @@ class Store(Protocol):
 
     async def seed_status(self) -> SeedStatus:
         """The last reload and the files rejected now, without reading the whole index."""
+
+    # --- one bot per database ------------------------------------------------------------------
+
+    async def acquire_instance_lock(self) -> None:
+        """Claim this database for one running bot until close(); raises InstanceLocked if
+        another live process holds it (a crashed holder never blocks)."""
+
+    # --- daily digests ---------------------------------------------------------------------------
+
+    async def digest_settings(self, guild_id: int) -> DigestSettings | None: ...
+
+    async def all_digest_settings(self) -> list[DigestSettings]:
+        """Every enabled digest (what the scheduler looks at each minute)."""
+
+    async def save_digest_settings(self, settings: DigestSettings) -> None:
+        """Insert or replace a server's digest settings."""
+
+    async def disable_digest(self, guild_id: int, reason: str | None) -> None:
+        """Switch a digest off, keeping its settings; `reason` is None when an admin did it."""
+
+    async def digest_runs_since(self, local_date: date) -> dict[tuple[int, date], DigestRun]:
+        """Ledger rows for local dates on or after `local_date`, keyed by (guild, date)."""
+
+    async def last_digest_run(self, guild_id: int) -> DigestRun | None:
+        """The server's ledger row with the latest local date."""
+
+    async def unfinished_digest_runs(self) -> list[DigestRun]:
+        """Claimed rows not yet finished: what a crash interrupted."""
+
+    async def claim_digest_run(self, run: DigestRun) -> bool:
+        """Insert the ledger row; False (and nothing written) if (guild, date) already has one."""
+
+    async def record_digest_message(
+        self, guild_id: int, local_date: date, index: int, channel_id: int, story_ids: Sequence[int]
+    ) -> None:
+        """In one transaction: message `index` (0-based) of that run was sent, so sent_messages
+        becomes index + 1 and its stories count as delivered to `channel_id`."""
+
+    async def finish_digest_run(
+        self, guild_id: int, local_date: date, status: DigestStatus, detail: str = ""
+    ) -> None:
+        """Set the final status (sent, empty, skipped, failed), detail and finished_at."""
+
+    async def record_digest_outcome(self, run: DigestRun) -> bool:
+        """Insert a run that is final at once (empty or skipped); False if the date has a row."""
+
+    async def undelivered_stories(
+        self, channel_id: int, topics: Sequence[str], limit: int
+    ) -> list[Story]:
+        """The newest `limit` stories never delivered to `channel_id`, on any of `topics` (all
+        stories when empty; topic names in any case), newest first."""
+
+    async def stories_by_id(self, story_ids: Sequence[int]) -> dict[int, Story]: ...
 
     async def get_state(self, key: str) -> str | None:
         """A value the bot keeps between runs (such as the hash of the last command sync)."""
