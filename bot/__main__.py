@@ -15,6 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,7 +24,8 @@ import discord
 
 from bot import commands, config
 from bot.app import NewsBot, use_endpoints
-from bot.models import SeedResult, Story
+from bot.models import DigestSettings, SeedResult, Story
+from bot.poster import select_digest
 from bot.reload import ReloadReport, SeedFolderError, SeedReloader, check_folder
 from bot.store import Store, StoreError, create_store
 
@@ -78,20 +80,37 @@ def build_parser() -> argparse.ArgumentParser:
     news.add_argument("--json", action="store_true", help="print the stories as JSON")
     news.set_defaults(handler=show_news)
 
+    digest = commands.add_parser("digest", help="daily digests")
+    digest_commands = digest.add_subparsers(dest="digest_command", required=True, metavar="ACTION")
+    preview = digest_commands.add_parser(
+        "preview", help="what a digest would contain now (the twin of /digest preview)"
+    )
+    preview.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics")
+    preview.add_argument("--count", type=_count, default=5, help="how many stories (1-10)")
+    preview.set_defaults(handler=digest_preview)
+
     topics = commands.add_parser("topics", help="topics with story counts (the twin of /topics)")
     topics.add_argument("--json", action="store_true", help="print the topics as JSON")
     topics.set_defaults(handler=show_topics)
     return parser
 
 
-def _limit(text: str) -> int:
+def _whole_number(text: str, low: int, high: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError("must be between 1 and 100")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
     return value
+
+
+def _limit(text: str) -> int:
+    return _whole_number(text, 1, 100)
+
+
+def _count(text: str) -> int:
+    return _whole_number(text, 1, 10)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -148,7 +167,9 @@ def _build_bot(settings: config.Settings, *, serving: bool = True) -> NewsBot:
         max_file_bytes=settings.seeds.max_file_bytes,
         workers=settings.seeds.workers,
     )
-    return NewsBot(settings, store, reloader, reload_seeds_at_start=serving)
+    return NewsBot(
+        settings, store, reloader, reload_seeds_at_start=serving, schedule_digests=serving
+    )
 
 
 def _token(settings: config.Settings) -> str:
@@ -361,6 +382,34 @@ async def show_topics(args: argparse.Namespace, context: Context) -> int:
         print("No topics yet: load seeds with `newsbot seeds load`.", file=context.out)
     for topic in topics:
         print(f"{topic.count:6}  {topic.name}", file=context.out)
+    return EXIT_OK
+
+
+async def digest_preview(args: argparse.Namespace, context: Context) -> int:
+    async with opened_store(context.settings) as store:
+        names = [name.strip() for given in args.topics or () for name in given.split(",")]
+        topics = tuple([await _resolve_topic(store, name) for name in names if name])
+        # Channel 0 has received nothing, so every stored story is a candidate.
+        settings = DigestSettings(0, 0, time(0), "UTC", topics, args.count)
+        now = datetime.now(UTC)
+        items = await select_digest(store, settings, now)
+    about = ", ".join(topics) if topics else "all topics"
+    shown = sum(1 + len(item.also) for item in items)
+    print(f"Daily news — {now:%A %d %B %Y}: {shown} stories on {about}\n", file=context.out)
+    if not items:
+        print("Nothing to post: no stories match.", file=context.out)
+    for position, item in enumerate(items, 1):
+        story = item.story
+        provider = story.provider.name if story.provider else "unknown outlet"
+        print(f"{position}. {story.title}", file=context.out)
+        print(
+            f"   {provider} · {story.published_at:%Y-%m-%d %H:%M} UTC · {story.url}",
+            file=context.out,
+        )
+        for other in item.also:
+            outlet = other.provider.name if other.provider else "another outlet"
+            print(f"   also covered by {outlet}: {other.title} ({other.url})", file=context.out)
+        print(file=context.out)
     return EXIT_OK
 
 

@@ -7,6 +7,8 @@ tests build the same bot against a temporary database and a local Discord emulat
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -15,13 +17,14 @@ from discord.ext import commands
 
 from bot.commands import sync_if_changed
 from bot.config import DiscordSettings, Settings
+from bot.poster import utc_now
 from bot.reload import SeedReloader
 from bot.store import Store
 from bot.tree import NewsTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.news", "bot.cogs.seeds")
+EXTENSIONS = ("bot.cogs.news", "bot.cogs.seeds", "bot.cogs.digest")
 # View Channels, Send Messages, Embed Links: all newsbot needs in a channel.
 INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
 
@@ -52,6 +55,8 @@ class NewsBot(commands.Bot):
         reloader: SeedReloader,
         *,
         reload_seeds_at_start: bool = True,
+        schedule_digests: bool = True,
+        clock: Callable[[], datetime] = utc_now,
         **options: Any,
     ) -> None:
         # Slash commands need no privileged intent; guilds gives the channel and role cache.
@@ -70,9 +75,15 @@ class NewsBot(commands.Bot):
         self.store = store
         self.reloader = reloader
         self.reload_seeds_at_start = reload_seeds_at_start
+        self.schedule_digests = schedule_digests
+        # Digests read the time through this, so tests can move it without waiting.
+        self.clock = clock
 
     async def setup_hook(self) -> None:
         await self.store.open()
+        if self.schedule_digests:
+            # Two bots posting from one database would double every digest.
+            await self.store.acquire_instance_lock()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.discord.sync_commands == "auto":

@@ -64,10 +64,20 @@ class DiscordSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestConfig:
+    # A digest missed by less than this (downtime) is posted at start; older ones are skipped.
+    catch_up_hours: float = 6.0
+    # Digest messages sent per second across all servers: under Discord's global 50/s, with
+    # room left for the bot's other requests.
+    send_rate: float = 45.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     seeds: SeedSettings = SeedSettings()
     database: DatabaseSettings = DatabaseSettings()
     discord: DiscordSettings = DiscordSettings()
+    digest: DigestConfig = DigestConfig()
     log_level: str = "INFO"
     discord_token: Secret | None = None
     config_path: Path | None = None
@@ -85,7 +95,8 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     discord_raw = _section(
         raw, "discord", {"api_base", "gateway_url", "sync_commands", "page_timeout"}
     )
-    unknown = set(raw) - {"seeds", "database", "discord", "log_level"}
+    digest_raw = _section(raw, "digest", {"catch_up_hours", "send_rate"})
+    unknown = set(raw) - {"seeds", "database", "discord", "digest", "log_level"}
     if unknown:
         raise ConfigError(f"{config_path}: unknown setting {sorted(unknown)[0]!r}")
 
@@ -113,6 +124,13 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         sync_commands=_choice(discord_raw, "discord.sync_commands", ("auto", "never")),
         page_timeout=_seconds(discord_raw, "discord.page_timeout", 180.0),
     )
+    catch_up = _seconds(digest_raw, "digest.catch_up_hours", 6.0)
+    if catch_up >= 24:
+        raise ConfigError("setting 'digest.catch_up_hours' must be under 24")
+    digest = DigestConfig(
+        catch_up_hours=catch_up,
+        send_rate=min(_seconds(digest_raw, "digest.send_rate", 45.0), 50.0),
+    )
     log_level = (env.get("NEWSBOT_LOG_LEVEL") or _string(raw, "log_level", "INFO")).upper()
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, not {log_level!r}")
@@ -121,6 +139,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         seeds=seeds,
         database=database,
         discord=discord,
+        digest=digest,
         log_level=log_level,
         discord_token=Secret(token) if token else None,
         config_path=config_path,
@@ -190,7 +209,7 @@ def _choice(raw: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
 def _seconds(raw: Mapping[str, Any], name: str, default: float) -> float:
     value = raw.get(name.rsplit(".", 1)[-1], default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"setting {name!r} must be a positive number of seconds, not {value!r}")
+        raise ConfigError(f"setting {name!r} must be a positive number, not {value!r}")
     return float(value)
 
 

@@ -8,7 +8,7 @@ any list of embeds into messages that respect the per-message limits.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 import discord
 
@@ -65,8 +65,14 @@ def markdown_link(text: str, url: str) -> str:
     return f"[{_link_text(text)}]({_link_target(url)})"
 
 
-def story_embed(story: Story, *, related_shown: int = RELATED_SHOWN) -> discord.Embed:
-    """One story: linked title, excerpt, lead image, outlet, time, topics, other coverage."""
+def story_embed(
+    story: Story, *, also: Sequence[Story] = (), related_shown: int = RELATED_SHOWN
+) -> discord.Embed:
+    """One story: linked title, excerpt, lead image, outlet, time, topics, other coverage.
+
+    `also` are stored stories about the same event (a digest's cluster); they lead the
+    coverage list, before the seed's own related links.
+    """
     embed = discord.Embed(
         title=shorten(story.title, TITLE_LIMIT),
         url=story.url,
@@ -87,18 +93,24 @@ def story_embed(story: Story, *, related_shown: int = RELATED_SHOWN) -> discord.
         embed.add_field(
             name="Topics", value=shorten(" · ".join(story.topics), FIELD_VALUE_LIMIT), inline=True
         )
-    coverage = _coverage_lines(story, related_shown)
+    coverage = _coverage_lines(story, also, related_shown)
     if coverage:
         embed.add_field(name="Also covered by", value=coverage, inline=False)
     return _within_message_limit(embed)
 
 
-def _coverage_lines(story: Story, shown: int) -> str:
+def _coverage_lines(story: Story, also: Sequence[Story], shown: int) -> str:
     lines: list[str] = []
     used = 0
-    for related in story.related[:shown]:
-        outlet = f" — {related.provider.name}" if related.provider else ""
-        line = markdown_link(shorten(related.title, 150), related.url) + shorten(outlet, 60)
+    clustered = {other.id for other in also}
+    coverage = [(other.title, other.url, other.provider) for other in also] + [
+        (related.title, related.url, related.provider)
+        for related in story.related
+        if related.story_id not in clustered
+    ][:shown]
+    for title, url, provider in coverage:
+        outlet = f" — {provider.name}" if provider else ""
+        line = markdown_link(shorten(title, 150), url) + shorten(outlet, 60)
         # A line is never cut: half a Markdown link would show its raw syntax.
         if used + len(line) + 1 > FIELD_VALUE_LIMIT:
             continue
@@ -138,6 +150,36 @@ def story_page(stories: Sequence[Story]) -> tuple[list[discord.Embed], int]:
         return [], 0
     first = pack(story_embed(story) for story in stories)[0]
     return first, len(first)
+
+
+def digest_header(local_date: date, stories: int, topics: Sequence[str]) -> discord.Embed:
+    about = ", ".join(topics) if topics else "all topics"
+    return discord.Embed(
+        title=f"Daily news — {local_date:%A} {local_date.day} {local_date:%B %Y}",
+        description=shorten(f"{_stories(stories)} on {about}.", DESCRIPTION_LIMIT),
+        colour=NEWS_COLOUR,
+    )
+
+
+def digest_messages(
+    local_date: date, topics: Sequence[str], items: Sequence[tuple[Story, Sequence[Story]]]
+) -> list[tuple[list[discord.Embed], tuple[int, ...]]]:
+    """A digest as messages: a header embed, then one embed per item (a story and the other
+    stories clustered with it), split as Discord's limits require. Each message comes with
+    the ids of the stories it delivers."""
+    shown = sum(1 + len(also) for _, also in items)
+    embeds = [digest_header(local_date, shown, topics)]
+    delivered: list[tuple[int, ...]] = [()]
+    for story, also in items:
+        embeds.append(story_embed(story, also=also))
+        delivered.append((story.id, *(other.id for other in also)))
+    messages = []
+    position = 0
+    for message in pack(embeds):
+        ids = tuple(i for group in delivered[position : position + len(message)] for i in group)
+        messages.append((message, ids))
+        position += len(message)
+    return messages
 
 
 def topics_embed(topics: Sequence[TopicCount]) -> discord.Embed:

@@ -149,8 +149,9 @@ class DigestRun:
     """One row of the digest ledger: a server's digest for one local date.
 
     The row is claimed (inserted) before anything is sent, with the exact plan: the story ids
-    of each message. Sending records progress message by message, so a crash is resumed with
-    the same plan and the same nonces instead of posting a second digest.
+    of each item (the item's story first, then the coverage clustered with it). Sending records
+    progress message by message, so a crash is resumed with the same plan and the same nonces
+    instead of posting a second digest.
     """
 
     guild_id: int
@@ -159,7 +160,7 @@ class DigestRun:
     status: DigestStatus
     scheduled_for: datetime
     claimed_at: datetime
-    # Story ids per message, in order; the first message also carries the header embed.
+    # Story ids per item, in order.
     plan: tuple[tuple[int, ...], ...] = ()
     sent_messages: int = 0
     finished_at: datetime | None = None

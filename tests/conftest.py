@@ -9,15 +9,16 @@ server with a news channel, a reader and an admin (Manage Server).
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.app import NewsBot
-from bot.config import DatabaseSettings, DiscordSettings, SeedSettings, Settings
+from bot.config import DatabaseSettings, DigestConfig, DiscordSettings, SeedSettings, Settings
 from bot.reload import SeedReloader
 from bot.store.sqlite import SqliteStore
 from tests.discord_emulator import DiscordEmulator, RunningBot, running_bot
@@ -64,16 +65,54 @@ class World:
         )
 
 
-def build_newsbot(root: Path, seeds: Path, **discord: Any) -> NewsBot:
+class FakeClock:
+    """The time as newsbot sees it; tests move it instead of waiting."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def build_newsbot(
+    root: Path,
+    seeds: Path,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    schedule_digests: bool = False,
+    digest: DigestConfig | None = None,
+    **discord: Any,
+) -> NewsBot:
+    """newsbot as `main()` builds it; by default the digest scheduler is off so that tests
+    drive each tick themselves with a fake clock."""
     settings = Settings(
         seeds=SeedSettings(folder=seeds, workers=1),
         database=DatabaseSettings(root / "news.db"),
         discord=DiscordSettings(**discord),
+        digest=digest or DigestConfig(),
     )
     store = SqliteStore(settings.database.path)
     reloader = SeedReloader(store, seeds, workers=1)
     # A short guild_ready_timeout: discord.py otherwise waits 2 s of quiet before on_ready.
-    return NewsBot(settings, store, reloader, guild_ready_timeout=0.1)
+    return NewsBot(
+        settings,
+        store,
+        reloader,
+        schedule_digests=schedule_digests,
+        clock=clock or (lambda: datetime.now(UTC)),
+        guild_ready_timeout=0.1,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Friday 1 March 2024, 07:00 UTC; digest tests move it."""
+    return FakeClock(datetime(2024, 3, 1, 7, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -84,7 +123,7 @@ def page_timeout() -> float:
 
 @pytest.fixture
 async def world(
-    discord_emulator: DiscordEmulator, tmp_path: Path, page_timeout: float
+    discord_emulator: DiscordEmulator, tmp_path: Path, page_timeout: float, clock: FakeClock
 ) -> AsyncIterator[World]:
     emu = discord_emulator
     guild = emu.add_guild("Readers")
@@ -93,7 +132,7 @@ async def world(
     admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
     seeds = tmp_path / "seeds"
     shutil.copytree(SHIPPED_SEEDS, seeds)
-    bot = build_newsbot(tmp_path, seeds, page_timeout=page_timeout)
+    bot = build_newsbot(tmp_path, seeds, clock=clock, page_timeout=page_timeout)
     async with running_bot(bot, emu, loggers=("discord", "bot")) as run:
         startup = bot.get_cog("Seeds").startup_reload  # type: ignore[union-attr]
         if startup is not None:

@@ -221,7 +221,12 @@ async def test_newsbot_sync_registers_the_commands_in_one_server(
     stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
 
     assert process.returncode == 0, stderr.decode()
-    assert "Synced 3 slash commands to server" in stdout.decode()
-    assert {c["name"] for c in emu.registered_commands(guild)} == {"news", "topics", "seeds"}
+    assert "Synced 4 slash commands to server" in stdout.decode()
+    assert {c["name"] for c in emu.registered_commands(guild)} == {
+        "news",
+        "topics",
+        "seeds",
+        "digest",
+    }
     assert emu.registered_commands() == []
     assert emu.gateway.identifies == 0  # REST only: no gateway session

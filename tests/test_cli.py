@@ -234,3 +234,27 @@ def test_run_without_a_token_says_how_to_get_one(
     assert err.startswith("newsbot: error: DISCORD_TOKEN is not set")
     assert "applications.commands" in err
     assert err.count("\n") == 1
+
+
+def test_digest_preview_prints_the_ranked_clustered_digest() -> None:
+    run("seeds", "load")
+
+    code, out = run("digest", "preview", "--topics", "ai", "--count", "3")
+
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].startswith("Daily news — ")
+    assert lines[0].endswith("stories on AI")
+    assert sum(1 for line in lines if line[:3] in {"1. ", "2. ", "3. "}) == 3
+    assert "4. " not in out
+    # Seeds 001 and 002 cover one event: wherever that item lands, the other is its coverage.
+    assert "also covered by" in out
+
+
+def test_digest_preview_of_an_unknown_topic_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    run("seeds", "load")
+
+    code, _ = run("digest", "preview", "--topics", "Gardening")
+
+    assert code == 2
+    assert "no topic 'Gardening'" in capsys.readouterr().err

@@ -7,7 +7,11 @@ denormalises for that (topic rows, links, the full-text index, counts) in step o
 
 Two connections: reads go through a read-only one, so that while a reload is being applied
 they keep seeing the last committed state (WAL) instead of waiting for it or, worse, seeing
-half of it; the writer serialises reloads and seed index snapshots behind a lock.
+half of it; the writer serialises reloads, seed index snapshots and the digest ledger's short
+transactions behind a lock.
+
+One running bot per database: acquire_instance_lock() holds an OS lock on a sibling
+"<database>.lock" file until close(), so that two bots never post the same digest.
 """
 
 from __future__ import annotations
@@ -22,16 +26,32 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_args
 
 import aiosqlite
 
-from bot.models import Image, Provider, Related, Story, TopicCount, topic_key
+try:
+    import fcntl
+except ImportError:  # Windows: everything but the instance lock works there.
+    fcntl = None  # type: ignore[assignment]
+
+from bot.models import (
+    DigestRun,
+    DigestSettings,
+    DigestStatus,
+    Image,
+    Provider,
+    Related,
+    Story,
+    TopicCount,
+    topic_key,
+)
 from bot.store.base import (
     FileStatus,
+    InstanceLocked,
     ReloadChanges,
     SeedFileRecord,
     SeedIndex,
@@ -193,6 +213,110 @@ _SEED_FILE_CHUNK = 20_000
 _FILE_STATUSES: dict[str, FileStatus] = {status: status for status in get_args(FileStatus)}
 _SET_META = "UPDATE meta SET value = ? WHERE key = ?"
 
+# --- daily digests ---------------------------------------------------------------------------
+
+_DIGEST_SETTINGS_COLUMNS = (
+    "guild_id, channel_id, local_time, timezone, topics, count, enabled, disabled_reason,"
+    " effective_from"
+)
+_DIGEST_SETTINGS = "SELECT " + _DIGEST_SETTINGS_COLUMNS + " FROM digest_settings WHERE guild_id = ?"
+_ENABLED_DIGEST_SETTINGS = (
+    "SELECT " + _DIGEST_SETTINGS_COLUMNS + " FROM digest_settings WHERE enabled ORDER BY guild_id"
+)
+_PUT_DIGEST_SETTINGS = (
+    "INSERT INTO digest_settings (" + _DIGEST_SETTINGS_COLUMNS + ")"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (guild_id) DO UPDATE SET channel_id = excluded.channel_id,"
+    " local_time = excluded.local_time, timezone = excluded.timezone, topics = excluded.topics,"
+    " count = excluded.count, enabled = excluded.enabled,"
+    " disabled_reason = excluded.disabled_reason, effective_from = excluded.effective_from"
+)
+_DISABLE_DIGEST = "UPDATE digest_settings SET enabled = 0, disabled_reason = ? WHERE guild_id = ?"
+
+_DIGEST_RUN_COLUMNS = (
+    "guild_id, local_date, channel_id, status, scheduled_for, claimed_at, plan, sent_messages,"
+    " finished_at, detail"
+)
+# DO NOTHING rather than OR IGNORE: only the primary key conflict means "already claimed"; a
+# CHECK failure (an unknown status) must still raise.
+_CLAIM_DIGEST_RUN = (
+    "INSERT INTO digest_runs (" + _DIGEST_RUN_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (guild_id, local_date) DO NOTHING"
+)
+_DIGEST_RUNS_SINCE = (
+    "SELECT " + _DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE local_date >= ?"
+    " ORDER BY local_date, guild_id"
+)
+# The primary key range of one server, walked backwards: one row read.
+_LAST_DIGEST_RUN = (
+    "SELECT " + _DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE guild_id = ?"
+    " ORDER BY local_date DESC LIMIT 1"
+)
+# The literal 'claimed' is what lets SQLite use the partial index digest_runs_unfinished.
+_UNFINISHED_DIGEST_RUNS = (
+    "SELECT " + _DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE status = 'claimed'"
+    " ORDER BY local_date, guild_id"
+)
+_SET_SENT_MESSAGES = (
+    "UPDATE digest_runs SET sent_messages = ? WHERE guild_id = ? AND local_date = ?"
+)
+# A story delivered again keeps its first delivery. DO NOTHING rather than OR IGNORE, which
+# would silently skip invalid rows (a NULL id) too.
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (channel_id, story_id, delivered_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (channel_id, story_id) DO NOTHING"
+)
+_FINISH_DIGEST_RUN = (
+    "UPDATE digest_runs SET status = ?, detail = ?, finished_at = ?"
+    " WHERE guild_id = ? AND local_date = ?"
+)
+
+# A story counts as delivered to a channel when it has a row in the deliveries primary key;
+# each candidate costs one lookup there.
+_NOT_DELIVERED = (
+    " NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.channel_id = ? AND d.story_id = {id})"
+)
+# Walks the stories newest first (the backwards scan of _LATEST), skipping delivered ones: the
+# LIMIT stops it early and nothing is sorted. INDEXED BY keeps it that way whatever the
+# planner thinks of the NOT EXISTS.
+_UNDELIVERED = (
+    "SELECT " + _STORY_COLUMNS + " FROM stories AS s INDEXED BY stories_by_published"
+    " WHERE" + _NOT_DELIVERED.format(id="s.id") + " ORDER BY s.published_at DESC, s.id DESC LIMIT ?"
+)
+# One topic's newest undelivered stories: a backwards walk of its story_topics primary key
+# range, as _LATEST_ON_TOPIC does, stopped by the LIMIT.
+_UNDELIVERED_ON_TOPIC = (
+    "SELECT * FROM (SELECT st.published_at, st.story_id FROM story_topics AS st"
+    " WHERE st.topic_id = (SELECT id FROM topics WHERE key = ?) AND"
+    + _NOT_DELIVERED.format(id="st.story_id")
+    + " ORDER BY st.published_at DESC, st.story_id DESC LIMIT ?)"
+)
+# The newest of the topics' walks (_UNDELIVERED_ON_TOPIC, joined by UNION, which also drops a
+# story found on two topics): at most limit rows per topic are sorted, never a whole table.
+_UNDELIVERED_ON_TOPICS = (
+    "SELECT " + _STORY_COLUMNS + " FROM ({walks}) AS u CROSS JOIN stories AS s ON s.id = u.story_id"
+    " ORDER BY u.published_at DESC, u.story_id DESC LIMIT ?"
+)
+# Past this many topics, one walk per topic would make a huge compound query (SQLite allows
+# 500 parts, and old builds 999 parameters): walk all stories newest first instead and keep
+# those on one of the topics, found through story_topics_by_story. So many topics usually
+# cover most stories, so that walk stops early too.
+_MAX_TOPIC_WALKS = 100
+_UNDELIVERED_ON_MANY_TOPICS = (
+    "SELECT " + _STORY_COLUMNS + " FROM stories AS s INDEXED BY stories_by_published"
+    " WHERE" + _NOT_DELIVERED.format(id="s.id") + " AND EXISTS (SELECT 1 FROM story_topics AS st"
+    " WHERE st.story_id = s.id AND +st.topic_id IN"
+    " (SELECT id FROM topics WHERE key IN (SELECT value FROM json_each(?))))"
+    " ORDER BY s.published_at DESC, s.id DESC LIMIT ?"
+)
+# json_each keeps the ids' order; missing ids are simply not joined.
+_STORIES_BY_ID = (
+    "SELECT " + _STORY_COLUMNS + " FROM json_each(?) AS j CROSS JOIN stories AS s ON s.id = j.value"
+)
+
+# The pid in a lock file: what a refused second newsbot tells the user.
+_PID_BYTES = 32
+
 # Story fields stored as plain strings in `extra`, left out when empty to keep rows small.
 _EXTRA_TEXT_FIELDS = (
     "category",
@@ -206,17 +330,25 @@ _EXTRA_TEXT_FIELDS = (
 
 
 class SqliteStore:
-    """Stories, topics and seed bookkeeping in one SQLite file (see the module docstring)."""
+    """Stories, topics, seed bookkeeping and digests in one SQLite file (see the module
+    docstring)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        # The open lock file while this store holds the instance lock.
+        self._lock_fd: int | None = None
 
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def lock_path(self) -> Path:
+        """The file whose OS lock says which process runs a bot on this database."""
+        return self._path.with_name(self._path.name + ".lock")
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -250,6 +382,10 @@ class SqliteStore:
             for connection in (reader, writer):
                 if connection is not None:
                     await _close_quietly(connection)
+            # Last, so that no other bot starts writing before this one has stopped.
+            lock_fd, self._lock_fd = self._lock_fd, None
+            if lock_fd is not None:
+                _unlock_quietly(lock_fd)
 
     async def latest(
         self,
@@ -350,13 +486,162 @@ class SqliteStore:
         return rows[0][0] if rows else None
 
     async def set_state(self, key: str, value: str) -> None:
+        await self._write(_SET_STATE, (key, value))
+
+    # --- one bot per database ------------------------------------------------------------------
+
+    async def acquire_instance_lock(self) -> None:
+        # Under the write lock, so that it cannot interleave with close(), which releases it.
+        async with self._write_lock:
+            if self._lock_fd is None:
+                self._lock_fd = await asyncio.to_thread(self._lock_instance)
+
+    def _lock_instance(self) -> int:
+        """Blocking part of acquire_instance_lock(): the locked lock file's descriptor.
+
+        flock rather than a pid file alone: the OS drops the lock when its holder exits,
+        however it exits, so a crash never leaves the database claimed. The lock belongs to
+        this open of the file, so a second store in the same process is refused as well.
+        """
+        if fcntl is None:
+            raise StoreError(f"cannot lock database {self._path}: no fcntl.flock on this system")
+        path = self.lock_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise StoreError(f"cannot lock database {self._path}: {_one_line(error)}") from error
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # For humans only (and the message below): the lock is what counts. The file is
+            # never deleted: another process may be about to lock this very file.
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BlockingIOError as error:
+            holder = _read_pid(fd)
+            os.close(fd)
+            pid = f" (pid {holder})" if holder is not None else ""
+            raise InstanceLocked(
+                f"another newsbot is already running on {self._path}{pid}; stop it first"
+            ) from error
+        except OSError as error:
+            os.close(fd)
+            raise StoreError(f"cannot lock database {self._path}: {_one_line(error)}") from error
+        return fd
+
+    # --- daily digests ---------------------------------------------------------------------------
+
+    async def digest_settings(self, guild_id: int) -> DigestSettings | None:
+        rows = await self._read(_DIGEST_SETTINGS, (guild_id,))
+        return _digest_settings_from_row(rows[0]) if rows else None
+
+    async def all_digest_settings(self) -> list[DigestSettings]:
+        rows = await self._read(_ENABLED_DIGEST_SETTINGS, ())
+        return [_digest_settings_from_row(row) for row in rows]
+
+    async def save_digest_settings(self, settings: DigestSettings) -> None:
+        await self._write(
+            _PUT_DIGEST_SETTINGS,
+            (
+                settings.guild_id,
+                settings.channel_id,
+                f"{settings.local_time.hour:02d}:{settings.local_time.minute:02d}",
+                settings.timezone,
+                _to_json(list(settings.topics)),
+                settings.count,
+                settings.enabled,
+                settings.disabled_reason,
+                _unix(settings.effective_from),
+            ),
+        )
+
+    async def disable_digest(self, guild_id: int, reason: str | None) -> None:
+        await self._write(_DISABLE_DIGEST, (reason, guild_id))
+
+    async def digest_runs_since(self, local_date: date) -> dict[tuple[int, date], DigestRun]:
+        rows = await self._read(_DIGEST_RUNS_SINCE, (local_date.isoformat(),))
+        runs = (_digest_run_from_row(row) for row in rows)
+        return {(run.guild_id, run.local_date): run for run in runs}
+
+    async def last_digest_run(self, guild_id: int) -> DigestRun | None:
+        rows = await self._read(_LAST_DIGEST_RUN, (guild_id,))
+        return _digest_run_from_row(rows[0]) if rows else None
+
+    async def unfinished_digest_runs(self) -> list[DigestRun]:
+        rows = await self._read(_UNFINISHED_DIGEST_RUNS, ())
+        return [_digest_run_from_row(row) for row in rows]
+
+    async def claim_digest_run(self, run: DigestRun) -> bool:
+        return await self._write(_CLAIM_DIGEST_RUN, _digest_run_row(run)) == 1
+
+    async def record_digest_message(
+        self, guild_id: int, local_date: date, index: int, channel_id: int, story_ids: Sequence[int]
+    ) -> None:
         writer = self._require(self._writer)
+        delivered_at = _unix(datetime.now(UTC))
+        deliveries = [(channel_id, story_id, delivered_at) for story_id in story_ids]
         async with self._write_lock:
             try:
-                await writer.execute(_SET_STATE, (key, value))
-                await writer.commit()
+                await writer.execute("BEGIN IMMEDIATE")
+                try:
+                    async with writer.execute(
+                        _SET_SENT_MESSAGES, (index + 1, guild_id, local_date.isoformat())
+                    ) as cursor:
+                        found = cursor.rowcount == 1
+                    if not found:
+                        # A message of a run that was never claimed: recording its deliveries
+                        # would hide stories from the channel with no ledger row to show why.
+                        raise StoreError(
+                            f"database {self._path}: no digest run for server {guild_id}"
+                            f" on {local_date.isoformat()}"
+                        )
+                    await writer.executemany(_INSERT_DELIVERY, deliveries)
+                    await writer.execute("COMMIT")
+                except BaseException:
+                    if writer.in_transaction:
+                        await writer.execute("ROLLBACK")
+                    raise
             except sqlite3.Error as error:
                 raise StoreError(f"database {self._path}: {_one_line(error)}") from error
+
+    async def finish_digest_run(
+        self, guild_id: int, local_date: date, status: DigestStatus, detail: str = ""
+    ) -> None:
+        finished_at = _unix(datetime.now(UTC))
+        params = (status, detail, finished_at, guild_id, local_date.isoformat())
+        if await self._write(_FINISH_DIGEST_RUN, params) != 1:
+            raise StoreError(
+                f"database {self._path}: no digest run for server {guild_id}"
+                f" on {local_date.isoformat()}"
+            )
+
+    async def record_digest_outcome(self, run: DigestRun) -> bool:
+        return await self._write(_CLAIM_DIGEST_RUN, _digest_run_row(run)) == 1
+
+    async def undelivered_stories(
+        self, channel_id: int, topics: Sequence[str], limit: int
+    ) -> list[Story]:
+        statement = _undelivered_statement(channel_id, topics, limit)
+        if statement is None:
+            return []
+        rows = await self._read(*statement)
+        return [_story_from_row(row) for row in rows]
+
+    async def explain_undelivered(self, channel_id: int, topics: Sequence[str] = ()) -> list[str]:
+        """The query plan of `undelivered_stories`, one line per step (tests, diagnosis)."""
+        statement = _undelivered_statement(channel_id, topics, 10)
+        if statement is None:
+            return []
+        sql, params = statement
+        rows = await self._read("EXPLAIN QUERY PLAN " + sql, params)
+        return [row[3] for row in rows]
+
+    async def stories_by_id(self, story_ids: Sequence[int]) -> dict[int, Story]:
+        if not story_ids:
+            return {}
+        rows = await self._read(_STORIES_BY_ID, (_to_json(sorted(set(story_ids))),))
+        stories = (_story_from_row(row) for row in rows)
+        return {story.id: story for story in stories}
 
     async def apply_reload(self, changes: ReloadChanges) -> None:
         writer = self._require(self._writer)
@@ -406,6 +691,16 @@ class SqliteStore:
         """Blocking part of open(): make the folder and read the migrations."""
         self._path.parent.mkdir(parents=True, exist_ok=True)
         return _load_migrations()
+
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one writing statement as its own transaction; returns the rows it changed."""
+        writer = self._require(self._writer)
+        async with self._write_lock:
+            try:
+                async with writer.execute(sql, params) as cursor:
+                    return cursor.rowcount
+            except sqlite3.Error as error:
+                raise StoreError(f"database {self._path}: {_one_line(error)}") from error
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         reader = self._require(self._reader)
@@ -678,6 +973,26 @@ def _latest_statement(
     return _LATEST, (limit, offset)
 
 
+def _undelivered_statement(
+    channel_id: int, topics: Sequence[str], limit: int
+) -> tuple[str, tuple[Any, ...]] | None:
+    """The SQL and parameters of one undelivered_stories() call, or None when it cannot match
+    anything. Topic names that are blank once spacing is ignored match no story."""
+    if limit <= 0:
+        return None
+    if not topics:
+        return _UNDELIVERED, (channel_id, limit)
+    # dict.fromkeys: distinct keys in the order given, so that the SQL is stable.
+    keys = [key for key in dict.fromkeys(map(topic_key, topics)) if key]
+    if not keys:
+        return None
+    if len(keys) > _MAX_TOPIC_WALKS:
+        return _UNDELIVERED_ON_MANY_TOPICS, (channel_id, _to_json(keys), limit)
+    walks = " UNION ".join([_UNDELIVERED_ON_TOPIC] * len(keys))
+    params = [value for key in keys for value in (key, channel_id, limit)]
+    return _UNDELIVERED_ON_TOPICS.format(walks=walks), (*params, limit)
+
+
 def _match_expression(query: str) -> str | None:
     """An FTS5 query requiring every word of `query` as a word prefix; None without words.
 
@@ -792,6 +1107,91 @@ def _story_from_row(row: Sequence[Any]) -> Story:
         body=get("body", ""),
         secured=get("secured", ""),
     )
+
+
+def _digest_settings_from_row(row: Sequence[Any]) -> DigestSettings:
+    (
+        guild_id,
+        channel_id,
+        local_time,
+        timezone,
+        topics,
+        count,
+        enabled,
+        disabled_reason,
+        effective_from,
+    ) = row
+    return DigestSettings(
+        guild_id=guild_id,
+        channel_id=channel_id,
+        local_time=time.fromisoformat(local_time),
+        timezone=timezone,
+        topics=tuple(json.loads(topics)),
+        count=count,
+        enabled=bool(enabled),
+        disabled_reason=disabled_reason,
+        effective_from=_from_unix(effective_from),
+    )
+
+
+def _digest_run_row(run: DigestRun) -> tuple[Any, ...]:
+    """The parameters of _CLAIM_DIGEST_RUN."""
+    return (
+        run.guild_id,
+        run.local_date.isoformat(),
+        run.channel_id,
+        run.status,
+        _unix(run.scheduled_for),
+        _unix(run.claimed_at),
+        _to_json([list(message) for message in run.plan]),
+        run.sent_messages,
+        None if run.finished_at is None else _unix(run.finished_at),
+        run.detail,
+    )
+
+
+def _digest_run_from_row(row: Sequence[Any]) -> DigestRun:
+    (
+        guild_id,
+        local_date,
+        channel_id,
+        status,
+        scheduled_for,
+        claimed_at,
+        plan,
+        sent_messages,
+        finished_at,
+        detail,
+    ) = row
+    return DigestRun(
+        guild_id=guild_id,
+        local_date=date.fromisoformat(local_date),
+        channel_id=channel_id,
+        status=status,
+        scheduled_for=_from_unix(scheduled_for),
+        claimed_at=_from_unix(claimed_at),
+        plan=tuple(tuple(message) for message in json.loads(plan)),
+        sent_messages=sent_messages,
+        finished_at=None if finished_at is None else _from_unix(finished_at),
+        detail=detail,
+    )
+
+
+def _read_pid(fd: int) -> int | None:
+    """The pid a lock file holds, if it reads as one (its holder may be writing it)."""
+    try:
+        text = os.pread(fd, _PID_BYTES, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _unlock_quietly(fd: int) -> None:
+    # Closing the only descriptor of this open of the file releases the lock.
+    try:
+        os.close(fd)
+    except OSError:
+        log.warning("releasing the instance lock failed", exc_info=True)
 
 
 def _load_migrations() -> list[tuple[int, str, str]]:

@@ -18,7 +18,7 @@ def titles(embeds: list[dict]) -> list[str]:
 async def test_commands_are_registered_with_their_options_and_admin_hint(world: World) -> None:
     commands = {command["name"]: command for command in world.emu.registered_commands()}
 
-    assert set(commands) == {"news", "topics", "seeds"}
+    assert set(commands) == {"news", "topics", "seeds", "digest"}
     assert [option["name"] for option in commands["news"]["options"]] == [
         "topic",
         "query",

@@ -1,0 +1,319 @@
+"""Posting daily digests: exactly once per server and local date, paced, calm under failure.
+
+Every minute `tick` resumes digests a crash interrupted, records the ones missed for too long
+as skipped, and posts the due ones. A digest is claimed in the ledger (one row per server and
+local date, with its exact plan) before anything is sent; each message carries a deterministic
+nonce and is recorded as sent together with the stories it delivered. A resumed digest
+therefore continues where it stopped, and a repeated send of the same message is dropped by
+Discord instead of posted twice.
+
+Failures: a server whose channel is gone or forbidden has its digest switched off, with the
+reason recorded for /digest show and told to its admins where newsbot can still post;
+transient errors are retried with backoff, and one server's trouble never holds up another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+
+import aiohttp
+import discord
+
+from bot.digest import (
+    DEFAULT_CATCH_UP,
+    DigestItem,
+    DueDigest,
+    digest_nonce,
+    due_digests,
+    local_date_of,
+    select_items,
+)
+from bot.embeds import digest_messages
+from bot.models import DigestRun, DigestSettings, DigestStatus, Story
+from bot.pacing import Pacer
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Messages = list[tuple[list[discord.Embed], tuple[int, ...]]]
+
+# How many of the newest undelivered stories compete for a digest's places.
+CANDIDATES = 100
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
+# Discord error codes that will not go away by retrying: the digest is switched off.
+PERMANENT_ERRORS = {
+    10003: "the channel no longer exists",
+    10004: "newsbot is no longer in the server",
+    50001: "newsbot has no access to the channel",
+    50013: "newsbot lacks a permission in the channel",
+}
+REQUIRED = ("view_channel", "send_messages", "embed_links")
+_LABELS = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "embed_links": "Embed Links",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PermanentFailure(Exception):
+    """Posting to this server cannot work until an admin changes something."""
+
+
+class TransientFailure(Exception):
+    """Discord or the network failed for now; the digest stays claimed and is resumed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    status: DigestStatus | None  # None: nothing was done (already posted, or in progress)
+    detail: str
+
+
+class DigestPoster:
+    def __init__(
+        self,
+        store: Store,
+        client: discord.Client,
+        *,
+        clock: Clock = utc_now,
+        catch_up: timedelta = DEFAULT_CATCH_UP,
+        pacer: Pacer | None = None,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._clock = clock
+        self._catch_up = catch_up
+        self._pacer = pacer or Pacer(45.0)
+        self._retry_delays = tuple(retry_delays)
+        self._sleep = sleep
+        # Digests being sent by this process: a tick never starts a second send of one.
+        self._in_flight: set[tuple[int, date]] = set()
+        self._tick_lock = asyncio.Lock()
+
+    # --- the scheduler's entry point --------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Resume interrupted digests, record long-missed ones as skipped, post the due ones."""
+        if not self._client.is_ready():
+            # Before READY the server cache is empty: every channel would look deleted.
+            return
+        async with self._tick_lock:
+            now = self._clock()
+            settings = await self._store.all_digest_settings()
+            oldest = min((local_date_of(now, s.timezone) for s in settings), default=now.date())
+            runs = await self._store.digest_runs_since(oldest - timedelta(days=1))
+            jobs = [self._resume(run) for run in runs.values() if run.status == "claimed"]
+            for due in due_digests(settings, runs, now, self._catch_up):
+                if due.action == "skip":
+                    await self._record_skipped(due, now)
+                else:
+                    jobs.append(self._post(due))
+        # Each server's digest is its own task: one slow or failing server holds up no other.
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("a digest failed unexpectedly", exc_info=result)
+
+    async def post_now(self, settings: DigestSettings) -> PostResult:
+        """/digest now: post today's digest at once; it counts as today's."""
+        now = self._clock()
+        local_date = local_date_of(now, settings.timezone)
+        return await self._post(DueDigest(settings, local_date, now, "post"))
+
+    async def preview(self, settings: DigestSettings) -> Messages:
+        """Exactly what would be posted now (nothing is claimed or sent)."""
+        now = self._clock()
+        items = await self._select(settings, now)
+        return digest_messages(
+            local_date_of(now, settings.timezone), settings.topics, _pairs(items)
+        )
+
+    # --- one digest -------------------------------------------------------------------------------
+
+    async def _post(self, due: DueDigest) -> PostResult:
+        settings = due.settings
+        key = (settings.guild_id, due.local_date)
+        if key in self._in_flight:
+            return PostResult(None, "already being posted")
+        self._in_flight.add(key)
+        try:
+            now = self._clock()
+            items = await self._select(settings, now)
+            run = DigestRun(
+                guild_id=settings.guild_id,
+                local_date=due.local_date,
+                channel_id=settings.channel_id,
+                status="claimed",
+                scheduled_for=due.scheduled_for,
+                claimed_at=now,
+                plan=tuple(item.story_ids for item in items),
+            )
+            if not items:
+                empty = replace(run, status="empty", finished_at=now, detail="no new stories")
+                if await self._store.record_digest_outcome(empty):
+                    return PostResult("empty", "no new stories")
+                return PostResult(None, "today's digest was already posted")
+            if not await self._store.claim_digest_run(run):
+                return PostResult(None, "today's digest was already posted")
+            return await self._deliver(run, settings.topics)
+        finally:
+            self._in_flight.discard(key)
+
+    async def _resume(self, run: DigestRun) -> PostResult:
+        key = (run.guild_id, run.local_date)
+        if key in self._in_flight:
+            return PostResult(None, "already being posted")
+        self._in_flight.add(key)
+        try:
+            log.info("resuming the digest of %s for %s", run.guild_id, run.local_date)
+            settings = await self._store.digest_settings(run.guild_id)
+            return await self._deliver(run, settings.topics if settings else ())
+        finally:
+            self._in_flight.discard(key)
+
+    async def _select(self, settings: DigestSettings, now: datetime) -> list[DigestItem]:
+        return await select_digest(self._store, settings, now)
+
+    async def _deliver(self, run: DigestRun, topics: Sequence[str]) -> PostResult:
+        try:
+            channel = self._channel(run)
+            messages = digest_messages(run.local_date, topics, await self._items(run))
+            for index in range(run.sent_messages, len(messages)):
+                embeds, story_ids = messages[index]
+                await self._send(channel, embeds, digest_nonce(run.guild_id, run.local_date, index))
+                await self._store.record_digest_message(
+                    run.guild_id, run.local_date, index, run.channel_id, story_ids
+                )
+        except PermanentFailure as failure:
+            reason = str(failure)
+            log.warning("digest of %s switched off: %s", run.guild_id, reason)
+            await self._store.finish_digest_run(run.guild_id, run.local_date, "failed", reason)
+            await self._store.disable_digest(run.guild_id, reason)
+            await self._tell_admins(run.guild_id, run.channel_id, reason)
+            return PostResult("failed", reason)
+        except TransientFailure as failure:
+            log.warning("digest of %s not posted yet (%s); will retry", run.guild_id, failure)
+            return PostResult("claimed", f"Discord is not answering ({failure}); retrying")
+        stories = sum(len(group) for group in run.plan)
+        detail = f"{_count(stories, 'story', 'stories')} in {_count(len(messages), 'message')}"
+        await self._store.finish_digest_run(run.guild_id, run.local_date, "sent", detail)
+        return PostResult("sent", detail)
+
+    async def _items(self, run: DigestRun) -> list[tuple[Story, list[Story]]]:
+        stories = await self._store.stories_by_id([i for group in run.plan for i in group])
+        items = []
+        for group in run.plan:
+            present = [stories[i] for i in group if i in stories]
+            # A story retired since the claim is simply left out.
+            if present:
+                items.append((present[0], present[1:]))
+        return items
+
+    def _channel(self, run: DigestRun) -> discord.TextChannel:
+        guild = self._client.get_guild(run.guild_id)
+        if guild is None:
+            raise PermanentFailure("newsbot is no longer in the server")
+        if guild.unavailable:
+            raise TransientFailure("the server is unavailable (a Discord outage)")
+        channel = guild.get_channel(run.channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            raise PermanentFailure("the digest channel no longer exists")
+        missing = missing_permissions(channel)
+        if missing:
+            raise PermanentFailure(f"newsbot lacks {missing} in #{channel.name}")
+        return channel
+
+    async def _send(
+        self, channel: discord.abc.Messageable, embeds: list[discord.Embed], nonce: str
+    ) -> None:
+        for delay in (*self._retry_delays, None):
+            await self._pacer.acquire()
+            try:
+                await channel.send(
+                    embeds=embeds, nonce=nonce, allowed_mentions=discord.AllowedMentions.none()
+                )
+                return
+            except (discord.Forbidden, discord.NotFound) as error:
+                raise PermanentFailure(PERMANENT_ERRORS.get(error.code, error.text)) from error
+            except discord.HTTPException as error:
+                if error.status < 500 and error.status != 429:
+                    raise PermanentFailure(f"Discord refused the digest: {error.text}") from error
+                problem = f"HTTP {error.status}"
+            except (aiohttp.ClientError, TimeoutError, OSError) as error:
+                problem = type(error).__name__
+            if delay is None:
+                raise TransientFailure(problem)
+            await self._sleep(delay)
+
+    async def _tell_admins(self, guild_id: int, failed_channel_id: int, reason: str) -> None:
+        """Say why the digest stopped, in a channel where newsbot can still post, if any."""
+        guild = self._client.get_guild(guild_id)
+        if guild is None:
+            return
+        candidates = [guild.system_channel, *sorted(guild.text_channels, key=lambda c: c.position)]
+        for channel in candidates:
+            if channel is None or channel.id == failed_channel_id:
+                continue
+            if missing_permissions(channel, embeds=False):
+                continue
+            await self._pacer.acquire()
+            try:
+                await channel.send(
+                    f"newsbot paused this server's daily digest: {reason}. A server manager "
+                    "can fix that and run /digest set again; /digest show has the details.",
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+            except discord.HTTPException:
+                log.info("could not tell %s about its paused digest in #%s", guild_id, channel)
+                continue
+            return
+
+    async def _record_skipped(self, due: DueDigest, now: datetime) -> None:
+        late = now - due.scheduled_for
+        hours = late.total_seconds() / 3600
+        await self._store.record_digest_outcome(
+            DigestRun(
+                guild_id=due.settings.guild_id,
+                local_date=due.local_date,
+                channel_id=due.settings.channel_id,
+                status="skipped",
+                scheduled_for=due.scheduled_for,
+                claimed_at=now,
+                finished_at=now,
+                detail=f"missed by {hours:.1f} h while newsbot was not running; not posted late",
+            )
+        )
+
+
+async def select_digest(store: Store, settings: DigestSettings, now: datetime) -> list[DigestItem]:
+    """The items a digest with these settings would carry now: the newest stories not yet
+    delivered to its channel, on its topics, clustered and ranked."""
+    candidates = await store.undelivered_stories(settings.channel_id, settings.topics, CANDIDATES)
+    links = await store.linked_stories([story.id for story in candidates])
+    return select_items(candidates, links, settings.count, now)
+
+
+def missing_permissions(channel: discord.abc.GuildChannel, *, embeds: bool = True) -> str:
+    """The permissions newsbot needs and lacks in `channel`, as Discord names them ("" if none)."""
+    granted = channel.permissions_for(channel.guild.me)
+    needed = REQUIRED if embeds else REQUIRED[:2]
+    return ", ".join(_LABELS[name] for name in needed if not getattr(granted, name))
+
+
+def _pairs(items: Sequence[DigestItem]) -> list[tuple[Story, list[Story]]]:
+    return [(item.story, list(item.also)) for item in items]
+
+
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"

@@ -1,0 +1,525 @@
+"""Daily digests end to end: the real client, the emulator, and a clock the tests move."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+import pytest
+
+from bot.app import NewsBot
+from bot.cogs.digest import TICK_JOB, Digest
+from bot.digest import DueDigest, due_digests
+from bot.models import DigestSettings
+from bot.poster import DigestPoster
+from bot.store import InstanceLocked
+from tests.conftest import SHIPPED_SEEDS, FakeClock, World, build_newsbot
+from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.discord_emulator.state import (
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+    Channel,
+)
+
+NEW_YORK = "America/New_York"
+
+
+def digest_cog(bot: NewsBot) -> Digest:
+    # load_extension imports the cog module afresh, so isinstance against this test's import
+    # of Digest would fail; the cog is found by name instead.
+    cog = bot.get_cog("Digest")
+    assert cog is not None
+    return cog  # type: ignore[return-value]
+
+
+def poster(world: World) -> DigestPoster:
+    return digest_cog(world.bot).poster
+
+
+def digest_posts(world: World, channel: Channel | None = None) -> list:
+    """Messages the bot posted in the channel (not interaction answers)."""
+    return [
+        message
+        for message in world.emu.messages(channel or world.channel)
+        if message.source == "channel"
+    ]
+
+
+async def set_digest(
+    world: World, *, at: str = "09:00", zone: str = "Europe/Paris", **options: object
+):  # type: ignore[no-untyped-def]
+    handle = await world.invoke(
+        "digest",
+        {"channel": world.channel, "time": at, "timezone": zone, **options},
+        member=world.admin,
+        subcommand="set",
+    )
+    return await handle.response()
+
+
+async def save(world: World, *, at: time, zone: str, since: datetime, **fields: object) -> None:
+    await world.store.save_digest_settings(
+        DigestSettings(
+            world.guild.id,
+            world.channel.id,
+            at,
+            zone,
+            effective_from=since,
+            **fields,  # type: ignore[arg-type]
+        )
+    )
+
+
+# --- /digest set and show -------------------------------------------------------------------
+
+
+async def test_set_saves_the_schedule_and_says_when_the_next_one_comes(world: World) -> None:
+    reply = await set_digest(world, zone="europe/paris", count=3)
+
+    assert reply.ephemeral
+    assert "09:00 (Europe/Paris)" in reply.content
+    assert "<t:1709280000:F>" in reply.content  # 1 March 2024 09:00 in Paris = 08:00 UTC
+    settings = await world.store.digest_settings(world.guild.id)
+    assert settings is not None
+    assert (settings.local_time, settings.timezone, settings.count) == (time(9), "Europe/Paris", 3)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"at": "25:00"}, "invalid time"),
+        ({"at": "9am"}, "invalid time"),
+        ({"zone": "Mars/Olympus"}, "unknown time zone"),
+        ({"topics": "Gardening"}, "no topic “Gardening”"),
+    ],
+)
+async def test_bad_input_is_explained_and_changes_nothing(
+    world: World, options: dict, message: str
+) -> None:
+    reply = await set_digest(world, **options)
+
+    assert reply.ephemeral
+    assert message in reply.content
+    assert "Nothing was changed" in reply.content
+    assert await world.store.digest_settings(world.guild.id) is None
+
+
+async def test_a_channel_where_newsbot_cannot_embed_is_refused(world: World) -> None:
+    world.channel = world.emu.add_channel(
+        world.guild,
+        "no-embeds",
+        bot_permissions=VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY,
+    )
+
+    reply = await set_digest(world)
+
+    assert "lacks Embed Links" in reply.content
+    assert await world.store.digest_settings(world.guild.id) is None
+
+
+async def test_timezone_autocomplete_finds_zones_by_city(world: World) -> None:
+    choices = await world.emu.autocomplete(
+        world.guild, world.channel, world.admin, "digest", subcommand="set",
+        focused="timezone", value="new york", options={"channel": world.channel, "time": "09:00"},
+    )  # fmt: skip
+
+    assert choices[0]["value"] == NEW_YORK
+
+
+async def test_digest_commands_are_for_server_managers(world: World) -> None:
+    handle = await world.invoke("digest", {}, subcommand="show", force=True)
+
+    reply = await handle.response()
+
+    assert reply.content == "You need the Manage Server permission to use this command."
+
+
+# --- posting at the local time ----------------------------------------------------------------
+
+
+async def test_digest_posts_once_at_the_local_time_with_clustered_coverage(
+    world: World, clock: FakeClock
+) -> None:
+    await set_digest(world)  # 09:00 Paris = 08:00 UTC; the clock says 07:00 UTC
+
+    clock.now = datetime(2024, 3, 1, 7, 59, tzinfo=UTC)
+    await poster(world).tick()
+    assert digest_posts(world) == []
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+    clock.advance(minutes=1)
+    await poster(world).tick()
+
+    [message] = digest_posts(world)
+    header, *items = message.embeds
+    assert header["title"] == "Daily news — Friday 1 March 2024"
+    assert "5 stories on all topics" in header["description"]
+    # Seed 002 lists seed 001's article as related coverage: one item, "also covered by".
+    assert len(items) == 4
+    assert message.allowed_mentions == {"parse": []}
+    assert not world.emu.would_ping(message)
+
+
+async def test_clustered_stories_appear_once_with_the_other_in_also_covered_by(
+    world: World, clock: FakeClock
+) -> None:
+    await set_digest(world)
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+    await poster(world).tick()
+
+    [message] = digest_posts(world)
+    titles = [embed["title"] for embed in message.embeds[1:]]
+    politico = "European Parliament calls for a ban on facial recognition"
+    techstory = "European Parliament entreats a ban on facial recognition."
+    assert (politico in titles) != (techstory in titles)
+    kept = next(embed for embed in message.embeds[1:] if embed["title"] in (politico, techstory))
+    [coverage] = [f["value"] for f in kept["fields"] if f["name"] == "Also covered by"]
+    other_url = "techstory.in" if kept["title"] == politico else "politico.eu"
+    assert other_url in coverage.splitlines()[0]
+
+
+async def test_a_story_is_never_delivered_twice_and_nothing_new_posts_nothing(
+    world: World, clock: FakeClock
+) -> None:
+    await set_digest(world)
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+
+    clock.now = datetime(2024, 3, 2, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+    assert len(digest_posts(world)) == 1
+    last = await world.store.last_digest_run(world.guild.id)
+    assert last is not None
+    assert (last.local_date, last.status) == (date(2024, 3, 2), "empty")
+
+    (world.seeds / "new.txt").write_text(
+        '---\ntitle: "Fresh news"\npublishedDateTime: 2024-03-02T12:00:00Z\n'
+        'webUrl: "https://fresh.example.com/a"\ntopics: [AI]\n---\n'
+    )
+    await world.bot.reloader.reload()
+    clock.now = datetime(2024, 3, 3, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+
+    third = digest_posts(world)[-1]
+    assert [embed["title"] for embed in third.embeds[1:]] == ["Fresh news"]
+
+
+async def test_topics_limit_what_a_digest_carries(world: World, clock: FakeClock) -> None:
+    (world.seeds / "robots.txt").write_text(
+        '---\ntitle: "Robots everywhere"\npublishedDateTime: 2024-03-01T06:00:00Z\n'
+        'webUrl: "https://robots.example.com/a"\ntopics: [Robotics]\n---\n'
+    )
+    await world.bot.reloader.reload()
+    await set_digest(world, topics="robotics")
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+    await poster(world).tick()
+
+    [message] = digest_posts(world)
+    assert [embed["title"] for embed in message.embeds[1:]] == ["Robots everywhere"]
+    assert "on Robotics" in message.embeds[0]["description"]
+
+
+async def minute_by_minute(world: World, clock: FakeClock, start: datetime, minutes: int) -> None:
+    clock.now = start
+    for _ in range(minutes):
+        await poster(world).tick()
+        clock.advance(minutes=1)
+
+
+async def test_repeated_hour_on_fall_back_day_posts_once(world: World, clock: FakeClock) -> None:
+    # 2024-11-03 in New York: 01:00-02:00 happens twice; 01:30 is first at 05:30 UTC.
+    await save(world, at=time(1, 30), zone=NEW_YORK, since=datetime(2024, 11, 3, 3, tzinfo=UTC))
+
+    await minute_by_minute(world, clock, datetime(2024, 11, 3, 4, 0, tzinfo=UTC), 4 * 60)
+
+    [message] = digest_posts(world)
+    run = await world.store.last_digest_run(world.guild.id)
+    assert run is not None
+    assert run.scheduled_for == datetime(2024, 11, 3, 5, 30, tzinfo=UTC)
+    assert message.embeds[0]["title"] == "Daily news — Sunday 3 November 2024"
+
+
+async def test_skipped_hour_on_spring_forward_day_still_posts_once(
+    world: World, clock: FakeClock
+) -> None:
+    # 2024-03-10 in New York: 02:00-03:00 does not exist; 02:30 posts at 03:30 EDT (07:30 UTC).
+    await save(world, at=time(2, 30), zone=NEW_YORK, since=datetime(2024, 3, 10, 5, tzinfo=UTC))
+
+    await minute_by_minute(world, clock, datetime(2024, 3, 10, 6, 0, tzinfo=UTC), 3 * 60)
+
+    assert len(digest_posts(world)) == 1
+    run = await world.store.last_digest_run(world.guild.id)
+    assert run is not None
+    assert run.scheduled_for == datetime(2024, 3, 10, 7, 30, tzinfo=UTC)
+
+
+# --- downtime, crashes, failures ----------------------------------------------------------------
+
+
+async def test_digest_missed_within_the_window_is_posted_once_at_start(
+    world: World, clock: FakeClock
+) -> None:
+    await save(world, at=time(9), zone="UTC", since=datetime(2024, 2, 1, tzinfo=UTC))
+    clock.now = datetime(2024, 3, 1, 11, 0, tzinfo=UTC)  # back up two hours late
+
+    await poster(world).tick()
+    await poster(world).tick()
+
+    assert len(digest_posts(world)) == 1
+
+
+async def test_digest_missed_beyond_the_window_is_recorded_as_skipped(
+    world: World, clock: FakeClock
+) -> None:
+    await save(world, at=time(9), zone="UTC", since=datetime(2024, 2, 1, tzinfo=UTC))
+    clock.now = datetime(2024, 3, 1, 16, 0, tzinfo=UTC)  # seven hours late
+
+    await poster(world).tick()
+
+    assert digest_posts(world) == []
+    run = await world.store.last_digest_run(world.guild.id)
+    assert run is not None
+    assert run.status == "skipped"
+    show = await (
+        await world.invoke("digest", {}, member=world.admin, subcommand="show")
+    ).response()
+    last_run = next(f for f in show.embeds[0]["fields"] if f["name"] == "Last run")
+    assert "skipped" in last_run["value"]
+
+
+async def test_crash_between_sending_and_recording_does_not_post_twice(
+    world: World, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await save(world, at=time(8), zone="UTC", since=datetime(2024, 2, 1, tzinfo=UTC))
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    real_record = world.store.record_digest_message
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise SystemExit("the process died right after Discord accepted the message")
+
+    monkeypatch.setattr(world.store, "record_digest_message", crash)
+    with pytest.raises(SystemExit):
+        # What a tick does for a due digest, run alone so the crash surfaces here.
+        await poster(world)._post(await _due_today(world, clock))
+    monkeypatch.setattr(world.store, "record_digest_message", real_record)
+    [unfinished] = await world.store.unfinished_digest_runs()
+    assert unfinished.sent_messages == 0
+    assert len(digest_posts(world)) == 1
+
+    # After a restart, a new poster resumes the claimed run with the same nonce.
+    fresh = DigestPoster(world.store, world.bot, clock=clock)
+    await fresh.tick()
+
+    assert len(digest_posts(world)) == 1
+    assert await world.store.unfinished_digest_runs() == []
+    run = await world.store.last_digest_run(world.guild.id)
+    assert run is not None
+    assert run.status == "sent"
+
+
+async def _due_today(world: World, clock: FakeClock) -> DueDigest:
+    settings = await world.store.all_digest_settings()
+    due = [d for d in due_digests(settings, {}, clock()) if d.local_date == date(2024, 3, 1)]
+    assert [d.action for d in due] == ["post"]
+    return due[0]
+
+
+async def test_forbidden_channel_switches_the_digest_off_and_tells_the_admins(
+    world: World, clock: FakeClock
+) -> None:
+    lobby = world.emu.add_channel(world.guild, "lobby")
+    await save(world, at=time(8), zone="UTC", since=datetime(2024, 2, 1, tzinfo=UTC))
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    world.emu.fail_next("POST", f"/channels/{world.channel.id}/messages", 403, code=50013)
+
+    await poster(world).tick()
+    clock.advance(days=1)
+    await poster(world).tick()
+
+    settings = await world.store.digest_settings(world.guild.id)
+    assert settings is not None
+    assert not settings.enabled
+    assert settings.disabled_reason == "newsbot lacks a permission in the channel"
+    assert digest_posts(world) == []
+    notices = [
+        m
+        for m in world.emu.messages(world.channel) + world.emu.messages(lobby)
+        if m.source == "channel"
+    ]
+    assert len(notices) == 1
+    assert "paused this server's daily digest" in notices[0].content
+    assert not world.emu.would_ping(notices[0])
+    show = await (
+        await world.invoke("digest", {}, member=world.admin, subcommand="show")
+    ).response()
+    paused = next(f for f in show.embeds[0]["fields"] if f["name"] == "Paused")
+    assert "lacks a permission" in paused["value"]
+
+
+async def test_missing_embed_permission_is_noticed_before_sending(
+    world: World, clock: FakeClock
+) -> None:
+    await save(world, at=time(8), zone="UTC", since=datetime(2024, 2, 1, tzinfo=UTC))
+    world.emu.set_bot_permissions(world.channel, VIEW_CHANNEL | SEND_MESSAGES)
+    await world.emu.wait_until(lambda: True, timeout=0.1)  # let CHANNEL_UPDATE reach the bot
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+    await poster(world).tick()
+
+    settings = await world.store.digest_settings(world.guild.id)
+    assert settings is not None
+    assert settings.disabled_reason is not None
+    assert "Embed Links" in settings.disabled_reason
+    # Known from the permissions Discord sent: no request Discord would refuse was made.
+    assert world.emu.requests_to("POST", f"/channels/{world.channel.id}/messages") == []
+
+
+@pytest.mark.parametrize("status", [429, 500, 502])
+async def test_transient_errors_are_retried_and_post_exactly_once(
+    world: World, clock: FakeClock, status: int
+) -> None:
+    await save(world, at=time(8), zone="UTC", since=datetime(2024, 2, 1, tzinfo=UTC))
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    rule = world.emu.fail_next(
+        "POST", f"/channels/{world.channel.id}/messages", status, retry_after=0.05
+    )
+
+    await poster(world).tick()
+
+    assert len(rule.hits) == 1
+    assert len(digest_posts(world)) == 1
+    run = await world.store.last_digest_run(world.guild.id)
+    assert run is not None
+    assert run.status == "sent"
+
+
+async def test_two_hundred_servers_due_at_once_get_exactly_one_digest_each(
+    world: World, clock: FakeClock
+) -> None:
+    channels = []
+    for number in range(200):
+        guild = world.emu.add_guild(f"Server {number}")
+        channel = world.emu.add_channel(guild, "news")
+        channels.append(channel)
+        await world.store.save_digest_settings(
+            DigestSettings(
+                guild.id,
+                channel.id,
+                time(8),
+                "UTC",
+                effective_from=datetime(2024, 2, 1, tzinfo=UTC),
+            )
+        )
+    await world.emu.wait_until(
+        lambda: all(world.bot.get_channel(c.id) for c in channels), timeout=10, what="guilds"
+    )
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+    await poster(world).tick()
+    await poster(world).tick()
+
+    counts = [len([m for m in world.emu.messages(c) if m.source == "channel"]) for c in channels]
+    assert counts == [1] * 200
+    assert sum(world.emu.rate_limit_hits.values()) == 0
+    assert all(m.allowed_mentions == {"parse": []} for c in channels for m in world.emu.messages(c))
+
+
+# --- /digest preview, now, off, show --------------------------------------------------------------
+
+
+async def test_preview_shows_exactly_what_would_be_posted_only_to_the_admin(
+    world: World, clock: FakeClock
+) -> None:
+    await set_digest(world)
+
+    handle = await world.invoke("digest", {}, member=world.admin, subcommand="preview")
+    await handle.response()
+    [preview] = await handle.followups(1)
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+
+    assert preview.ephemeral
+    [posted] = digest_posts(world)
+    assert preview.embeds == posted.embeds
+
+
+async def test_now_posts_today_and_counts_as_todays_digest(world: World, clock: FakeClock) -> None:
+    await set_digest(world)
+
+    handle = await world.invoke("digest", {}, member=world.admin, subcommand="now")
+    await handle.response()
+    [answer] = await handle.followups(1)
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+
+    assert answer.content.startswith("Posted in")
+    assert len(digest_posts(world)) == 1
+
+
+async def test_off_stops_the_digest(world: World, clock: FakeClock) -> None:
+    await set_digest(world)
+
+    reply = await (
+        await world.invoke("digest", {}, member=world.admin, subcommand="off")
+    ).response()
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+
+    assert reply.content == "The daily digest is off."
+    assert digest_posts(world) == []
+
+
+async def test_show_describes_settings_next_run_and_last_result(
+    world: World, clock: FakeClock
+) -> None:
+    await set_digest(world, topics="AI, computer vision", count=3)
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+
+    reply = await (
+        await world.invoke("digest", {}, member=world.admin, subcommand="show")
+    ).response()
+
+    fields = {f["name"]: f["value"] for f in reply.embeds[0]["fields"]}
+    assert fields["Channel"] == f"<#{world.channel.id}>"
+    assert fields["Time"] == "09:00 Europe/Paris"
+    assert fields["Content"] == "3 stories on AI, Computer Vision"
+    assert "<t:1709366400:F>" in fields["Next run"]  # 2 March, 08:00 UTC
+    assert fields["Last run"].startswith("2024-03-01 — posted")
+    assert "Missing permissions" not in fields
+
+
+async def test_show_without_a_digest_says_how_to_set_one(world: World) -> None:
+    reply = await (
+        await world.invoke("digest", {}, member=world.admin, subcommand="show")
+    ).response()
+
+    assert "/digest set" in reply.content
+
+
+async def test_running_bot_ticks_every_minute_from_the_database(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, schedule_digests=True)
+    async with running_bot(bot, discord_emulator, loggers=("discord", "bot")):
+        cog = digest_cog(bot)
+        job = cog.scheduler.get_job(TICK_JOB)
+
+        assert cog.scheduler.running
+        assert job is not None
+        assert str(job.trigger) == "cron[second='0']"
+        assert job.func == cog.poster.tick
+
+
+async def test_a_second_bot_on_the_same_database_refuses_to_start(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    first = build_newsbot(tmp_path, SHIPPED_SEEDS, schedule_digests=True)
+    async with running_bot(first, discord_emulator):
+        second = build_newsbot(tmp_path, SHIPPED_SEEDS, schedule_digests=True)
+        with pytest.raises(InstanceLocked, match="another newsbot is already running"):
+            await second.login(discord_emulator.token)
+        await second.close()
