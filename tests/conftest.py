@@ -8,7 +8,10 @@ server with a news channel, a reader and an admin (Manage Server).
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -138,3 +141,30 @@ async def world(
         if startup is not None:
             await startup
         yield World(emu, bot, bot.store, seeds, guild, channel, reader, admin, run)  # type: ignore[arg-type]
+
+
+async def start_newsbot(
+    emu: DiscordEmulator, tmp_path: Path, token: str
+) -> asyncio.subprocess.Process:
+    seeds = tmp_path / "seeds"
+    if not seeds.exists():
+        shutil.copytree(SHIPPED_SEEDS, seeds)
+    env = {
+        **os.environ,
+        "DISCORD_TOKEN": token,
+        "DISCORD_API_BASE": emu.api_base,
+        "DISCORD_GATEWAY_URL": emu.gateway_url,
+        "NEWSBOT_DB": str(tmp_path / "news.db"),
+        "NEWSBOT_SEEDS": str(seeds),
+    }
+    env.pop("NEWSBOT_CONFIG", None)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=SHIPPED_SEEDS.parent,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )

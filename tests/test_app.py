@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
 
-from tests.conftest import SHIPPED_SEEDS, World, build_newsbot
+from tests.conftest import SHIPPED_SEEDS, World, build_newsbot, start_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD
 
@@ -118,33 +117,6 @@ async def test_unexpected_error_is_logged_with_the_command_and_the_user_gets_an_
 
 
 # --- newsbot run, as a user starts it ----------------------------------------------------------
-
-
-async def start_newsbot(
-    emu: DiscordEmulator, tmp_path: Path, token: str
-) -> asyncio.subprocess.Process:
-    seeds = tmp_path / "seeds"
-    if not seeds.exists():
-        shutil.copytree(SHIPPED_SEEDS, seeds)
-    env = {
-        **os.environ,
-        "DISCORD_TOKEN": token,
-        "DISCORD_API_BASE": emu.api_base,
-        "DISCORD_GATEWAY_URL": emu.gateway_url,
-        "NEWSBOT_DB": str(tmp_path / "news.db"),
-        "NEWSBOT_SEEDS": str(seeds),
-    }
-    env.pop("NEWSBOT_CONFIG", None)
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
 
 
 async def test_newsbot_run_serves_the_shipped_seeds_and_stops_cleanly_on_sigterm(

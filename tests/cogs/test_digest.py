@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+import asyncio
+import signal
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,10 @@ from bot.digest import DueDigest, due_digests
 from bot.models import DigestSettings
 from bot.poster import DigestPoster
 from bot.store import InstanceLocked
-from tests.conftest import SHIPPED_SEEDS, FakeClock, World, build_newsbot
+from tests.conftest import SHIPPED_SEEDS, FakeClock, World, build_newsbot, start_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import (
+    MANAGE_GUILD,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
     VIEW_CHANNEL,
@@ -523,3 +526,90 @@ async def test_a_second_bot_on_the_same_database_refuses_to_start(
         with pytest.raises(InstanceLocked, match="another newsbot is already running"):
             await second.login(discord_emulator.token)
         await second.close()
+
+
+# --- the whole story, as an admin lives it ------------------------------------------------------
+
+
+async def test_newsbot_run_posts_a_digest_set_for_the_next_minute_once_even_after_a_restart(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    """The real process, the real scheduler and the real clock: up to about a minute."""
+    emu = discord_emulator
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    process = await start_newsbot(emu, tmp_path, emu.token)
+    try:
+        await emu.wait_for_ready(timeout=30)
+        await _until_seeds_are_loaded(emu, guild, channel, admin)
+        now = datetime.now(UTC)
+        # The next minute, unless it is too close to set in time.
+        due = (now + timedelta(seconds=80)).replace(second=0, microsecond=0)
+        options = {"channel": channel, "time": f"{due:%H:%M}", "timezone": "UTC"}
+        handle = await emu.invoke(guild, channel, admin, "digest", options, subcommand="set")
+        assert "Daily digest set" in (await handle.response()).content
+
+        await emu.wait_until(
+            lambda: _channel_posts(emu, channel), timeout=140, what="the digest to be posted"
+        )
+        posted_at = datetime.now(UTC)
+        [digest] = _channel_posts(emu, channel)
+        show = await _show_when_finished(emu, guild, channel, admin)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+
+    restarted = await start_newsbot(emu, tmp_path, emu.token)
+    try:
+        await emu.wait_for_ready(timeout=30)
+        preview = await emu.invoke(guild, channel, admin, "digest", {}, subcommand="preview")
+        await preview.response(timeout=5)
+        [nothing_new] = await preview.followups(1, timeout=10)
+        # The restarted bot ticks right after connecting (the catch-up); let that tick finish.
+        await asyncio.sleep(2)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(restarted.communicate(), 30)
+
+    assert posted_at - due < timedelta(seconds=30)
+    header, *items = digest.embeds
+    assert header["title"].startswith("Daily news")
+    assert len(items) == 4  # five shipped stories, two of them one event
+    assert any(
+        field["name"] == "Also covered by"
+        and ("techstory.in" in field["value"] or "politico.eu" in field["value"])
+        for item in items
+        for field in item.get("fields", [])
+    )
+    assert digest.allowed_mentions == {"parse": []}
+    fields = {field["name"]: field["value"] for field in show.embeds[0]["fields"]}
+    assert fields["Last run"].endswith("posted: 5 stories in 1 message")
+    assert nothing_new.content == "Nothing new to post right now."
+    assert len(_channel_posts(emu, channel)) == 1
+
+
+async def _show_when_finished(emu: DiscordEmulator, guild, channel, admin):  # type: ignore[no-untyped-def]
+    # The message appears a moment before the run is recorded as finished.
+    async with asyncio.timeout(10):
+        while True:
+            handle = await emu.invoke(guild, channel, admin, "digest", {}, subcommand="show")
+            show = await handle.response()
+            last = next(f["value"] for f in show.embeds[0]["fields"] if f["name"] == "Last run")
+            if "in progress" not in last:
+                return show
+            await asyncio.sleep(0.1)
+
+
+def _channel_posts(emu: DiscordEmulator, channel: Channel) -> list:
+    return [message for message in emu.messages(channel) if message.source == "channel"]
+
+
+async def _until_seeds_are_loaded(emu: DiscordEmulator, guild, channel, member) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(30):
+        while True:
+            reply = await (await emu.invoke(guild, channel, member, "topics")).response(timeout=5)
+            if "AI" in (reply.embeds[0].get("description") or ""):
+                return
+            await asyncio.sleep(0.2)
