@@ -430,6 +430,48 @@ async def test_two_hundred_servers_due_at_once_get_exactly_one_digest_each(
     assert all(m.allowed_mentions == {"parse": []} for c in channels for m in world.emu.messages(c))
 
 
+async def test_racing_ticks_and_a_second_poster_post_one_digest(
+    world: World, clock: FakeClock
+) -> None:
+    await save(world, at=time(8), zone="UTC", since=datetime(2024, 2, 1, tzinfo=UTC))
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    other = DigestPoster(world.store, world.bot, clock=clock)
+
+    await asyncio.gather(poster(world).tick(), poster(world).tick(), other.tick())
+
+    assert len(digest_posts(world)) == 1
+
+
+async def test_one_servers_failure_does_not_hold_up_the_others(
+    world: World, clock: FakeClock
+) -> None:
+    healthy = []
+    for number in range(3):
+        guild = world.emu.add_guild(f"Healthy {number}")
+        healthy.append(world.emu.add_channel(guild, "news"))
+        await world.store.save_digest_settings(
+            DigestSettings(
+                guild.id,
+                healthy[-1].id,
+                time(8),
+                "UTC",
+                effective_from=datetime(2024, 2, 1, tzinfo=UTC),
+            )
+        )
+    await save(world, at=time(8), zone="UTC", since=datetime(2024, 2, 1, tzinfo=UTC))
+    await world.emu.wait_until(lambda: all(world.bot.get_channel(c.id) for c in healthy), timeout=5)
+    world.emu.fail_next("POST", f"/channels/{world.channel.id}/messages", 503, times=20)
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    slow = DigestPoster(world.store, world.bot, clock=clock, retry_delays=(0.5, 0.5))
+
+    await slow.tick()
+
+    assert [len(digest_posts(world, channel)) for channel in healthy] == [1, 1, 1]
+    assert digest_posts(world) == []
+    [unfinished] = await world.store.unfinished_digest_runs()
+    assert unfinished.guild_id == world.guild.id  # kept claimed: the next tick resumes it
+
+
 # --- /digest preview, now, off, show --------------------------------------------------------------
 
 
