@@ -8,7 +8,7 @@ import dataclasses
 import os
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,19 +27,6 @@ CHANNEL = 1_200_000_000_000_000_001
 OTHER_CHANNEL = 1_200_000_000_000_000_002
 DAY = date(2024, 6, 3)
 SCHEDULED = datetime(2024, 6, 3, 7, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "news.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(db_path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def minutes(stories: Iterable[Story]) -> list[int]:

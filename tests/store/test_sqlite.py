@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,19 +26,6 @@ from tests.factories import make_related, make_story
 
 RELOADED_AT = datetime(2024, 6, 1, 8, 30, tzinfo=UTC)
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "news.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(db_path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def story_at(n: int, *, minutes: int | None = None, **fields: object) -> Story:
