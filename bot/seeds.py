@@ -50,10 +50,6 @@ _DEEP_INDENT = "\n" + " " * (MAX_DEPTH + 1)
 _INDICATOR_CHAIN = re.compile(r"\n[ \t]*[-?:][ \t]+[-?:](?:[ \t]|$)", re.MULTILINE)
 _SPACES = re.compile(r"\s+")
 _C1_CONTROLS = re.compile("[\x80-\x9f]")
-# Anchors (&a) and aliases (*a) can only start where a node starts: at a line start or after
-# whitespace or a flow indicator. Text without this pattern cannot hold any, so it may skip
-# the slower alias-refusing loader; quoted text that merely looks like one takes the slow path.
-_MAYBE_ANCHOR_OR_ALIAS = re.compile(r"(?:^|[\s\[{,])[&*]\S", re.MULTILINE)
 
 
 class _AliasRefused(yaml.YAMLError):
@@ -69,13 +65,65 @@ def _without_timestamps(base: type[Any]) -> dict[str, list[tuple[str, re.Pattern
     }
 
 
+_STR = "tag:yaml.org,2002:str"
+_MAPPING = "tag:yaml.org,2002:map"
+_SEQUENCE = "tag:yaml.org,2002:seq"
+# Scalar tags a seed may use, with the SafeConstructor method that builds each; any other tag
+# (timestamps are kept as text, binary, set, omap, python/*, custom) is refused.
+_SCALARS = {
+    "tag:yaml.org,2002:null": "construct_yaml_null",
+    "tag:yaml.org,2002:bool": "construct_yaml_bool",
+    "tag:yaml.org,2002:int": "construct_yaml_int",
+    "tag:yaml.org,2002:float": "construct_yaml_float",
+}
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, seen: set[int]) -> Any:
+    """Plain Python data (dict, list, str, int, float, bool, None) from a composed node.
+
+    Replaces PyYAML's general constructor, whose per-node bookkeeping cost more than libyaml's
+    parsing itself. It is stricter too: a node met twice is an alias (or a recursive
+    structure) and is refused, which bounds the data by the size of the file, and only the
+    plain tags are understood. Recursion is bounded by the depth check that runs first.
+    """
+    if id(node) in seen:
+        raise _AliasRefused(node.start_mark)
+    seen.add(id(node))
+    tag = node.tag
+    if isinstance(node, yaml.ScalarNode):
+        if tag == _STR:
+            return node.value
+        method = _SCALARS.get(tag)
+        if method is None:
+            raise _tag_refused(node)
+        return getattr(loader, method)(node)
+    if isinstance(node, yaml.SequenceNode) and tag == _SEQUENCE:
+        return [_construct(loader, item, seen) for item in node.value]
+    if isinstance(node, yaml.MappingNode) and tag == _MAPPING:
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _construct(loader, key_node, seen)
+            if isinstance(key, list | dict):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "found an unhashable key", key_node.start_mark
+                )
+            mapping[key] = _construct(loader, value_node, seen)
+        return mapping
+    raise _tag_refused(node)
+
+
+def _tag_refused(node: yaml.Node) -> yaml.MarkedYAMLError:
+    return yaml.constructor.ConstructorError(
+        None, None, f"could not determine a constructor for the tag {node.tag!r}", node.start_mark
+    )
+
+
 @cache
-def _loaders() -> tuple[type[yaml.SafeLoader], type[yaml.SafeLoader]]:
-    """(fast, alias-refusing) loaders: libyaml's parser with the safe constructor.
+def _loader() -> type[yaml.SafeLoader]:
+    """libyaml's parser and composer, then `_construct` instead of PyYAML's constructor.
 
     Timestamps stay text so that dates get field-specific errors from our own parser (and
-    fromisoformat is faster than PyYAML's regex constructor). The alias-refusing loader checks
-    every node in Python, so it only runs on text where an anchor or alias may appear.
+    fromisoformat is faster than PyYAML's regex constructor).
     """
     base: type[Any] = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
     if base is yaml.SafeLoader:
@@ -84,15 +132,10 @@ def _loaders() -> tuple[type[yaml.SafeLoader], type[yaml.SafeLoader]]:
     class SeedLoader(base):  # type: ignore[misc, valid-type]
         yaml_implicit_resolvers = _without_timestamps(base)
 
-    class AliasRefusingSeedLoader(SeedLoader):
-        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-            # A node met a second time is an alias (or a recursive structure): refusing it
-            # bounds the constructed data by the size of the file.
-            if node in self.constructed_objects or node in self.recursive_objects:
-                raise _AliasRefused(node.start_mark)
-            return super().construct_object(node, deep)
+        def construct_document(self, node: yaml.Node) -> Any:
+            return _construct(self, node, set())
 
-    return SeedLoader, AliasRefusingSeedLoader
+    return SeedLoader
 
 
 class _Rejected(Exception):
@@ -207,10 +250,7 @@ def _split_front_matter(text: str) -> tuple[str, str, int]:
 def _load_yaml(front: str, first_line: int) -> dict[Any, Any]:
     _check_depth(front, first_line)
     try:
-        fast, alias_refusing = _loaders()
-        maybe_alias = ("&" in front or "*" in front) and _MAYBE_ANCHOR_OR_ALIAS.search(front)
-        loader = alias_refusing if maybe_alias else fast
-        fields = yaml.load(front, Loader=loader)  # both are SafeLoader subclasses
+        fields = yaml.load(front, Loader=_loader())  # a SafeLoader subclass
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + first_line if mark is not None else None

@@ -342,18 +342,17 @@ def test_without_libyaml_parsing_falls_back_with_a_logged_warning(
     from bot import seeds as seeds_module
 
     monkeypatch.delattr(yaml, "CSafeLoader")
-    seeds_module._loaders.cache_clear()
+    seeds_module._loader.cache_clear()
     try:
         result = parsed(seed(title='"Still parsed"'))
         bomb = parse_seed(HOSTILE["alias_bomb.txt"][0], "bomb.txt")
-        fast, alias_refusing = seeds_module._loaders()
+        loader = seeds_module._loader()
     finally:
-        seeds_module._loaders.cache_clear()
+        seeds_module._loader.cache_clear()
 
     assert result.story is not None and result.story.title == "Still parsed"
     assert "aliases are not allowed" in bomb.reason
-    assert issubclass(fast, yaml.SafeLoader)
-    assert issubclass(alias_refusing, yaml.SafeLoader)
+    assert issubclass(loader, yaml.SafeLoader)
     assert "libyaml is missing" in caplog.text
 
 
@@ -362,7 +361,30 @@ def test_libyaml_is_used_when_present() -> None:
 
     from bot import seeds as seeds_module
 
-    fast, alias_refusing = seeds_module._loaders()
+    assert issubclass(seeds_module._loader(), yaml.CSafeLoader)
 
-    assert issubclass(fast, yaml.CSafeLoader)
-    assert issubclass(alias_refusing, yaml.CSafeLoader)
+
+@pytest.mark.parametrize(
+    ("field", "reason"),
+    [
+        ("extra: !!binary aGVsbG8=", "tag 'tag:yaml.org,2002:binary' is not allowed"),
+        ("extra: !!set {a, b}", "tag 'tag:yaml.org,2002:set' is not allowed"),
+        ("extra: !!timestamp 2024-01-01", "tag 'tag:yaml.org,2002:timestamp' is not allowed"),
+        ("extra: {<<: {a: 1}}", "tag 'tag:yaml.org,2002:merge' is not allowed"),
+        ("extra: &loop [*loop]", "aliases are not allowed"),
+        ("? [a, b]\n: value", "unhashable key"),
+    ],
+)
+def test_only_plain_yaml_is_understood(field: str, reason: str) -> None:
+    result = parse_seed(seed().replace(b"---\n", f"---\n{field}\n".encode(), 1), "story.txt")
+
+    assert not result.ok
+    assert reason in result.reason
+
+
+def test_plain_scalars_keep_their_yaml_types() -> None:
+    result = parsed(seed(quality="0x1F", heat="-1", published="yes"))
+
+    story = result.story
+    assert story is not None
+    assert (story.quality, story.heat, story.published) == (31, None, True)
