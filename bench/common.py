@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
-CACHE = Path(__file__).resolve().parent / ".cache"
+# Smoke runs in the test suite point both elsewhere, so they never overwrite real results.
+RESULTS = Path(os.environ.get("NEWSBOT_BENCH_RESULTS") or Path(__file__).parent / "results")
+CACHE = Path(os.environ.get("NEWSBOT_BENCH_CACHE") or Path(__file__).parent / ".cache")
 
 
 @dataclass(frozen=True, slots=True)
