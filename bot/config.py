@@ -68,8 +68,8 @@ class DigestConfig:
     # A digest missed by less than this (downtime) is posted at start; older ones are skipped.
     catch_up_hours: float = 6.0
     # Digest messages sent per second across all servers: under Discord's global 50/s, with
-    # room left for the bot's other requests.
-    send_rate: float = 45.0
+    # room left for the bot's other requests (interaction answers do not count towards it).
+    send_rate: float = 48.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +122,14 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
             ("ws://", "wss://"),
         ),
         sync_commands=_choice(discord_raw, "discord.sync_commands", ("auto", "never")),
-        page_timeout=_seconds(discord_raw, "discord.page_timeout", 180.0),
+        page_timeout=_positive_number(discord_raw, "discord.page_timeout", 180.0),
     )
-    catch_up = _seconds(digest_raw, "digest.catch_up_hours", 6.0)
+    catch_up = _positive_number(digest_raw, "digest.catch_up_hours", 6.0)
     if catch_up >= 24:
         raise ConfigError("setting 'digest.catch_up_hours' must be under 24")
     digest = DigestConfig(
         catch_up_hours=catch_up,
-        send_rate=min(_seconds(digest_raw, "digest.send_rate", 45.0), 50.0),
+        send_rate=min(_positive_number(digest_raw, "digest.send_rate", 48.0), 50.0),
     )
     log_level = (env.get("NEWSBOT_LOG_LEVEL") or _string(raw, "log_level", "INFO")).upper()
     if log_level not in _LOG_LEVELS:
@@ -206,7 +206,7 @@ def _choice(raw: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _seconds(raw: Mapping[str, Any], name: str, default: float) -> float:
+def _positive_number(raw: Mapping[str, Any], name: str, default: float) -> float:
     value = raw.get(name.rsplit(".", 1)[-1], default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigError(f"setting {name!r} must be a positive number, not {value!r}")

@@ -94,11 +94,14 @@ class DigestPoster:
         self._client = client
         self._clock = clock
         self._catch_up = catch_up
-        self._pacer = pacer or Pacer(45.0)
+        self._pacer = pacer or Pacer(48.0)
         self._retry_delays = tuple(retry_delays)
         self._sleep = sleep
         # Digests being sent by this process: a tick never starts a second send of one.
         self._in_flight: set[tuple[int, date]] = set()
+        # A thousand servers due at once would queue a thousand selections on the database
+        # before the first send; a few at a time keep sends (and users' commands) flowing.
+        self._preparing = asyncio.Semaphore(4)
         self._tick_lock = asyncio.Lock()
 
     # --- the scheduler's entry point --------------------------------------------------------------
@@ -148,27 +151,35 @@ class DigestPoster:
             return PostResult(None, "already being posted")
         self._in_flight.add(key)
         try:
-            now = self._clock()
-            items = await self._select(settings, now)
-            run = DigestRun(
-                guild_id=settings.guild_id,
-                local_date=due.local_date,
-                channel_id=settings.channel_id,
-                status="claimed",
-                scheduled_for=due.scheduled_for,
-                claimed_at=now,
-                plan=tuple(item.story_ids for item in items),
-            )
-            if not items:
-                empty = replace(run, status="empty", finished_at=now, detail="no new stories")
-                if await self._store.record_digest_outcome(empty):
-                    return PostResult("empty", "no new stories")
-                return PostResult(None, "today's digest was already posted")
-            if not await self._store.claim_digest_run(run):
-                return PostResult(None, "today's digest was already posted")
-            return await self._deliver(run, settings.topics)
+            async with self._preparing:
+                prepared = await self._prepare(due)
+            if prepared is None or isinstance(prepared, PostResult):
+                return prepared or PostResult(None, "today's digest was already posted")
+            return await self._deliver(prepared, settings.topics)
         finally:
             self._in_flight.discard(key)
+
+    async def _prepare(self, due: DueDigest) -> DigestRun | PostResult | None:
+        """Select the stories and claim the ledger row: the run to deliver, or the outcome
+        (empty), or None when the date already has a row."""
+        settings = due.settings
+        now = self._clock()
+        items = await self._select(settings, now)
+        run = DigestRun(
+            guild_id=settings.guild_id,
+            local_date=due.local_date,
+            channel_id=settings.channel_id,
+            status="claimed",
+            scheduled_for=due.scheduled_for,
+            claimed_at=now,
+            plan=tuple(item.story_ids for item in items),
+        )
+        if not items:
+            empty = replace(run, status="empty", finished_at=now, detail="no new stories")
+            if await self._store.record_digest_outcome(empty):
+                return PostResult("empty", "no new stories")
+            return None
+        return run if await self._store.claim_digest_run(run) else None
 
     async def _resume(self, run: DigestRun) -> PostResult:
         key = (run.guild_id, run.local_date)
