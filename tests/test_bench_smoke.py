@@ -14,6 +14,32 @@ REPO = Path(__file__).resolve().parent.parent
 
 SMOKE_RUNS = {
     "ingest": ["--files", "40", "--runs", "1"],
+    "stalls": ["--files", "200", "--runs", "1"],
+    "fanout": ["--servers", "20", "--runs", "1"],
+    "news_latency": [
+        "--n",
+        "2000",
+        "--requests",
+        "60",
+        "--warmup",
+        "5",
+        "--queries",
+        "3",
+        "--runs",
+        "1",
+    ],
+    "memory": [
+        "--n",
+        "2000",
+        "--news",
+        "20",
+        "--queries",
+        "3",
+        "--topics",
+        "10",
+        "--autocomplete",
+        "10",
+    ],
 }
 
 
