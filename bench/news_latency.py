@@ -41,7 +41,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +53,7 @@ from bench.common import Figure, median, percentile, report
 from bench.corpus import TOPICS, WORDS
 from bench.million import million_store
 from bot.app import NewsBot
-from bot.config import DatabaseSettings, DiscordSettings, SeedSettings, Settings
-from bot.reload import SeedReloader
-from bot.store.sqlite import SqliteStore
+from tests.conftest import build_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
 
 TARGETS_MS = {
@@ -80,23 +77,8 @@ def topic_spellings(rng: random.Random, count: int) -> list[str]:
 
 
 def build_bot(db: Path, seeds: Path) -> NewsBot:
-    """newsbot as tests/conftest.py's build_newsbot builds it, but without the start-up reload."""
-    settings = Settings(
-        seeds=SeedSettings(folder=seeds, workers=1),
-        database=DatabaseSettings(db),
-        discord=DiscordSettings(),
-    )
-    store = SqliteStore(settings.database.path)
-    reloader = SeedReloader(store, seeds, workers=1)
-    return NewsBot(
-        settings,
-        store,
-        reloader,
-        reload_seeds_at_start=False,
-        schedule_digests=False,
-        clock=lambda: datetime.now(UTC),
-        guild_ready_timeout=0.1,
-    )
+    """newsbot as the tests build it, without the start-up reload (no seed files here)."""
+    return build_newsbot(db.parent, seeds, database=db, reload_seeds_at_start=False)
 
 
 async def timed(samples: list[float], action: Callable[[], Awaitable[Any]]) -> Any:

@@ -2,7 +2,7 @@
 
 How: a synthetic corpus of `--files` seed files (default 20,000; bench/corpus.py, cached in
 bench/.cache/) is reloaded into an empty database by newsbot running in-process against the
-local Discord emulator. NewsBot is constructed directly as `build_newsbot` does, but with
+local Discord emulator. NewsBot is built by the tests' `build_newsbot`, with
 `reload_seeds_at_start=False` and the production default of parse workers (`--workers`,
 0 = one process per core). While `await bot.reloader.reload()` runs, a probe task on the
 bot's event loop sleeps 5 ms in a loop and records how late each wake-up is (lateness =
@@ -31,7 +31,6 @@ import logging
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,7 @@ import yarl
 
 from bench.common import CACHE, Figure, median, percentile, report
 from bench.corpus import generate
-from bot.app import NewsBot
-from bot.config import DatabaseSettings, DigestConfig, DiscordSettings, SeedSettings, Settings
-from bot.reload import SeedReloader
-from bot.store.sqlite import SqliteStore
+from tests.conftest import build_newsbot
 from tests.discord_emulator import DiscordEmulator, InteractionNotAnswered, running_bot
 
 PROBE_INTERVAL = 0.005
@@ -140,23 +136,8 @@ async def one_run(folder: Path, workers: int, news: bool) -> dict[str, Any]:
             guild = emu.add_guild("Readers")
             channel = emu.add_channel(guild, "news")
             reader = emu.add_member(guild, "reader")
-            settings = Settings(
-                seeds=SeedSettings(folder=folder, workers=workers),
-                database=DatabaseSettings(root / "news.db"),
-                discord=DiscordSettings(),
-                digest=DigestConfig(),
-            )
-            store = SqliteStore(settings.database.path)
-            reloader = SeedReloader(store, folder, workers=workers)
-            bot = NewsBot(
-                settings,
-                store,
-                reloader,
-                reload_seeds_at_start=False,
-                schedule_digests=False,
-                clock=lambda: datetime.now(UTC),
-                guild_ready_timeout=0.1,
-            )
+            bot = build_newsbot(root, folder, reload_seeds_at_start=False, workers=workers)
+            store, reloader = bot.store, bot.reloader
             phases = Phases()
             phases.wrap(store, "seed_index", "index")
             phases.wrap(reloader, "_parse", "parse")

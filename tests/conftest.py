@@ -88,24 +88,28 @@ def build_newsbot(
     *,
     clock: Callable[[], datetime] | None = None,
     schedule_digests: bool = False,
+    reload_seeds_at_start: bool = True,
+    workers: int = 1,
+    database: Path | None = None,
     digest: DigestConfig | None = None,
     **discord: Any,
 ) -> NewsBot:
     """newsbot as `main()` builds it; by default the digest scheduler is off so that tests
     drive each tick themselves with a fake clock."""
     settings = Settings(
-        seeds=SeedSettings(folder=seeds, workers=1),
-        database=DatabaseSettings(root / "news.db"),
+        seeds=SeedSettings(folder=seeds, workers=workers),
+        database=DatabaseSettings(database or root / "news.db"),
         discord=DiscordSettings(**discord),
         digest=digest or DigestConfig(),
     )
     store = SqliteStore(settings.database.path)
-    reloader = SeedReloader(store, seeds, workers=1)
+    reloader = SeedReloader(store, seeds, workers=workers)
     # A short guild_ready_timeout: discord.py otherwise waits 2 s of quiet before on_ready.
     return NewsBot(
         settings,
         store,
         reloader,
+        reload_seeds_at_start=reload_seeds_at_start,
         schedule_digests=schedule_digests,
         clock=clock or (lambda: datetime.now(UTC)),
         guild_ready_timeout=0.1,
