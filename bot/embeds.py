@@ -239,7 +239,7 @@ def seed_status_embed(status: SeedStatus, *, stored: int, folder: str) -> discor
     embed.add_field(
         name="Seed folder", value=shorten(f"`{folder}`", FIELD_VALUE_LIMIT), inline=True
     )
-    embed.add_field(name="Last reload", value=_when(status.reloaded_at), inline=True)
+    embed.add_field(name="Last reload", value=when(status.reloaded_at), inline=True)
     rejected = [
         f"{path}: {reason}" + (" (last good version kept)" if kept else "")
         for path, reason, kept in status.rejected
@@ -252,10 +252,11 @@ def seed_status_embed(status: SeedStatus, *, stored: int, folder: str) -> discor
     return _within_message_limit(embed)
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None, *, never: str = "never") -> str:
+    """A moment as Discord shows it to each reader: in their own time zone, and how long ago."""
     if moment is None:
-        return "never"
-    return f"{discord.utils.format_dt(moment, 'f')} ({discord.utils.format_dt(moment, 'R')})"
+        return never
+    return f"{discord.utils.format_dt(moment, 'F')} ({discord.utils.format_dt(moment, 'R')})"
 
 
 def _listing(lines: Sequence[str], limit: int = FIELD_VALUE_LIMIT) -> str:

@@ -534,7 +534,7 @@ def test_seed_status_shows_when_the_last_reload_was() -> None:
         seed_status_embed(status, stored=1, folder="/srv/seeds"), "Last reload"
     ).value
     stamp = int(moment.timestamp())
-    assert f"<t:{stamp}:f>" in value
+    assert f"<t:{stamp}:F>" in value
     assert f"<t:{stamp}:R>" in value
 
 

@@ -20,7 +20,7 @@ from discord.ext import commands
 
 from bot.cogs.news import suggest_topics
 from bot.digest import matching_zones, next_run, parse_local_time, zone
-from bot.embeds import ADMIN_COLOUR, CHOICE_LIMIT, WARNING_COLOUR, shorten
+from bot.embeds import ADMIN_COLOUR, CHOICE_LIMIT, WARNING_COLOUR, shorten, when
 from bot.models import DigestRun, DigestSettings
 from bot.pacing import Pacer
 from bot.poster import DigestPoster, missing_permissions
@@ -106,14 +106,13 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             timezone = zone(timezone).key  # the canonical spelling of what was typed
         except ValueError as error:
             raise UserFacingError(f"{error}. Nothing was changed.") from None
-        resolved = channel.guild.get_channel(channel.id) if channel.guild else None
-        if isinstance(resolved, discord.TextChannel):
-            missing = missing_permissions(resolved)
-            if missing:
-                raise UserFacingError(
-                    f"newsbot cannot post in {channel.mention}: it lacks {missing} there. Grant "
-                    "those or pick another channel. Nothing was changed."
-                )
+        # discord.py resolves a TextChannel option from its cache, with its permissions.
+        missing = missing_permissions(channel)
+        if missing:
+            raise UserFacingError(
+                f"newsbot cannot post in {channel.mention}: it lacks {missing} there. Grant "
+                "those or pick another channel. Nothing was changed."
+            )
         settings = DigestSettings(
             guild_id=interaction.guild_id,
             channel_id=channel.id,
@@ -125,11 +124,11 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         )
         await self.store.save_digest_settings(settings)
         upcoming = next_run(settings, {}, self.bot.clock())
-        when = _timestamp(upcoming) if upcoming else "never"
+        next_time = when(upcoming)
         await reply(
             interaction,
             f"Daily digest set: {channel.mention} at {local_time:%H:%M} ({timezone}), "
-            f"{_about(settings)}. Next one: {when}.",
+            f"{_about(settings)}. Next one: {next_time}.",
             ephemeral=True,
         )
 
@@ -167,9 +166,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             name="Time", value=f"{settings.local_time:%H:%M} {settings.timezone}", inline=True
         )
         embed.add_field(name="Content", value=_about(settings), inline=True)
-        embed.add_field(
-            name="Next run", value=_timestamp(upcoming) if upcoming else "—", inline=False
-        )
+        embed.add_field(name="Next run", value=when(upcoming, never="—"), inline=False)
         embed.add_field(name="Last run", value=_describe_run(last), inline=False)
         if not settings.enabled:
             why = settings.disabled_reason or "switched off with /digest off"
@@ -257,10 +254,6 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         if not isinstance(channel, discord.TextChannel):
             return "the channel no longer exists or newsbot cannot see it"
         return missing_permissions(channel)
-
-
-def _timestamp(moment: object) -> str:
-    return f"{discord.utils.format_dt(moment, 'F')} ({discord.utils.format_dt(moment, 'R')})"  # type: ignore[arg-type]
 
 
 def _about(settings: DigestSettings) -> str:
