@@ -7,6 +7,7 @@ import signal
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import discord
 import pytest
 
 from bot.app import NewsBot
@@ -367,7 +368,7 @@ async def test_missing_embed_permission_is_noticed_before_sending(
 ) -> None:
     await save(world, at=time(8), zone="UTC", since=datetime(2024, 2, 1, tzinfo=UTC))
     world.emu.set_bot_permissions(world.channel, VIEW_CHANNEL | SEND_MESSAGES)
-    await world.emu.wait_until(lambda: True, timeout=0.1)  # let CHANNEL_UPDATE reach the bot
+    await _until_bot_sees_no_embed_links(world)
     clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 
     await poster(world).tick()
@@ -378,6 +379,15 @@ async def test_missing_embed_permission_is_noticed_before_sending(
     assert "Embed Links" in settings.disabled_reason
     # Known from the permissions Discord sent: no request Discord would refuse was made.
     assert world.emu.requests_to("POST", f"/channels/{world.channel.id}/messages") == []
+
+
+async def _until_bot_sees_no_embed_links(world: World) -> None:
+    # The emulator's waits wake on its own changes, not the bot's cache: poll the cache.
+    channel = world.bot.get_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    async with asyncio.timeout(5):
+        while channel.permissions_for(channel.guild.me).embed_links:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("status", [429, 500, 502])
