@@ -4,9 +4,9 @@ A seed is a line `---`, a YAML mapping, a line `---`, then an optional body. `pa
 the bytes of one file into a SeedResult: a Story with warnings, or a rejection naming the field
 and the reason. It is pure (no I/O, no clock) so it runs unchanged in worker processes.
 
-Cost is bounded before libyaml sees the text: the size is capped, nesting depth is checked
-(libyaml's composer recurses in C and crashes the process on deep input), aliases are refused
-(no "billion laughs"), and only the safe constructor is used, so no Python object is ever built.
+Cost is bounded: the size is capped before libyaml sees the text, and the front matter is
+built from libyaml's events by a loop that stops at the first level nested too deep, refuses
+aliases (no "billion laughs") and understands only plain tags, so no Python object is ever built.
 """
 
 from __future__ import annotations
@@ -40,14 +40,11 @@ DISCORD_TITLE_LIMIT = 256
 DISCORD_DESCRIPTION_LIMIT = 4096
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-# Cheap bounds on nesting: libyaml's composer recurses once per level (crashing the process
-# near 100,000 levels, and slowing down quadratically well before). Deep nesting needs many
-# flow brackets, deep indentation or a line of chained block indicators ("- - - x"); text
-# with none of them gets no further check, anything else gets the exact, event-based one.
-_MAX_FLOW_BRACKETS = 32
-# Block nesting deeper than MAX_DEPTH needs at least this much indentation somewhere.
-_DEEP_INDENT = "\n" + " " * (MAX_DEPTH + 1)
-_INDICATOR_CHAIN = re.compile(r"\n[ \t]*[-?:][ \t]+[-?:](?:[ \t]|$)", re.MULTILINE)
+_STR = "tag:yaml.org,2002:str"
+_MAPPING = "tag:yaml.org,2002:map"
+_SEQUENCE = "tag:yaml.org,2002:seq"
+# A tag left for the parser's resolver to decide: none written, or a bare "!".
+_NO_TAGS = (None, "!")
 _SPACES = re.compile(r"\s+")
 _C1_CONTROLS = re.compile("[\x80-\x9f]")
 
@@ -58,84 +55,165 @@ class _AliasRefused(yaml.YAMLError):
         self.problem_mark = mark
 
 
-def _without_timestamps(base: type[Any]) -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark | None) -> None:
+        super().__init__(f"nesting deeper than {MAX_DEPTH} levels")
+        self.mark = mark
+
+
+@cache
+def _loader() -> type[yaml.SafeLoader]:
+    """libyaml's event parser, or PyYAML's pure-Python one when libyaml is missing."""
+    loader: type[Any] = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+    if loader is yaml.SafeLoader:
+        log.warning("libyaml is missing: seeds are parsed by the pure-Python loader (~10x slower)")
+    return loader
+
+
+@cache
+def _implicit_resolvers() -> dict[str | None, tuple[tuple[str, re.Pattern[str]], ...]]:
+    """The safe loader's rules for plain scalars, by first character ("" for an empty scalar,
+    None for the rules that apply to any), without timestamps: dates stay text so that they
+    get field-specific errors from our own parser."""
+    table = _loader().yaml_implicit_resolvers
+    anywhere = [(tag, rx) for tag, rx in table.get(None, ()) if tag != _TIMESTAMP_TAG]
     return {
-        first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP_TAG]
-        for first, resolvers in base.yaml_implicit_resolvers.items()
+        first: tuple((tag, rx) for tag, rx in [*resolvers, *anywhere] if tag != _TIMESTAMP_TAG)
+        for first, resolvers in [*table.items(), (None, [])]
     }
 
 
-_STR = "tag:yaml.org,2002:str"
-_MAPPING = "tag:yaml.org,2002:map"
-_SEQUENCE = "tag:yaml.org,2002:seq"
-# Scalar tags a seed may use, with the SafeConstructor method that builds each; any other tag
-# (timestamps are kept as text, binary, set, omap, python/*, custom) is refused.
-_SCALARS = {
+# Scalar tags a seed may use besides text, with the SafeConstructor method that builds each;
+# any other tag (timestamps, binary, set, omap, merge keys, python/*, custom) is refused.
+_SCALAR_TAGS = {
     "tag:yaml.org,2002:null": "construct_yaml_null",
     "tag:yaml.org,2002:bool": "construct_yaml_bool",
     "tag:yaml.org,2002:int": "construct_yaml_int",
     "tag:yaml.org,2002:float": "construct_yaml_float",
 }
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+# What short plain scalars resolved to (only immutable values), up to a bound.
+_PLAIN_VALUES: dict[str, Any] = {}
+_PLAIN_VALUE_LENGTH = 40
+_PLAIN_VALUES_KEPT = 4096
+# Marks a mapping waiting for its next key.
+_NO_KEY: Any = object()
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, seen: set[int]) -> Any:
-    """Plain Python data (dict, list, str, int, float, bool, None) from a composed node.
+def _parse_yaml(front: str) -> Any:
+    """Plain Python data (dict, list, str, int, float, bool, None) from one YAML document.
 
-    Replaces PyYAML's general constructor, whose per-node bookkeeping cost more than libyaml's
-    parsing itself. It is stricter too: a node met twice is an alias (or a recursive
-    structure) and is refused, which bounds the data by the size of the file, and only the
-    plain tags are understood. Recursion is bounded by the depth check that runs first.
+    Built straight from the parser's events: PyYAML's composer and constructor recurse once
+    per nesting level (libyaml's composer crashes the process near 100,000 levels) and spend
+    more per node than libyaml spends parsing. This loop keeps its own stack and stops at the
+    first level deeper than MAX_DEPTH, so a hostile file costs microseconds. It is stricter
+    too: aliases are refused (no "billion laughs"; the data is bounded by the file's size) and
+    only the plain tags are understood, so no Python object is ever built.
     """
-    if id(node) in seen:
-        raise _AliasRefused(node.start_mark)
-    seen.add(id(node))
-    tag = node.tag
-    if isinstance(node, yaml.ScalarNode):
-        if tag == _STR:
-            return node.value
-        method = _SCALARS.get(tag)
-        if method is None:
-            raise _tag_refused(node)
-        return getattr(loader, method)(node)
-    if isinstance(node, yaml.SequenceNode) and tag == _SEQUENCE:
-        return [_construct(loader, item, seen) for item in node.value]
-    if isinstance(node, yaml.MappingNode) and tag == _MAPPING:
-        mapping: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _construct(loader, key_node, seen)
-            if isinstance(key, list | dict):
-                raise yaml.constructor.ConstructorError(
-                    None, None, "found an unhashable key", key_node.start_mark
-                )
-            mapping[key] = _construct(loader, value_node, seen)
-        return mapping
-    raise _tag_refused(node)
+    parser = _loader()(front)
+    try:
+        next_event = parser.get_event
+        next_event()  # StreamStartEvent
+        if isinstance(next_event(), yaml.StreamEndEvent):
+            return None  # no document at all
+        document: list[Any] = []
+        parents: list[Any] = []
+        container: Any = document
+        key = _NO_KEY
+        while True:
+            event = next_event()
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                # Quoted text, by far the most common scalar, takes the short way.
+                quoted = event.tag is None and not event.implicit[0]
+                value = event.value if quoted else _scalar(event)
+            elif kind is yaml.MappingStartEvent:
+                _check_tag(event, _MAPPING)
+                value = {}
+            elif kind is yaml.SequenceStartEvent:
+                _check_tag(event, _SEQUENCE)
+                value = []
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                container = parents.pop()
+                continue
+            elif kind is yaml.AliasEvent:
+                raise _AliasRefused(event.start_mark)
+            else:  # DocumentEndEvent
+                break
+            if container.__class__ is dict:
+                if key is _NO_KEY:
+                    if kind is not yaml.ScalarEvent:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, "found an unhashable key", event.start_mark
+                        )
+                    key = value
+                    continue
+                container[key] = value
+                key = _NO_KEY
+            else:
+                container.append(value)
+            if kind is not yaml.ScalarEvent:
+                parents.append(container)
+                container = value
+                if len(parents) > MAX_DEPTH:
+                    raise _TooDeep(event.start_mark)
+        event = next_event()
+        if not isinstance(event, yaml.StreamEndEvent):
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                None,
+                "but found another document",
+                event.start_mark,
+            )
+        return document[0] if document else None
+    finally:
+        parser.dispose()
 
 
-def _tag_refused(node: yaml.Node) -> yaml.MarkedYAMLError:
+def _scalar(event: yaml.ScalarEvent) -> Any:
+    tag = event.tag
+    value = event.value
+    if tag in _NO_TAGS:
+        # Quoted (or "!"-tagged) scalars are text; plain ones follow YAML's implicit rules.
+        if not event.implicit[0]:
+            return value
+        known = _PLAIN_VALUES.get(value, _NO_KEY)
+        if known is not _NO_KEY:
+            return known
+        tag = _implicit_tag(value)
+        # Field names and small numbers repeat in every file: remember what they mean.
+        if len(value) <= _PLAIN_VALUE_LENGTH and len(_PLAIN_VALUES) < _PLAIN_VALUES_KEPT:
+            _PLAIN_VALUES[value] = _scalar_value(tag, value, event.start_mark)
+            return _PLAIN_VALUES[value]
+    return _scalar_value(tag, value, event.start_mark)
+
+
+def _implicit_tag(value: str) -> str:
+    resolvers = _implicit_resolvers()
+    for tag, pattern in resolvers.get(value[:1]) or resolvers[None]:
+        if pattern.match(value):
+            return tag
+    return _STR
+
+
+def _scalar_value(tag: str, value: str, mark: yaml.Mark | None) -> Any:
+    if tag == _STR:
+        return value
+    method = _SCALAR_TAGS.get(tag)
+    if method is None:
+        raise _tag_refused(tag, mark)
+    return getattr(_CONSTRUCTOR, method)(yaml.ScalarNode(tag, value))
+
+
+def _check_tag(event: yaml.CollectionStartEvent, plain: str) -> None:
+    if event.tag not in _NO_TAGS and event.tag != plain:
+        raise _tag_refused(event.tag, event.start_mark)
+
+
+def _tag_refused(tag: str | None, mark: yaml.Mark | None) -> yaml.MarkedYAMLError:
     return yaml.constructor.ConstructorError(
-        None, None, f"could not determine a constructor for the tag {node.tag!r}", node.start_mark
+        None, None, f"could not determine a constructor for the tag {tag!r}", mark
     )
-
-
-@cache
-def _loader() -> type[yaml.SafeLoader]:
-    """libyaml's parser and composer, then `_construct` instead of PyYAML's constructor.
-
-    Timestamps stay text so that dates get field-specific errors from our own parser (and
-    fromisoformat is faster than PyYAML's regex constructor).
-    """
-    base: type[Any] = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
-    if base is yaml.SafeLoader:
-        log.warning("libyaml is missing: seeds are parsed by the pure-Python loader (~10x slower)")
-
-    class SeedLoader(base):  # type: ignore[misc, valid-type]
-        yaml_implicit_resolvers = _without_timestamps(base)
-
-        def construct_document(self, node: yaml.Node) -> Any:
-            return _construct(self, node, set())
-
-    return SeedLoader
 
 
 class _Rejected(Exception):
@@ -248,9 +326,11 @@ def _split_front_matter(text: str) -> tuple[str, str, int]:
 
 
 def _load_yaml(front: str, first_line: int) -> dict[Any, Any]:
-    _check_depth(front, first_line)
     try:
-        fields = yaml.load(front, Loader=_loader())  # a SafeLoader subclass
+        fields = _parse_yaml(front)
+    except _TooDeep as error:
+        line = error.mark.line + first_line if error.mark is not None else None
+        raise _Rejected(Problem(None, str(error), line)) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + first_line if mark is not None else None
@@ -265,36 +345,11 @@ def _load_yaml(front: str, first_line: int) -> dict[Any, Any]:
     except yaml.YAMLError as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise _Rejected(Problem(None, f"invalid YAML: {first}")) from None
-    except RecursionError:
-        raise _Rejected(Problem(None, f"nesting deeper than {MAX_DEPTH} levels")) from None
     if not isinstance(fields, dict):
         raise _Rejected(
             Problem(None, f"front matter must be a mapping of fields, not {_kind(fields)}")
         )
     return fields
-
-
-def _check_depth(front: str, first_line: int) -> None:
-    if (
-        front.count("[") + front.count("{") <= _MAX_FLOW_BRACKETS
-        and _DEEP_INDENT not in front
-        and not _INDICATOR_CHAIN.search("\n" + front)
-    ):
-        return
-    # libyaml's event parser keeps its stack on the heap, so walking events is safe at any
-    # depth; it stops at the first level too deep, so a hostile file costs microseconds.
-    depth = 0
-    try:
-        for event in yaml.parse(front, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    line = event.start_mark.line + first_line if event.start_mark else None
-                    raise _Rejected(Problem(None, f"nesting deeper than {MAX_DEPTH} levels", line))
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    except yaml.YAMLError:
-        return  # the loader reports the syntax error with its line
 
 
 # --- fields to a story -----------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.urls import InvalidURL, canonical_url, is_web_url, story_id
+from bot.urls import InvalidURL, _canonical_url_parsed, canonical_url, is_web_url, story_id
 
 
 @pytest.mark.parametrize(
@@ -47,6 +47,35 @@ def test_non_web_urls_are_refused(given: str) -> None:
     with pytest.raises(InvalidURL):
         canonical_url(given)
     assert not is_web_url(given)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://www.example.com/article/1-7a1db62c228e/",
+        "http://example.com/",
+        "https://./",
+        "https://a-b.example.co.uk/path/with/ünïcode/and%20escapes",
+        "https://example.com/a;params=1/b.html",
+        "https://example.com/a/../b",
+        "https://example.com/x\x01y",
+        "https://example.com/a\u00a0b",
+        "https://Example.com/a",
+        "https://example.com/a?",
+        "https://example.com/a#",
+    ],
+)
+def test_urls_already_canonical_take_the_short_way_to_the_same_answer(given: str) -> None:
+    try:
+        expected: str | type[InvalidURL] = _canonical_url_parsed(given)
+    except InvalidURL:
+        expected = InvalidURL
+    try:
+        got: str | type[InvalidURL] = canonical_url(given)
+    except InvalidURL:
+        got = InvalidURL
+
+    assert got == expected
 
 
 def test_story_id_is_stable_positive_and_fits_sqlite_integer() -> None:
