@@ -35,7 +35,7 @@ from bench.common import CACHE
 from bench.corpus import OUTLETS, TOPICS, WORDS
 from bot.models import Image, Provider, Related, Story
 from bot.store.base import ReloadChanges
-from bot.store.sqlite import SqliteStore
+from bot.store.sqlite import SqliteStore, encode_story
 from bot.urls import canonical_url, story_id
 
 # Bump when the generated stories change, so that stale caches are not reused.
@@ -178,7 +178,9 @@ async def build(
                 ReloadChanges(
                     expected_generation=generation,
                     reloaded_at=datetime.now(UTC),
-                    upsert=[(story, f"synthetic/{story.id:016x}.txt") for story in stories],
+                    upsert=[
+                        (encode_story(story), f"synthetic/{story.id:016x}.txt") for story in stories
+                    ],
                     folder="",
                 )
             )

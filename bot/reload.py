@@ -16,17 +16,25 @@ import gc
 import logging
 import multiprocessing
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 from bot.models import Problem, SeedResult, Story
 from bot.seeds import DEFAULT_MAX_FILE_BYTES, parse_files, rank
-from bot.store import ReloadChanges, SeedFileRecord, SeedIndex, StaleReload, Store
+from bot.store import (
+    EncodedStory,
+    ReloadChanges,
+    SeedFileRecord,
+    SeedIndex,
+    StaleReload,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +104,32 @@ class ReloadReport:
         )
 
 
+class ParsedSeed(NamedTuple):
+    """What a reload needs of one parsed seed file: the verdict, with the story already in
+    the store's form. Plain values, so that worker processes send it back cheaply."""
+
+    source: str
+    digest: str
+    story: EncodedStory | None
+    rank: tuple[int, ...] = ()
+    reason: str = ""
+    warnings: tuple[Problem, ...] = ()
+
+    @classmethod
+    def of(cls, result: SeedResult, encode: Callable[[Story], EncodedStory]) -> ParsedSeed:
+        story = result.story
+        if story is None:
+            return cls(result.source, result.digest, None, (), result.reason, result.warnings)
+        return cls(result.source, result.digest, encode(story), rank(story), "", result.warnings)
+
+
+def parse_for_reload(
+    folder: str, sources: list[str], max_bytes: int, encode: Callable[[Story], EncodedStory]
+) -> list[ParsedSeed]:
+    """Parse and encode a batch of files: the unit of work of a reload's worker processes."""
+    return [ParsedSeed.of(result, encode) for result in parse_files(folder, sources, max_bytes)]
+
+
 @dataclass(slots=True)
 class _Claim:
     """A file's bid to be the source of a story."""
@@ -103,7 +137,7 @@ class _Claim:
     path: str
     rank: tuple[int, ...]
     # The freshly parsed story, or None when the stored record (or nothing) stands for it.
-    story: Story | None
+    story: EncodedStory | None
     rejected: bool = False
 
 
@@ -158,7 +192,7 @@ def files_to_parse(index: SeedIndex, scan: Mapping[str, FileStat], folder: str) 
 def plan_reload(
     index: SeedIndex,
     scan: Mapping[str, FileStat],
-    parsed: Mapping[str, SeedResult],
+    parsed: Mapping[str, ParsedSeed],
     *,
     folder: str,
     now: datetime,
@@ -200,9 +234,9 @@ def plan_reload(
         warnings.extend((path, warning) for warning in result.warnings)
         if result.story is not None:
             story = result.story
-            claims.setdefault(story.id, []).append(_Claim(path, rank(story), story))
+            claims.setdefault(story.id, []).append(_Claim(path, result.rank, story))
             records[path] = SeedFileRecord(
-                path, stat.size, stat.mtime_ns, result.digest, "loaded", story.id, rank(story)
+                path, stat.size, stat.mtime_ns, result.digest, "loaded", story.id, result.rank
             )
             continue
         # A file that used to be the source of a story keeps it while it is broken.
@@ -222,7 +256,7 @@ def plan_reload(
         if kept and previous is not None:
             claims.setdefault(previous, []).append(_Claim(path, records[path].rank, None, True))
 
-    upsert: list[tuple[Story, str]] = []
+    upsert: list[tuple[EncodedStory, str]] = []
     added: list[StoryChange] = []
     updated: list[StoryChange] = []
     duplicates: list[Duplicate] = []
@@ -335,7 +369,7 @@ class SeedReloader:
         self,
         index: SeedIndex,
         scan: Mapping[str, FileStat],
-        parsed: Mapping[str, SeedResult],
+        parsed: Mapping[str, ParsedSeed],
         folder: str,
         dry_run: bool,
     ) -> ReloadPlan:
@@ -347,10 +381,16 @@ class SeedReloader:
             parsed,
         )
 
-    async def _parse(self, paths: list[str]) -> dict[str, SeedResult]:
-        return await parse_seed_files(
-            self._folder, paths, max_file_bytes=self._max_file_bytes, workers=self._workers
+    async def _parse(self, paths: list[str]) -> dict[str, ParsedSeed]:
+        parsed = await _run_in_workers(
+            parse_for_reload,
+            str(self._folder),
+            paths,
+            self._max_file_bytes,
+            self._store.encode_story,
+            workers=self._workers,
         )
+        return {result.source: result for result in parsed}
 
     async def _with_retired_titles(self, report: ReloadReport) -> ReloadReport:
         if not report.retired:
@@ -381,38 +421,46 @@ async def _no_cycle_collection() -> AsyncIterator[None]:
             gc.enable()
 
 
-async def parse_seed_files(
-    folder: Path, paths: list[str], *, max_file_bytes: int, workers: int
-) -> dict[str, SeedResult]:
-    """Parse files under `folder` off the event loop: a thread for a few, processes for many."""
-    if not paths:
-        return {}
-    if workers <= 1 or len(paths) < _PROCESS_POOL_THRESHOLD:
-        results = await asyncio.to_thread(parse_files, str(folder), paths, max_file_bytes)
-        return {result.source: result for result in results}
-    return await _parse_in_processes(str(folder), paths, max_file_bytes, workers)
-
-
 async def check_folder(
     folder: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, workers: int = 0
 ) -> tuple[dict[str, SeedResult], ReloadReport]:
     """Validate every file of a folder without touching any store: (verdicts, what would load)."""
     scan = await asyncio.to_thread(scan_folder, folder)
-    parsed = await parse_seed_files(
-        folder, list(scan), max_file_bytes=max_file_bytes, workers=_worker_count(workers)
+    results = await _run_in_workers(
+        parse_files, str(folder), list(scan), max_file_bytes, workers=_worker_count(workers)
     )
+    verdicts = {result.source: result for result in results}
+    parsed = {source: ParsedSeed.of(result, _unencoded) for source, result in verdicts.items()}
     empty = SeedIndex(generation=0, files={})
     plan = plan_reload(empty, scan, parsed, folder=str(folder), now=datetime.now(UTC), dry_run=True)
-    return parsed, plan.report
+    return verdicts, plan.report
+
+
+def _unencoded(story: Story) -> EncodedStory:
+    """For a plan that is only reported, never applied: the story as it is."""
+    return EncodedStory(story.id, story.title, story)
 
 
 def _worker_count(workers: int) -> int:
     return workers or (os.cpu_count() or 1)
 
 
-async def _parse_in_processes(
-    folder: str, paths: list[str], max_bytes: int, workers: int
-) -> dict[str, SeedResult]:
+_Result = TypeVar("_Result")
+
+
+async def _run_in_workers(
+    work: Callable[..., list[_Result]],
+    folder: str,
+    paths: list[str],
+    *args: object,
+    workers: int,
+) -> list[_Result]:
+    """`work(folder, batch, *args)` over batches of `paths`, off the event loop: in a thread
+    for a few files, in worker processes (one per worker) for many."""
+    if not paths:
+        return []
+    if workers <= 1 or len(paths) < _PROCESS_POOL_THRESHOLD:
+        return await asyncio.to_thread(work, folder, paths, *args)
     # forkserver: forking a process that runs an event loop and database threads is unsafe.
     context = multiprocessing.get_context("forkserver")
     loop = asyncio.get_running_loop()
@@ -420,14 +468,14 @@ async def _parse_in_processes(
     try:
         batches = await asyncio.gather(
             *(
-                loop.run_in_executor(pool, parse_files, folder, chunk, max_bytes)
-                for chunk in _chunks(paths, _CHUNK)
+                loop.run_in_executor(pool, work, folder, batch, *args)
+                for batch in _chunks(paths, _CHUNK)
             )
         )
     finally:
         # shutdown() joins the workers: do that in a thread, not on the event loop.
         await asyncio.to_thread(pool.shutdown)
-    return {result.source: result for batch in batches for result in batch}
+    return [result for batch in batches for result in batch]
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

@@ -2,6 +2,7 @@
 
 from bot.config import DatabaseSettings
 from bot.store.base import (
+    EncodedStory,
     InstanceLocked,
     ReloadChanges,
     SeedFileRecord,
@@ -21,6 +22,7 @@ def create_store(database: DatabaseSettings) -> Store:
 
 
 __all__ = [
+    "EncodedStory",
     "InstanceLocked",
     "ReloadChanges",
     "SeedFileRecord",

@@ -6,10 +6,10 @@ protocol, so callers never change. Every method returns plain dataclasses from b
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story, TopicCount
 
@@ -69,6 +69,19 @@ class SeedStatus:
     rejected: tuple[tuple[str, str, bool], ...] = ()
 
 
+class EncodedStory(NamedTuple):
+    """A story in the form one store writes it, made by that store's `encode_story`.
+
+    A tuple of plain values rather than a Story: a large reload encodes stories in the worker
+    processes that parse them, and this is what travels back, at a fraction of the cost.
+    """
+
+    id: int
+    title: str
+    # The store's own encoding of everything else; only the store that made it reads it.
+    data: Any
+
+
 @dataclass(frozen=True, slots=True)
 class ReloadChanges:
     """Everything one reload writes, applied by `Store.apply_reload` in one transaction."""
@@ -76,8 +89,9 @@ class ReloadChanges:
     # Generation of the SeedIndex the plan was made from; a mismatch raises StaleReload.
     expected_generation: int
     reloaded_at: datetime
-    # Stories to insert or replace, with the path of the file each now comes from.
-    upsert: Sequence[tuple[Story, str]] = ()
+    # Stories to insert or replace (encoded by the store's encode_story), with the path of the
+    # file each now comes from.
+    upsert: Sequence[tuple[EncodedStory, str]] = ()
     retire: Sequence[int] = ()
     put_files: Sequence[SeedFileRecord] = ()
     delete_files: Sequence[str] = ()
@@ -87,6 +101,11 @@ class ReloadChanges:
 
 class Store(Protocol):
     """Async access to stories, topics and seed bookkeeping."""
+
+    # A pure function, picklable by name: a story as `apply_reload` takes it. The reloader
+    # runs it where the story was parsed (in worker processes for a large folder), so that
+    # the process applying a reload only plans and writes.
+    encode_story: Callable[[Story], EncodedStory]
 
     async def open(self) -> None:
         """Connect and apply pending migrations; raises StoreError with a one-line reason."""

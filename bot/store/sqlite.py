@@ -50,6 +50,7 @@ from bot.models import (
     topic_key,
 )
 from bot.store.base import (
+    EncodedStory,
     FileStatus,
     InstanceLocked,
     ReloadChanges,
@@ -198,7 +199,7 @@ _ADD_TO_TOPIC = "UPDATE topics SET story_count = story_count + ? WHERE id = ?"
 _ADD_TO_STORY_COUNT = "UPDATE meta SET value = value + ? WHERE key = 'story_count'"
 _INSERT_STORY = (
     "INSERT INTO stories (id, url, title, excerpt, published_at, provider_name,"
-    " provider_domain, quality, heat, source_path, extra)"
+    " provider_domain, quality, heat, extra, source_path)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_STORY_TOPIC = "INSERT INTO story_topics (topic_id, published_at, story_id) VALUES (?, ?, ?)"
@@ -332,9 +333,36 @@ _EXTRA_TEXT_FIELDS = (
 )
 
 
+def encode_story(story: Story) -> EncodedStory:
+    """A story as apply_reload writes it: its stories row (without the source path, which the
+    plan decides), its topics as (key, spaced name), and the ids of its related coverage."""
+    published_at = _unix(story.published_at)
+    provider = story.provider
+    row = (
+        story.id,
+        story.url,
+        story.title,
+        story.excerpt,
+        published_at,
+        provider.name if provider else None,
+        provider.domain if provider else None,
+        story.quality,
+        story.heat,
+        _encode_extra(story),
+    )
+    topics = tuple(
+        (key, " ".join(name.split())) for name in story.topics if (key := topic_key(name))
+    )
+    linked = {related.story_id for related in story.related}
+    linked.discard(story.id)
+    return EncodedStory(story.id, story.title, (row, topics, tuple(linked)))
+
+
 class SqliteStore:
     """Stories, topics, seed bookkeeping and digests in one SQLite file (see the module
     docstring)."""
+
+    encode_story = staticmethod(encode_story)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
@@ -746,6 +774,7 @@ class _ReloadRows:
     topic_counts: Counter[str] = field(default_factory=Counter)
     # (topic key, published_at, story id), one per topic of a story.
     story_topics: list[tuple[str, int, int]] = field(default_factory=list)
+    # (story id, linked id), in primary key order.
     links: list[tuple[int, int]] = field(default_factory=list)
     # Rows of _PUT_FILE, in path order so that the inserts append to the B-tree.
     files: list[tuple[Any, ...]] = field(default_factory=list)
@@ -754,14 +783,16 @@ class _ReloadRows:
     def of(cls, changes: ReloadChanges) -> _ReloadRows:
         rows = cls()
         # A story or file listed twice is written once, as its last version.
-        upserts = {story.id: (story, source) for story, source in changes.upsert}
+        upserts = {story.id: (story.data, source) for story, source in changes.upsert}
         records = {record.path: record for record in changes.put_files}
         rows.deleted_ids = sorted({*changes.retire, *upserts})
         # Topic names in the order the stories were given, so that "first" means first listed.
-        topic_keys = {story_id: rows._add_topics(story) for story_id, (story, _) in upserts.items()}
+        topic_keys = {
+            story_id: rows._add_topics(data[1]) for story_id, (data, _) in upserts.items()
+        }
         for story_id in sorted(upserts):
-            story, source = upserts[story_id]
-            rows._add_story(story, source, topic_keys[story_id])
+            data, source = upserts[story_id]
+            rows._add_story(data, source, topic_keys[story_id])
         rows.files = [
             (
                 record.path,
@@ -777,43 +808,22 @@ class _ReloadRows:
         ]
         return rows
 
-    def _add_topics(self, story: Story) -> set[str]:
-        """Offer the story's topic names; returns its topic keys ("AI" and "ai" are one)."""
+    def _add_topics(self, topics: tuple[tuple[str, str], ...]) -> set[str]:
+        """Offer a story's topic names; returns its topic keys ("AI" and "ai" are one)."""
         keys: set[str] = set()
-        for name in story.topics:
-            key = topic_key(name)
-            if key:
-                self.topic_names[key] = _display_name(
-                    self.topic_names.get(key), " ".join(name.split())
-                )
-                keys.add(key)
+        for key, name in topics:
+            self.topic_names[key] = _display_name(self.topic_names.get(key), name)
+            keys.add(key)
         self.topic_counts.update(keys)
         return keys
 
-    def _add_story(self, story: Story, source: str, topic_keys: set[str]) -> None:
-        story_id = story.id
-        published_at = _unix(story.published_at)
-        provider = story.provider
-        self.stories.append(
-            (
-                story_id,
-                story.url,
-                story.title,
-                story.excerpt,
-                published_at,
-                provider.name if provider else None,
-                provider.domain if provider else None,
-                story.quality,
-                story.heat,
-                source,
-                _encode_extra(story),
-            )
-        )
-        self.texts[story_id] = (story.title, story.excerpt)
+    def _add_story(self, data: Any, source: str, topic_keys: set[str]) -> None:
+        row, _, linked = data
+        story_id, published_at = row[0], row[4]
+        self.stories.append((*row, source))
+        self.texts[story_id] = (row[2], row[3])
         self.story_topics.extend((key, published_at, story_id) for key in topic_keys)
-        linked = {related.story_id for related in story.related}
-        linked.discard(story_id)
-        self.links.extend((story_id, linked_id) for linked_id in linked)
+        self.links.extend((story_id, linked_id) for linked_id in sorted(linked))
 
 
 async def _apply(writer: aiosqlite.Connection, changes: ReloadChanges, rows: _ReloadRows) -> None:

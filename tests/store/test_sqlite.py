@@ -21,7 +21,7 @@ from bot.store.base import (
     Store,
     StoreError,
 )
-from bot.store.sqlite import SqliteStore
+from bot.store.sqlite import SqliteStore, encode_story
 from tests.factories import make_related, make_story
 
 RELOADED_AT = datetime(2024, 6, 1, 8, 30, tzinfo=UTC)
@@ -50,7 +50,7 @@ async def reload(
         ReloadChanges(
             expected_generation=index.generation,
             reloaded_at=RELOADED_AT,
-            upsert=[(story, f"{story.id}.yaml") for story in upsert],
+            upsert=[(encode_story(story), f"{story.id}.yaml") for story in upsert],
             retire=retire,
             put_files=put_files,
             delete_files=delete_files,
@@ -556,7 +556,7 @@ async def test_a_reload_planned_on_an_old_generation_is_refused(store: SqliteSto
     stale = ReloadChanges(
         expected_generation=0,
         reloaded_at=RELOADED_AT,
-        upsert=[(story_at(2), "two.yaml")],
+        upsert=[(encode_story(story_at(2)), "two.yaml")],
         retire=[story_at(1).id],
     )
     with pytest.raises(StaleReload):
@@ -596,8 +596,8 @@ def failing_reload() -> ReloadChanges:
         expected_generation=1,
         reloaded_at=RELOADED_AT + timedelta(days=1),
         upsert=[
-            (story_at(1, title="changed", topics=("Biology",)), "one.yaml"),
-            (story_at(3, title="new"), "three.yaml"),
+            (encode_story(story_at(1, title="changed", topics=("Biology",))), "one.yaml"),
+            (encode_story(story_at(3, title="new")), "three.yaml"),
         ],
         retire=[story_at(2).id],
         put_files=[record("three.yaml", story_id=story_at(3).id)],
