@@ -115,9 +115,7 @@ async def measure(args: argparse.Namespace) -> None:
     # What tests/discord_emulator.point_client_at does with pytest's monkeypatch.
     discord.http.Route.BASE = emu.api_base
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(emu.gateway_url)
-    big = 1_000_000_000
-    emu.limits.global_requests = emu.limits.route_requests = big
-    emu.limits.channel_messages = emu.limits.webhook_requests = big
+    emu.limits.lift_rate_limits()
     guild = emu.add_guild("Readers")
     channel = emu.add_channel(guild, "news")
     reader = emu.add_member(guild, "reader")

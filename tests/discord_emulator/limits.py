@@ -65,6 +65,12 @@ class Limits:
     retry_after: float = 0.05
     """``retry_after`` of injected 429s (``fail_next`` can override it per rule)."""
 
+    def lift_rate_limits(self) -> None:
+        """No request quota anywhere: for measuring newsbot's own latency, not Discord's."""
+        unlimited = 1_000_000_000
+        self.global_requests = self.route_requests = unlimited
+        self.channel_messages = self.webhook_requests = unlimited
+
 
 @dataclass
 class Bucket:
