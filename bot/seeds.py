@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from ftfy import fix_encoding
@@ -99,9 +99,40 @@ _PLAIN_VALUES_KEPT = 4096
 # Marks a mapping waiting for its next key.
 _NO_KEY: Any = object()
 
+_Value = TypeVar("_Value")
+
 
 def _parse_yaml(front: str) -> Any:
     """Plain Python data (dict, list, str, int, float, bool, None) from one YAML document.
+
+    The depth rule (at most MAX_DEPTH levels, the first level too deep named with its line) is
+    newsbot's own, whatever libyaml is underneath. libyaml 0.2.6 and newer refuse nesting past
+    a limit of their own (1000 flow levels) while scanning ahead, before the events of those
+    levels reach the loop that enforces MAX_DEPTH. Such a document breaks newsbot's rule too;
+    to name the same level and line as on any other libyaml, the loop runs again on the text
+    up to where libyaml stopped, which holds every level up to that point and no more.
+    """
+    try:
+        return _parse_events(_loader(), front)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        if mark is None or not _is_libyaml_depth_limit(error):
+            raise
+    try:
+        return _parse_events(_loader(), front[: mark.index])
+    except yaml.MarkedYAMLError as error:
+        if not _is_libyaml_depth_limit(error):
+            raise
+        # A libyaml whose own limit is below MAX_DEPTH: the pure-Python parser has none.
+        return _parse_events(yaml.SafeLoader, front[: mark.index])
+
+
+def _is_libyaml_depth_limit(error: yaml.MarkedYAMLError) -> bool:
+    return "maximum nesting depth" in (error.problem or "")
+
+
+def _parse_events(loader: type[yaml.SafeLoader], front: str) -> Any:
+    """The document built from `loader`'s events, refusing nesting deeper than MAX_DEPTH.
 
     Built straight from the parser's events: PyYAML's composer and constructor recurse once
     per nesting level (libyaml's composer crashes the process near 100,000 levels) and spend
@@ -110,7 +141,7 @@ def _parse_yaml(front: str) -> Any:
     too: aliases are refused (no "billion laughs"; the data is bounded by the file's size) and
     only the plain tags are understood, so no Python object is ever built.
     """
-    parser = _loader()(front)
+    parser = loader(front)
     try:
         next_event = parser.get_event
         next_event()  # StreamStartEvent
@@ -356,10 +387,21 @@ def _load_yaml(front: str, first_line: int) -> dict[Any, Any]:
 
 
 def _build_story(fields: dict[Any, Any], body: str, warnings: list[Problem]) -> Story:
+    """Only the required fields (title, link, date) can reject a file; an optional field that
+    is unusable is dropped with a warning and the story is kept without it."""
     title = _text(fields, "title", warnings, required=True, one_line=True)
     url, original_url = _story_link(fields, warnings)
     published_at = _required_datetime(fields, "publishedDateTime", warnings)
-    excerpt = _text(fields, "excerpt", warnings)
+
+    def optional(build: Callable[[], _Value], missing: _Value) -> _Value:
+        try:
+            return build()
+        except _Rejected as rejected:
+            problem = rejected.problem
+            warnings.append(Problem(problem.field, f"dropped: {problem.message}", problem.line))
+            return missing
+
+    excerpt = optional(lambda: _text(fields, "excerpt", warnings), "")
     if len(title) > DISCORD_TITLE_LIMIT:
         warnings.append(
             Problem("title", f"{len(title)} characters; Discord shows {DISCORD_TITLE_LIMIT}")
@@ -370,27 +412,27 @@ def _build_story(fields: dict[Any, Any], body: str, warnings: list[Problem]) -> 
                 "excerpt", f"{len(excerpt)} characters; Discord shows {DISCORD_DESCRIPTION_LIMIT}"
             )
         )
-    heat = _integer(fields, "heat")
+    heat = optional(lambda: _integer(fields, "heat"), None)
     return Story(
         id=story_id(url),
         url=url,
         title=title,
         excerpt=excerpt,
         published_at=published_at,
-        provider=_provider(fields.get("provider"), "provider"),
-        topics=_topics(fields.get("topics"), warnings),
-        images=tuple(_images(fields.get("images"), "images", warnings)),
-        related=tuple(_related_items(fields.get("related"), warnings)),
-        quality=_integer(fields, "quality"),
+        provider=optional(lambda: _provider(fields.get("provider"), "provider"), None),
+        topics=optional(lambda: _topics(fields.get("topics"), warnings), ()),
+        images=optional(lambda: tuple(_images(fields.get("images"), "images", warnings)), ()),
+        related=optional(lambda: tuple(_related_items(fields.get("related"), warnings)), ()),
+        quality=optional(lambda: _integer(fields, "quality"), None),
         heat=None if heat == -1 else heat,
-        category=_text(fields, "category", warnings, one_line=True),
-        kind=_text(fields, "type", warnings, one_line=True),
-        published=_boolean(fields, "published"),
+        category=optional(lambda: _text(fields, "category", warnings, one_line=True), ""),
+        kind=optional(lambda: _text(fields, "type", warnings, one_line=True), ""),
+        published=optional(lambda: _boolean(fields, "published"), None),
         original_url=original_url,
         amp_url=_optional_link(fields, "ampWebUrl", warnings),
         cdn_amp_url=_optional_link(fields, "cdnAmpWebUrl", warnings),
         body=_repair(body) if body else "",
-        secured=_text(fields, "secured", warnings, repair=False),
+        secured=optional(lambda: _text(fields, "secured", warnings, repair=False), ""),
     )
 
 

@@ -52,7 +52,6 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         _story(title="{x: 1}").encode(),
         "title: expected text, got a mapping",
     ),
-    "topics_is_mapping.txt": (_story(topics="{a: 1}").encode(), "topics: expected a list"),
     "alias_bomb.txt": (_BOMB.encode(), "aliases are not allowed"),
     "deep_flow.txt": (
         ("---\ntitle: x\nnested: " + "[" * 5000 + "]" * 5000 + "\n---\n").encode(),
@@ -86,15 +85,36 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         _story(publishedDateTime="2024-13-45T10:00:00Z").encode(),
         "not an ISO 8601 date",
     ),
-    "quality_is_text.txt": (_story(quality='"high"').encode(), "quality: expected a number"),
     "empty.txt": (b"", "no front matter"),
+}
+
+# Only the required fields can reject a file: an unusable optional field is dropped, and the
+# story loads with a warning. File name -> (content, a phrase the warning must contain)
+DAMAGED: dict[str, tuple[bytes, str]] = {
+    "topics_is_mapping.txt": (
+        _story(topics="{a: 1}", webUrl='"https://news.example.com/topics"').encode(),
+        "topics: dropped: expected a list",
+    ),
+    "quality_is_text.txt": (
+        _story(quality='"very high"', webUrl='"https://news.example.com/quality"').encode(),
+        "quality: dropped: expected a number",
+    ),
+    "heat_is_list.txt": (
+        _story(heat="[1, 2]", webUrl='"https://news.example.com/heat"').encode(),
+        "heat: dropped: expected a number",
+    ),
+    "excerpt_is_list.txt": (
+        _story(excerpt="[a, b]", webUrl='"https://news.example.com/excerpt"').encode(),
+        "excerpt: dropped: expected text",
+    ),
 }
 
 
 def write_hostile_corpus(folder: Path) -> dict[str, str]:
-    """Write every hostile file plus two good ones (one a duplicate); return name -> phrase."""
+    """Write every hostile and damaged file plus two good ones (one a duplicate); return
+    name -> phrase for the hostile ones."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, (content, _) in HOSTILE.items():
+    for name, (content, _) in (HOSTILE | DAMAGED).items():
         (folder / name).write_bytes(content)
     (folder / "good.txt").write_text(GOOD, encoding="utf-8")
     # The same story as good.txt once tracking parameters are stripped: a duplicate.
@@ -107,4 +127,4 @@ def write_hostile_corpus(folder: Path) -> dict[str, str]:
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "hostile-seeds")
     write_hostile_corpus(target)
-    print(f"wrote {len(HOSTILE) + 2} files to {target}")
+    print(f"wrote {len(HOSTILE) + len(DAMAGED) + 2} files to {target}")

@@ -13,7 +13,7 @@ import pytest
 
 from bot.__main__ import main
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
-from tests.hostile_corpus import write_hostile_corpus
+from tests.hostile_corpus import DAMAGED, write_hostile_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "seeds"
@@ -73,10 +73,13 @@ def test_check_of_a_hostile_folder_gives_every_file_a_verdict_and_writes_nothing
 
     assert finished.returncode == 1, finished.stderr
     verdicts = {row["file"]: row for row in json.loads(finished.stdout)["files"]}
-    assert set(verdicts) == {*expected, "good.txt", "good_duplicate.txt"}
+    assert set(verdicts) == {*expected, *DAMAGED, "good.txt", "good_duplicate.txt"}
     for name, phrase in expected.items():
         assert verdicts[name]["status"] == "rejected"
         assert any(phrase in reason for reason in verdicts[name]["reasons"]), name
+    for name, (_, phrase) in DAMAGED.items():
+        assert verdicts[name]["status"] == "ok", name
+        assert any(phrase in warning for warning in verdicts[name]["warnings"]), name
     assert verdicts["good_duplicate.txt"]["status"] == "duplicate"
     assert not environment.exists()
     assert not environment.parent.exists()

@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.models import SeedResult
 from bot.seeds import parse_seed, rank, read_seed
 from bot.urls import canonical_url, story_id
-from tests.hostile_corpus import HOSTILE
+from tests.hostile_corpus import DAMAGED, HOSTILE
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -145,6 +146,49 @@ def test_deep_nesting_beyond_what_libyaml_survives_is_rejected_quickly() -> None
     result = parse_seed(data, "deep.txt", max_bytes=len(data))
 
     assert not result.ok and "nesting deeper than" in result.reason
+
+
+# Documents nested past what libyaml (0.2.6 and newer) accepts, with text before the deep part
+# that is not ASCII and levels that start on later lines, so that the line named is telling.
+_DEEP_DOCUMENTS = {
+    "flow": "---\ntitle: Café “déjà vu”\nx: " + "[" * 5000 + "]" * 5000 + "\n---\n",
+    "flow over lines": "---\nx:\n" + "  [\n" * 1500 + "  ]\n" * 1500 + "---\n",
+    "mappings": "---\nx:\n  y: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n---\n",
+    "block": "---\n" + "".join(" " * d + f"k{d}:\n" for d in range(40)) + " " * 40 + "z: 1\n---\n",
+    "just too deep": "---\nx: " + "[" * 16 + "]" * 16 + "\n---\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_DEEP_DOCUMENTS))
+def test_depth_rule_is_newsbots_own_whichever_parser_is_underneath(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _DEEP_DOCUMENTS[name].encode()
+
+    with_libyaml = parse_seed(data, "deep.txt", max_bytes=len(data))
+    # PyYAML's pure-Python parser has no nesting limit of its own: what newsbot says must not
+    # depend on whether (or which) libyaml is installed.
+    monkeypatch.setattr("bot.seeds._loader", lambda: yaml.SafeLoader)
+    pure_python = parse_seed(data, "deep.txt", max_bytes=len(data))
+
+    assert with_libyaml.errors == pure_python.errors
+    assert [problem.message for problem in with_libyaml.errors] == ["nesting deeper than 16 levels"]
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    # The front matter mapping is level 1, so a value may hold 15 more levels.
+    result = parsed(seed(title="x", nested="[" * 15 + "]" * 15))
+
+    assert result.ok
+
+
+def test_deep_flow_nesting_names_the_line_where_the_limit_is_passed() -> None:
+    data = ("---\ntitle: x\nnested:\n" + "  [\n" * 20 + "  ]\n" * 20 + "---\n").encode()
+
+    result = parse_seed(data, "deep.txt")
+
+    # Line 1 is the opening '---'; nested's value opens at line 4, so level 17 opens at line 19.
+    assert result.errors[0].line == 19
 
 
 def test_many_brackets_in_quoted_text_are_not_mistaken_for_nesting() -> None:
@@ -380,6 +424,43 @@ def test_only_plain_yaml_is_understood(field: str, reason: str) -> None:
 
     assert not result.ok
     assert reason in result.reason
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED))
+def test_unusable_optional_field_is_dropped_and_the_story_kept(name: str) -> None:
+    content, phrase = DAMAGED[name]
+
+    result = parse_seed(content, name)
+
+    assert result.ok, result.reason
+    assert phrase in warnings_of(result)
+
+
+def test_every_optional_field_can_be_wrong_without_rejecting_the_story() -> None:
+    result = parsed(
+        seed(
+            quality='"very high"',
+            heat="[1, 2]",
+            excerpt="{a: 1}",
+            provider="[x, y]",
+            topics="{a: 1}",
+            images="3",
+            related='"none"',
+            category="[1]",
+            type="{b: 2}",
+            published='"maybe"',
+            secured="[s]",
+        )
+    )
+
+    story = result.story
+    assert story is not None and story.title
+    assert (story.quality, story.heat, story.excerpt, story.provider) == (None, None, "", None)
+    assert (story.topics, story.images, story.related) == ((), (), ())
+    assert (story.category, story.kind, story.published, story.secured) == ("", "", None, "")
+    dropped = {w.field for w in result.warnings if w.message.startswith("dropped")}
+    assert dropped >= {"quality", "heat", "excerpt", "provider", "topics", "images", "related"}
+    assert dropped >= {"category", "type", "published", "secured"}
 
 
 def test_plain_scalars_keep_their_yaml_types() -> None:
