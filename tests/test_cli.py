@@ -537,3 +537,21 @@ async def test_sync_while_discord_is_failing_is_one_line_and_exit_code_3(
     assert code == 3
     assert "Discord is failing (503 Service Unavailable" in line
     assert "try again later" in line
+
+
+async def test_a_second_newsbot_run_on_the_same_database_is_one_line(
+    discord_emulator: DiscordEmulator, environment: Path
+) -> None:
+    running = SqliteStore(environment)
+    await running.open()
+    try:
+        await running.acquire_instance_lock()  # the first `newsbot run`
+
+        code, _, err = await newsbot(discord_emulator, "run")
+    finally:
+        await running.close()
+
+    line = one_line(err.splitlines(keepends=True)[-1])
+    assert code == 2
+    assert f"another newsbot is already running on {environment}" in line
+    assert "Traceback" not in err
