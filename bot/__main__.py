@@ -1,7 +1,10 @@
 """The newsbot command line: check and load seeds, and read the news in the terminal.
 
-Every user mistake (missing folder, unreadable database, bad config) ends in one line on stderr
-and a non-zero exit code, never a traceback.
+Every error ends in one line on stderr, never a traceback. Exit codes: 0 done; 1 `seeds check`
+rejected a file; 2 a mistake or a problem the user can fix (bad arguments, missing folder or
+database, bad config, a busy database, Discord refusing a request); 3 Discord cannot be reached
+or is failing (try again later); 70 a bug in newsbot (the traceback is logged at DEBUG);
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,33 +12,57 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import aiohttp
 import discord
 
-from bot import commands, config
-from bot.app import NewsBot, use_endpoints
+from bot import commands, config, version
+from bot.app import NewsBot, invite_url, use_endpoints
 from bot.models import DigestSettings, SeedResult, Story
 from bot.poster import select_digest
 from bot.reload import ReloadReport, SeedFolderError, SeedReloader, check_folder
-from bot.store import Store, StoreError, create_store
+from bot.store import NoDatabase, Store, StoreError, create_store
+from bot.topics import suggest_topics
+
+log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
+EXIT_DISCORD = 3
+# sysexits.h EX_SOFTWARE: an internal software error (a bug), told apart from the rest.
+EXIT_BUG = 70
+EXIT_INTERRUPTED = 130
+
+# Discord's JSON error code for a server the bot is not in (with 403 Forbidden).
+MISSING_ACCESS = 50001
+# Gateway close code: authentication failed (the token was revoked after login).
+AUTHENTICATION_FAILED = 4004
 
 
 class UserError(Exception):
     """A mistake the user can fix; shown as one line."""
+
+
+class DiscordUnavailable(Exception):
+    """Discord cannot be reached or is failing; trying again later may work."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line mistakes, like every other error of newsbot."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +75,19 @@ Command = Callable[[argparse.Namespace, Context], Awaitable[int]]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="newsbot", description="A Discord bot that delivers news."
-    )
+    parser = Parser(prog="newsbot", description="A Discord bot that delivers news.")
     parser.add_argument(
         "--config", type=Path, help="config file (default: $NEWSBOT_CONFIG or config/newsbot.yaml)"
     )
+    parser.add_argument("--version", action="version", version=f"newsbot {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the Discord bot (token from DISCORD_TOKEN)")
     run.set_defaults(handler=run_bot)
     sync = commands.add_parser("sync", help="register the slash commands with Discord now")
-    sync.add_argument("--guild", type=int, metavar="ID", help="only in this server (instant)")
+    sync.add_argument(
+        "--guild", type=_snowflake, metavar="ID", help="only in this server (instant)"
+    )
     sync.set_defaults(handler=sync_commands)
 
     seeds = commands.add_parser("seeds", help="check or load seed files")
@@ -113,8 +141,15 @@ def _count(text: str) -> int:
     return _whole_number(text, 1, 10)
 
 
+def _snowflake(text: str) -> int:
+    return _whole_number(text, 1, 2**64 - 1)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a mistake argparse has already shown
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
     stdout = out or sys.stdout
     try:
         settings = config.load(args.config)
@@ -124,21 +159,48 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         handler: Command = args.handler
         return asyncio.run(handler(args, Context(settings, stdout)))
     except (UserError, config.ConfigError, SeedFolderError, StoreError) as error:
-        print(f"newsbot: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(error), EXIT_USAGE)
+    except DiscordUnavailable as error:
+        return _fail(str(error), EXIT_DISCORD)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`newsbot news | head`): not an error. Point stdout at devnull
         # so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as error:
+        # The file system said no (permissions, a full disk): the machine's, not newsbot's.
+        where = f": {error.filename}" if error.filename else ""
+        return _fail(f"{error.strerror or _one_line(error)}{where}", EXIT_USAGE)
+    except Exception as error:
+        # A bug. One line like every other error; the traceback is there for who asks for it.
+        log.debug("unexpected error", exc_info=True)
+        return _fail(
+            f"unexpected {type(error).__name__}: {_one_line(error)} (a bug in newsbot; "
+            "NEWSBOT_LOG_LEVEL=DEBUG shows the traceback)",
+            EXIT_BUG,
+        )
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"newsbot: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _one_line(error: object) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 @asynccontextmanager
-async def opened_store(settings: config.Settings):  # type: ignore[no-untyped-def]
-    store = create_store(settings.database)
-    await store.open()
+async def opened_store(settings: config.Settings, *, create: bool = True) -> AsyncIterator[Store]:
+    """The configured store, open. Commands that only read pass create=False: a missing
+    database is then a one-line pointer to `newsbot seeds load`, not a new empty file."""
+    store = create_store(settings.database, create=create)
+    try:
+        await store.open()
+    except NoDatabase as error:
+        raise UserError(f"{error}: run `newsbot seeds load` first") from None
     try:
         yield store
     finally:
@@ -178,6 +240,34 @@ def _token(settings: config.Settings) -> str:
     return settings.discord_token.reveal()
 
 
+@contextmanager
+def discord_errors() -> Iterator[None]:
+    """Discord's failures as one-line errors: refusals are the user's to fix (exit 2), an
+    unreachable or failing Discord is worth another try later (exit 3)."""
+    try:
+        yield
+    except discord.LoginFailure:
+        raise UserError(REJECTED_TOKEN) from None
+    except discord.PrivilegedIntentsRequired:
+        raise UserError("Discord refused an intent newsbot did not ask for") from None
+    except discord.ConnectionClosed as error:
+        if error.code == AUTHENTICATION_FAILED:
+            raise UserError(REJECTED_TOKEN) from None
+        raise DiscordUnavailable(
+            f"Discord closed the gateway connection (code {error.code}: {error.reason or 'none'})"
+        ) from None
+    except discord.DiscordServerError as error:
+        raise DiscordUnavailable(
+            f"Discord is failing ({_one_line(error)}); try again later"
+        ) from None
+    except discord.HTTPException as error:
+        raise UserError(f"Discord refused the request: {_one_line(error)}") from None
+    except (aiohttp.ClientError, OSError, TimeoutError, discord.GatewayNotFound) as error:
+        raise DiscordUnavailable(
+            f"cannot reach Discord at {discord.http.Route.BASE}: {_one_line(error)}"
+        ) from None
+
+
 async def run_bot(args: argparse.Namespace, context: Context) -> int:
     """Run until SIGINT or SIGTERM, then close the gateway and the database and exit 0."""
     token = _token(context.settings)
@@ -188,13 +278,8 @@ async def run_bot(args: argparse.Namespace, context: Context) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: stopping.append(loop.create_task(bot.close())))
     try:
-        await bot.start(token)
-    except discord.LoginFailure:
-        raise UserError(REJECTED_TOKEN) from None
-    except (aiohttp.ClientError, OSError) as error:
-        raise UserError(f"cannot reach Discord at {discord.http.Route.BASE}: {error}") from None
-    except discord.PrivilegedIntentsRequired:
-        raise UserError("Discord refused an intent newsbot did not ask for") from None
+        with discord_errors():
+            await bot.start(token)
     finally:
         if not bot.is_closed():
             await bot.close()
@@ -209,18 +294,25 @@ async def sync_commands(args: argparse.Namespace, context: Context) -> int:
     never = replace(context.settings.discord, sync_commands="never")
     bot = _build_bot(replace(context.settings, discord=never), serving=False)
     try:
-        # login() is REST only (no gateway session) and runs setup_hook: store and cogs.
-        await bot.login(token)
-        count = await commands.sync(bot.tree, bot.store, args.guild)
-    except discord.LoginFailure:
-        raise UserError(REJECTED_TOKEN) from None
-    except (aiohttp.ClientError, OSError) as error:
-        raise UserError(f"cannot reach Discord at {discord.http.Route.BASE}: {error}") from None
+        with discord_errors():
+            # login() is REST only (no gateway session) and runs setup_hook: store and cogs.
+            await bot.login(token)
+            try:
+                count = await commands.sync(bot.tree, bot.store, args.guild)
+            except discord.Forbidden as error:
+                if args.guild is None or error.code != MISSING_ACCESS:
+                    raise
+                raise UserError(_not_in_server(args.guild, bot.application_id)) from None
     finally:
         await bot.close()
     where = f"server {args.guild}" if args.guild else "all servers (may take a while to show)"
     print(f"Synced {count} slash commands to {where}.", file=context.out)
     return EXIT_OK
+
+
+def _not_in_server(guild_id: int, application_id: int | None) -> str:
+    invite = f"invite it with {invite_url(application_id)}" if application_id else "invite it"
+    return f"newsbot is not in server {guild_id}: {invite}, or sync everywhere without --guild"
 
 
 # --- seeds ------------------------------------------------------------------------------------
@@ -255,7 +347,7 @@ def _check_row(result: SeedResult, duplicate_of: str | None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "file": result.source,
         "status": status,
-        "story_id": result.story.id if result.story else None,
+        "story_id": _json_id(result.story.id) if result.story else None,
         "reasons": [str(problem) for problem in result.errors],
         "warnings": [str(problem) for problem in result.warnings],
     }
@@ -305,7 +397,9 @@ async def seeds_load(args: argparse.Namespace, context: Context) -> int:
 
 def _report_json(report: ReloadReport, total: int) -> dict[str, Any]:
     def changes(items: Sequence[Any]) -> list[dict[str, Any]]:
-        return [{"story_id": c.story_id, "file": c.source, "title": c.title} for c in items]
+        return [
+            {"story_id": _json_id(c.story_id), "file": c.source, "title": c.title} for c in items
+        ]
 
     return {
         "folder": report.folder,
@@ -350,7 +444,7 @@ def _print_report(out: TextIO, report: ReloadReport, total: int) -> None:
 
 
 async def show_news(args: argparse.Namespace, context: Context) -> int:
-    async with opened_store(context.settings) as store:
+    async with opened_store(context.settings, create=False) as store:
         topic_name = await _resolve_topic(store, args.topic) if args.topic else None
         stories = await store.latest(args.limit, topic=topic_name, query=args.query)
     if args.json:
@@ -367,13 +461,15 @@ async def show_news(args: argparse.Namespace, context: Context) -> int:
 
 async def _resolve_topic(store: Store, name: str) -> str:
     topic = await store.topic(name)
-    if topic is None:
-        raise UserError(f"no topic {name!r}; `newsbot topics` lists them")
-    return topic.name
+    if topic is not None:
+        return topic.name
+    close = suggest_topics(name, [known.name for known in await store.topics()])
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    raise UserError(f"no topic {name!r}; {hint}`newsbot topics` lists them")
 
 
 async def show_topics(args: argparse.Namespace, context: Context) -> int:
-    async with opened_store(context.settings) as store:
+    async with opened_store(context.settings, create=False) as store:
         topics = await store.topics()
     if args.json:
         _print_json(context.out, [{"name": t.name, "stories": t.count} for t in topics])
@@ -386,7 +482,7 @@ async def show_topics(args: argparse.Namespace, context: Context) -> int:
 
 
 async def digest_preview(args: argparse.Namespace, context: Context) -> int:
-    async with opened_store(context.settings) as store:
+    async with opened_store(context.settings, create=False) as store:
         names = [name.strip() for given in args.topics or () for name in given.split(",")]
         topics = tuple([await _resolve_topic(store, name) for name in names if name])
         # Channel 0 has received nothing, so every stored story is a candidate.
@@ -417,7 +513,7 @@ def story_json(story: Story) -> dict[str, Any]:
     """A story as JSON: its fields, topics, lead image and related links (never `secured`)."""
     lead = story.lead_image
     return {
-        "id": story.id,
+        "id": _json_id(story.id),
         "title": story.title,
         "excerpt": story.excerpt,
         "url": story.url,
@@ -443,6 +539,12 @@ def story_json(story: Story) -> dict[str, Any]:
             for related in story.related
         ],
     }
+
+
+def _json_id(snowflake: int) -> str:
+    """A 64-bit id as JSON text: JavaScript (and jq) read JSON numbers as doubles, which lose
+    ids above 2**53, so ids travel as strings, as in Discord's own API."""
+    return str(snowflake)
 
 
 def _print_json(out: TextIO, value: Any) -> None:

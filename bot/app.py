@@ -6,6 +6,7 @@ tests build the same bot against a temporary database and a local Discord emulat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -15,6 +16,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot import version
 from bot.commands import sync_if_changed
 from bot.config import DiscordSettings, Settings
 from bot.poster import utc_now
@@ -80,10 +82,27 @@ class NewsBot(commands.Bot):
         self.clock = clock
 
     async def setup_hook(self) -> None:
+        log.info(
+            "newsbot %s: config %s, database %s, seed folder %s",
+            version(),
+            self.settings.config_path.absolute() if self.settings.config_path else "none",
+            self.settings.database.path.absolute(),
+            self.reloader.folder.absolute(),
+        )
         await self.store.open()
         if self.schedule_digests:
             # Two bots posting from one database would double every digest.
             await self.store.acquire_instance_lock()
+        if self.reload_seeds_at_start and not await asyncio.to_thread(self.reloader.folder.is_dir):
+            log.warning(
+                "seed folder %s does not exist or is not a folder: "
+                "serving the %d stories already stored",
+                self.reloader.folder.absolute(),
+                await self.store.story_count(),
+            )
+            # Its reload could only fail: the seeds cog skips it; /seeds reload works once the
+            # folder is back.
+            self.reload_seeds_at_start = False
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.discord.sync_commands == "auto":

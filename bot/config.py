@@ -101,14 +101,12 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         raise ConfigError(f"{config_path}: unknown setting {sorted(unknown)[0]!r}")
 
     seeds = SeedSettings(
-        folder=Path(env.get("NEWSBOT_SEEDS") or _string(seeds_raw, "seeds.folder", "seeds")),
+        folder=_path(env, "NEWSBOT_SEEDS", seeds_raw, "seeds.folder", config_path, "seeds"),
         max_file_bytes=_positive_int(seeds_raw, "seeds.max_file_bytes", 256 * 1024),
         workers=_positive_int(seeds_raw, "seeds.workers", 0, allow_zero=True),
     )
     database = DatabaseSettings(
-        path=Path(
-            env.get("NEWSBOT_DB") or _string(database_raw, "database.path", "data/newsbot.db")
-        )
+        path=_path(env, "NEWSBOT_DB", database_raw, "database.path", config_path, "data/newsbot.db")
     )
     discord = DiscordSettings(
         api_base=_endpoint(
@@ -179,6 +177,24 @@ def _string(raw: Mapping[str, Any], name: str, default: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"setting {name!r} must be a non-empty text")
     return value.strip()
+
+
+def _path(
+    env: Mapping[str, str],
+    variable: str,
+    raw: Mapping[str, Any],
+    name: str,
+    config_path: Path | None,
+    default: str,
+) -> Path:
+    """A path from the environment (as given: relative to the current folder), else from the
+    config file (relative to the file's folder, so that the bot started from anywhere finds its
+    files), else the default (relative to the current folder)."""
+    if env.get(variable):
+        return Path(env[variable])
+    if name.rsplit(".", 1)[-1] not in raw or config_path is None:
+        return Path(default)
+    return (config_path.parent / _string(raw, name, default)).resolve()
 
 
 def _positive_int(

@@ -4,11 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
+from importlib import metadata
 from pathlib import Path
 
+import pytest
+
+from bot.reload import SeedReloader
+from bot.store.sqlite import SqliteStore
 from tests.conftest import SHIPPED_SEEDS, World, build_newsbot, start_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD
@@ -65,6 +71,49 @@ async def test_sync_never_leaves_registration_to_the_sync_command(
         pass
 
     assert command_syncs(discord_emulator) == 0
+
+
+async def test_start_logs_the_version_config_database_and_seed_folder_once(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS)
+
+    with caplog.at_level(logging.INFO, logger="bot"):
+        async with running_bot(bot, discord_emulator):
+            pass
+
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("newsbot ")] == [
+        f"newsbot {metadata.version('newsbot')}: config none, database {tmp_path / 'news.db'}, "
+        f"seed folder {SHIPPED_SEEDS}"
+    ]
+
+
+async def test_missing_seed_folder_at_start_is_one_warning_and_the_stored_stories_are_served(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = discord_emulator
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    reader = emu.add_member(guild, "reader")
+    store = SqliteStore(tmp_path / "news.db")
+    await store.open()
+    await SeedReloader(store, SHIPPED_SEEDS, workers=1).reload()
+    await store.close()
+    missing = tmp_path / "seeds"
+    bot = build_newsbot(tmp_path, missing)
+
+    with caplog.at_level(logging.INFO, logger="bot"):
+        async with running_bot(bot, emu, loggers=("discord", "bot")):
+            handle = await emu.invoke(guild, channel, reader, "news", {"topic": "AI"})
+            reply = await handle.response()
+
+    problems = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert [record.getMessage() for record in problems] == [
+        f"seed folder {missing} does not exist or is not a folder: "
+        "serving the 5 stories already stored"
+    ]
+    assert problems[0].exc_info is None
+    assert len(reply.embeds) == 5
 
 
 async def test_interaction_sent_while_the_gateway_is_down_is_answered_after_resume(

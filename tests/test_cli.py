@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
 import os
+import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
+import discord
 import pytest
 
 from bot.__main__ import main
+from bot.store import sqlite as sqlite_store
+from bot.store.sqlite import SqliteStore
+from tests.discord_emulator import DiscordEmulator
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
 from tests.hostile_corpus import DAMAGED, write_hostile_corpus
 
@@ -49,7 +59,7 @@ def test_check_json_lists_every_file_with_status_and_id() -> None:
     files = json.loads(out)["files"]
     assert code == 0
     assert [row["status"] for row in files] == ["ok"] * 5
-    assert all(isinstance(row["story_id"], int) for row in files)
+    assert all(row["story_id"].isdigit() for row in files)
     assert any(row["warnings"] for row in files)  # seed 004's mojibake repair is reported
 
 
@@ -261,3 +271,290 @@ def test_digest_preview_of_an_unknown_topic_is_one_line(capsys: pytest.CaptureFi
 
     assert code == 2
     assert "no topic 'Gardening'" in capsys.readouterr().err
+
+
+def one_line(err: str) -> str:
+    """The single line an error printed on stderr, failing the test if there was more."""
+    assert err.count("\n") == 1, err
+    assert err.startswith("newsbot"), err
+    return err
+
+
+# --- read-only commands need a database -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv", [("news",), ("news", "--topic", "AI"), ("topics",), ("digest", "preview")]
+)
+def test_reading_commands_never_create_a_database(
+    argv: tuple[str, ...], environment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run(*argv)
+
+    err = one_line(capsys.readouterr().err)
+    assert code == 2
+    assert out == ""
+    assert f"no database at {environment}: run `newsbot seeds load` first" in err
+    assert not environment.exists()
+    assert not environment.parent.exists()
+
+
+# --- topics -----------------------------------------------------------------------------------
+
+
+def test_near_miss_topic_suggests_the_close_topic(capsys: pytest.CaptureFixture[str]) -> None:
+    run("seeds", "load")
+    capsys.readouterr()
+
+    code, _ = run("news", "--topic", "Computer Vison")
+
+    err = one_line(capsys.readouterr().err)
+    assert code == 2
+    assert "no topic 'Computer Vison'; did you mean 'Computer Vision'?" in err
+
+
+# --- JSON ids ---------------------------------------------------------------------------------
+
+
+def test_json_carries_64_bit_ids_as_strings_in_every_output() -> None:
+    checked = json.loads(run("seeds", "check", "--json")[1])["files"]
+    loaded = json.loads(run("seeds", "load", "--json")[1])
+    stories = json.loads(run("news", "--json")[1])
+
+    ids = {row["story_id"] for row in checked}
+    assert {change["story_id"] for change in loaded["added"]} == ids
+    assert {story["id"] for story in stories} == ids
+    # Above 2**53 a JSON number would reach JavaScript rounded to another id.
+    assert all(isinstance(id_, str) for id_ in ids)
+    assert any(int(id_) > 2**53 for id_ in ids)
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("named_by", ["--config", "NEWSBOT_CONFIG"])
+def test_started_from_another_folder_the_config_file_finds_seeds_and_database(
+    named_by: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy = tmp_path / "deploy"
+    shutil.copytree(SHIPPED, deploy / "seeds")
+    (deploy / "config").mkdir()
+    config_file = deploy / "config" / "newsbot.yaml"
+    config_file.write_text("seeds:\n  folder: ../seeds\ndatabase:\n  path: ../data/news.db\n")
+    monkeypatch.delenv("NEWSBOT_SEEDS")
+    monkeypatch.delenv("NEWSBOT_DB")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    if named_by == "NEWSBOT_CONFIG":
+        monkeypatch.setenv("NEWSBOT_CONFIG", str(config_file))
+        options: tuple[str, ...] = ()
+    else:
+        options = ("--config", str(config_file))
+
+    loaded, _ = run(*options, "seeds", "load")
+    code, out = run(*options, "topics")
+
+    assert (loaded, code) == (0, 0)
+    assert "AI" in out
+    assert (deploy / "data" / "news.db").is_file()
+    assert list(elsewhere.iterdir()) == []
+
+
+# --- one line for every error -----------------------------------------------------------------
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--version"])
+
+    assert code == 0
+    assert capsys.readouterr().out == f"newsbot {metadata.version('newsbot')}\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("news", "--limit", "0"), "argument --limit: must be between 1 and 100"),
+        (("sync", "--guild", "many"), "argument --guild: not a whole number: 'many'"),
+        (("gardening",), "invalid choice: 'gardening'"),
+        ((), "the following arguments are required: COMMAND"),
+    ],
+)
+def test_argument_mistakes_are_one_line(
+    argv: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run(*argv)
+
+    err = one_line(capsys.readouterr().err)
+    assert code == 2
+    assert message in err
+    assert "--help" in err
+
+
+def test_seeds_load_on_a_locked_database_is_one_line(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("seeds", "load")
+    # Wait 50 ms for the lock instead of the store's 5 s: the outcome is the same.
+    pragmas = tuple(
+        "PRAGMA busy_timeout = 50" if pragma.startswith("PRAGMA busy_timeout") else pragma
+        for pragma in sqlite_store._PRAGMAS
+    )
+    monkeypatch.setattr(sqlite_store, "_PRAGMAS", pragmas)
+    holder = sqlite3.connect(environment, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    capsys.readouterr()
+    try:
+        code, _ = run("seeds", "load")
+        err = one_line(capsys.readouterr().err)
+        # Readers are not held up by a writer.
+        readable, out = run("topics")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    assert code == 2
+    assert f"reload not applied to {environment}: database is locked" in err
+    assert "try again" in err
+    assert readable == 0
+    assert "AI" in out
+
+
+async def test_seeds_load_while_a_bot_runs_on_the_database_loads_and_the_bot_serves_it(
+    environment: Path,
+) -> None:
+    bot_store = SqliteStore(environment)
+    await bot_store.open()
+    try:
+        await bot_store.acquire_instance_lock()  # what `newsbot run` holds while it runs
+
+        code, out = await asyncio.to_thread(run, "seeds", "load")
+
+        assert code == 0
+        assert "5 stories stored" in out
+        assert await bot_store.story_count() == 5
+    finally:
+        await bot_store.close()
+
+
+def test_unexpected_error_is_one_line_with_a_pointer_to_the_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def on_fire(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database\non fire")
+
+    run("seeds", "load")
+    monkeypatch.setattr(SqliteStore, "topics", on_fire)
+    monkeypatch.setenv("NEWSBOT_LOG_LEVEL", "DEBUG")
+    capsys.readouterr()
+
+    with caplog.at_level(logging.DEBUG):
+        code, _ = run("topics")
+
+    err = one_line(capsys.readouterr().err)
+    assert code == 70
+    assert "unexpected RuntimeError: database on fire" in err
+    assert "NEWSBOT_LOG_LEVEL=DEBUG" in err
+    [logged] = [record for record in caplog.records if record.exc_info]
+    assert logged.levelno == logging.DEBUG
+    assert "Traceback" not in err
+
+
+# --- Discord ----------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["run", "sync"])
+def test_unreachable_discord_is_one_line_and_exit_code_3(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # newsbot points discord.py at the configured Discord; put it back after the test.
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket,
+        "DEFAULT_GATEWAY",
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
+    )
+    port = closed_port()
+    monkeypatch.setenv("DISCORD_TOKEN", "a-token")
+    monkeypatch.setenv("DISCORD_API_BASE", f"http://127.0.0.1:{port}/api/v10")
+    monkeypatch.setenv("DISCORD_GATEWAY_URL", f"ws://127.0.0.1:{port}/gateway")
+
+    code, _ = run(command)
+
+    err = one_line(capsys.readouterr().err)
+    assert code == 3
+    assert f"cannot reach Discord at http://127.0.0.1:{port}/api/v10" in err
+
+
+async def newsbot(emu: DiscordEmulator, *argv: str) -> tuple[int, str, str]:
+    """`newsbot ARGV` as a user runs it, against the emulator."""
+    env = {
+        **os.environ,
+        "DISCORD_TOKEN": emu.token,
+        "DISCORD_API_BASE": emu.api_base,
+        "DISCORD_GATEWAY_URL": emu.gateway_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *argv,
+        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_sync_to_a_server_the_bot_is_not_in_says_to_invite_it(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    gone = emu.add_guild("Left")
+    emu.remove_guild(gone)
+
+    code, out, err = await newsbot(emu, "sync", "--guild", str(gone.id))
+
+    line = one_line(err)
+    assert code == 2
+    assert f"newsbot is not in server {gone.id}: invite it with " in line
+    assert f"client_id={emu.application_id}" in line
+    assert out == ""
+    assert emu.registered_commands() == []
+
+
+async def test_sync_while_discord_is_failing_is_one_line_and_exit_code_3(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    emu.fail_next("PUT", "/applications/*/commands", 503)
+
+    code, _, err = await newsbot(emu, "sync")
+
+    line = one_line(err)
+    assert code == 3
+    assert "Discord is failing (503 Service Unavailable" in line
+    assert "try again later" in line
+
+
+async def test_a_second_newsbot_run_on_the_same_database_is_one_line(
+    discord_emulator: DiscordEmulator, environment: Path
+) -> None:
+    running = SqliteStore(environment)
+    await running.open()
+    try:
+        await running.acquire_instance_lock()  # the first `newsbot run`
+
+        code, _, err = await newsbot(discord_emulator, "run")
+    finally:
+        await running.close()
+
+    line = one_line(err.splitlines(keepends=True)[-1])
+    assert code == 2
+    assert f"another newsbot is already running on {environment}" in line
+    assert "Traceback" not in err

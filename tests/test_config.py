@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,16 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_shipped_config_file_states_the_defaults() -> None:
+def test_shipped_config_file_states_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The defaults' relative paths are seen from the folder newsbot starts in: the repo root.
+    monkeypatch.chdir(REPO)
+    defaults = config.Settings()
+
     shipped = config.load(REPO / "config" / "newsbot.yaml", environ={})
 
-    assert shipped.seeds == config.SeedSettings()
-    assert shipped.database == config.DatabaseSettings()
+    assert shipped.seeds.folder == defaults.seeds.folder.resolve()
+    assert replace(shipped.seeds, folder=defaults.seeds.folder) == defaults.seeds
+    assert shipped.database.path == defaults.database.path.resolve()
     assert shipped.log_level == "INFO"
 
 
@@ -32,10 +38,59 @@ def test_file_values_are_read(tmp_path: Path) -> None:
 
     settings = config.load(path, environ={})
 
-    assert settings.seeds.folder == Path("elsewhere")
+    assert settings.seeds.folder == tmp_path.resolve() / "elsewhere"
     assert settings.seeds.workers == 2
-    assert settings.database.path == Path("x.db")
+    assert settings.database.path == tmp_path.resolve() / "x.db"
     assert settings.config_path == path
+
+
+def test_relative_paths_in_the_config_file_resolve_against_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "deploy" / "config"
+    folder.mkdir(parents=True)
+    path = write(folder, "seeds:\n  folder: ../seeds\ndatabase:\n  path: ../data/news.db\n")
+    monkeypatch.chdir(tmp_path)
+
+    settings = config.load(path, environ={})
+
+    assert settings.seeds.folder == (tmp_path / "deploy" / "seeds").resolve()
+    assert settings.database.path == (tmp_path / "deploy" / "data" / "news.db").resolve()
+
+
+def test_the_config_file_folder_counts_when_the_file_is_named_relatively(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config").mkdir()
+    write(tmp_path / "config", "seeds:\n  folder: ../seeds\n")
+    monkeypatch.chdir(tmp_path)
+
+    settings = config.load(Path("config/newsbot.yaml"), environ={})
+
+    assert settings.seeds.folder == (tmp_path / "seeds").resolve()
+
+
+def test_absolute_paths_in_the_config_file_are_kept(tmp_path: Path) -> None:
+    database = tmp_path / "elsewhere" / "news.db"
+    path = write(tmp_path, f"database:\n  path: {database}\n")
+
+    assert config.load(path, environ={}).database.path == database.resolve()
+
+
+def test_paths_from_the_environment_stay_relative_to_the_current_folder(tmp_path: Path) -> None:
+    path = write(tmp_path, "seeds:\n  folder: file-seeds\ndatabase:\n  path: file.db\n")
+
+    settings = config.load(path, environ={"NEWSBOT_SEEDS": "seeds", "NEWSBOT_DB": "data/x.db"})
+
+    assert settings.seeds.folder == Path("seeds")
+    assert settings.database.path == Path("data/x.db")
+
+
+def test_paths_left_out_of_the_config_file_are_the_defaults(tmp_path: Path) -> None:
+    settings = config.load(write(tmp_path, "log_level: INFO\n"), environ={})
+
+    assert settings.seeds.folder == Path("seeds")
+    assert settings.database.path == Path("data/newsbot.db")
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:

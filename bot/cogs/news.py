@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ from discord.ext import commands
 
 from bot.embeds import CHOICE_LIMIT, shorten, story_page, topics_embed
 from bot.store import Store
+from bot.topics import suggest_topics
 from bot.tree import UserFacingError, handle_error, reply
 
 if TYPE_CHECKING:
@@ -119,14 +119,6 @@ class NewsPager(discord.ui.View):
         self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item
     ) -> None:
         await handle_error(interaction, error)
-
-
-def suggest_topics(name: str, known: list[str]) -> list[str]:
-    """Topics whose names are close to `name`, best first."""
-    by_key = {topic.casefold(): topic for topic in known}
-    close = difflib.get_close_matches(name.casefold(), list(by_key), n=3, cutoff=0.6)
-    contained = [key for key in by_key if name.casefold() in key and key not in close]
-    return [by_key[key] for key in [*close, *contained][:3]]
 
 
 class News(commands.Cog):

@@ -24,6 +24,10 @@ class InstanceLocked(StoreError):
     """Another running newsbot holds this database."""
 
 
+class NoDatabase(StoreError):
+    """The database does not exist, and the store was told not to create it."""
+
+
 class StaleReload(StoreError):
     """The seed index changed between planning a reload and applying it; plan again."""
 

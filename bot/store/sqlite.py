@@ -53,6 +53,7 @@ from bot.store.base import (
     EncodedStory,
     FileStatus,
     InstanceLocked,
+    NoDatabase,
     ReloadChanges,
     SeedFileRecord,
     SeedIndex,
@@ -364,8 +365,10 @@ class SqliteStore:
 
     encode_story = staticmethod(encode_story)
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self._path = Path(path)
+        # False: open() fails with NoDatabase rather than creating the file or its folder.
+        self._create = create
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         # Word searches get a reader of their own: at a million stories one can take a few
@@ -688,8 +691,9 @@ class SqliteStore:
         # write lock so that it is held for the SQL only.
         rows = await asyncio.to_thread(_ReloadRows.of, changes)
         async with self._write_lock:
-            await writer.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: another process's write transaction makes BEGIN itself fail.
+                await writer.execute("BEGIN IMMEDIATE")
                 await _apply(writer, changes, rows)
                 await writer.execute("COMMIT")
             except BaseException as error:
@@ -715,7 +719,12 @@ class SqliteStore:
 
     async def _connect(self, opened: list[aiosqlite.Connection]) -> aiosqlite.Connection:
         # isolation_level=None: the store issues BEGIN/COMMIT itself, sqlite3 must not.
-        connection = await aiosqlite.connect(self._path, isolation_level=None)
+        if self._create:
+            connection = await aiosqlite.connect(self._path, isolation_level=None)
+        else:
+            # mode=rw: SQLite itself refuses to create the file, even if it vanished meanwhile.
+            uri = f"{self._path.absolute().as_uri()}?mode=rw"
+            connection = await aiosqlite.connect(uri, uri=True, isolation_level=None)
         opened.append(connection)
         for pragma in _PRAGMAS:
             rows = await connection.execute_fetchall(pragma)
@@ -726,8 +735,12 @@ class SqliteStore:
         return connection
 
     def _prepare(self) -> list[tuple[int, str, str]]:
-        """Blocking part of open(): make the folder and read the migrations."""
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        """Blocking part of open(): make the folder (or check the file exists) and read the
+        migrations."""
+        if self._create:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self._path.is_file():
+            raise NoDatabase(f"no database at {self._path}")
         return _load_migrations()
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
@@ -1292,4 +1305,8 @@ def _escape_like(text: str) -> str:
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+    text = " ".join(str(error).split()) or type(error).__name__
+    if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+        # Another connection held a write transaction for longer than busy_timeout.
+        text += " (another program, such as a running newsbot, is writing to it; try again)"
+    return text
