@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bot.checks import OPERATOR_REFUSAL
 from tests.conftest import SHIPPED_SEEDS, World, build_newsbot, start_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD
@@ -127,6 +128,7 @@ async def test_newsbot_run_serves_the_shipped_seeds_and_stops_cleanly_on_sigterm
     channel = emu.add_channel(guild, "news")
     reader = emu.add_member(guild, "reader")
     admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    operator = emu.add_member(guild, "operator", user=emu.owner_user, permissions=MANAGE_GUILD)
     process = await start_newsbot(emu, tmp_path, emu.token)
     try:
         await emu.wait_for_ready(timeout=30)
@@ -142,7 +144,10 @@ async def test_newsbot_run_serves_the_shipped_seeds_and_stops_cleanly_on_sigterm
         refused = await (
             await emu.invoke(guild, channel, reader, "seeds", {}, subcommand="reload", force=True)
         ).response()
-        reload = await emu.invoke(guild, channel, admin, "seeds", {}, subcommand="reload")
+        manager_refused = await (
+            await emu.invoke(guild, channel, admin, "seeds", {}, subcommand="reload")
+        ).response()
+        reload = await emu.invoke(guild, channel, operator, "seeds", {}, subcommand="reload")
         await reload.response()
         [report] = await reload.followups(1, timeout=10)
     finally:
@@ -155,7 +160,7 @@ async def test_newsbot_run_serves_the_shipped_seeds_and_stops_cleanly_on_sigterm
     assert reply.embeds[0]["url"].startswith("https://www.euronews.com/")
     assert all(message.allowed_mentions == {"parse": []} for message in emu.messages(channel))
     assert choices[0]["value"] == "AI"
-    assert "Manage Server" in refused.content
+    assert refused.content == manager_refused.content == OPERATOR_REFUSAL
     assert "0 added" in report.embeds[0]["description"]
     assert b"Traceback" not in stderr
 
