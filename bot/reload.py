@@ -217,7 +217,7 @@ def scan_folder(folder: Path) -> FolderScan:
             if entry.name.startswith("."):
                 continue
             if not _is_utf8(entry.name):
-                skipped[prefix + display_name(entry.name)] = "file name is not valid UTF-8"
+                skipped[prefix + _display_name(entry.name)] = "file name is not valid UTF-8"
                 continue
             path = prefix + entry.name
             found = _examine(entry, real_root)
@@ -296,7 +296,7 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def display_name(name: str) -> str:
+def _display_name(name: str) -> str:
     """A file name as text that can always be printed and stored: bytes that are not UTF-8
     appear as backslash escapes (b'caf\\xe9.txt' is shown as 'caf\\xe9.txt')."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")

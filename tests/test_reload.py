@@ -480,3 +480,15 @@ async def test_check_folder_gives_odd_entries_the_verdict_a_reload_gives(tmp_pat
 
     assert {source: r.reason for source, r in results.items()} == expected
     assert {r.source: r.reason for r in report.rejected} == expected
+
+
+async def test_an_unreadable_seed_folder_is_a_clear_error(
+    store: SqliteStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def entries(directory: str) -> list[os.DirEntry[str]]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(reload_module, "_entries", entries)
+
+    with pytest.raises(SeedFolderError, match="cannot be read: Permission denied"):
+        await SeedReloader(store, folder, workers=1).reload()

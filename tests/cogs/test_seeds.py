@@ -152,6 +152,19 @@ async def test_missing_seed_folder_gets_its_own_answer_and_one_warning(
     assert await world.store.story_count() == 5
 
 
+async def test_seed_folder_that_is_a_file_is_explained_to_the_operator(
+    world: World, operator: Member
+) -> None:
+    shutil.rmtree(world.seeds)
+    world.seeds.write_text("not a folder")
+
+    handle = await world.invoke("seeds", {}, member=operator, subcommand="reload")
+    await handle.response()
+    [answer] = await handle.followups(1)
+
+    assert answer.content.startswith(f"The seed folder `{world.seeds}` is not a folder.")
+
+
 # --- a configured operator server -------------------------------------------------------------
 
 
