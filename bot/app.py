@@ -6,7 +6,6 @@ tests build the same bot against a temporary database and a local Discord emulat
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -93,16 +92,6 @@ class NewsBot(commands.Bot):
         if self.schedule_digests:
             # Two bots posting from one database would double every digest.
             await self.store.acquire_instance_lock()
-        if self.reload_seeds_at_start and not await asyncio.to_thread(self.reloader.folder.is_dir):
-            log.warning(
-                "seed folder %s does not exist or is not a folder: "
-                "serving the %d stories already stored",
-                self.reloader.folder.absolute(),
-                await self.store.story_count(),
-            )
-            # Its reload could only fail: the seeds cog skips it; /seeds reload works once the
-            # folder is back.
-            self.reload_seeds_at_start = False
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.discord.sync_commands == "auto":

@@ -61,6 +61,8 @@ class DiscordSettings:
     sync_commands: str = "auto"
     # How long the Previous/Next buttons under /news keep working, in seconds.
     page_timeout: float = 180.0
+    # The server whose managers may also run /seeds; None: only the application's owner or team.
+    operator_guild: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,9 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     seeds_raw = _section(raw, "seeds", {"folder", "max_file_bytes", "workers"})
     database_raw = _section(raw, "database", {"path"})
     discord_raw = _section(
-        raw, "discord", {"api_base", "gateway_url", "sync_commands", "page_timeout"}
+        raw,
+        "discord",
+        {"api_base", "gateway_url", "sync_commands", "page_timeout", "operator_guild"},
     )
     digest_raw = _section(raw, "digest", {"catch_up_hours", "send_rate"})
     unknown = set(raw) - {"seeds", "database", "discord", "digest", "log_level"}
@@ -121,6 +125,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         ),
         sync_commands=_choice(discord_raw, "discord.sync_commands", ("auto", "never")),
         page_timeout=_positive_number(discord_raw, "discord.page_timeout", 180.0),
+        operator_guild=_snowflake(discord_raw, "discord.operator_guild"),
     )
     catch_up = _positive_number(digest_raw, "digest.catch_up_hours", 6.0)
     if catch_up >= 24:
@@ -204,6 +209,18 @@ def _positive_int(
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
         bound = "zero or more" if allow_zero else "a positive whole number"
         raise ConfigError(f"setting {name!r} must be {bound}, not {value!r}")
+    return value
+
+
+def _snowflake(raw: Mapping[str, Any], name: str) -> int | None:
+    value = raw.get(name.rsplit(".", 1)[-1])
+    if value is None:
+        return None
+    # Discord shows IDs as text ("Copy Server ID"): a quoted one is fine too.
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"setting {name!r} must be a Discord server ID (a number), not {value!r}")
     return value
 
 

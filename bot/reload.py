@@ -12,6 +12,7 @@ retires its story; two files with one canonical URL are one story, the better re
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import multiprocessing
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import NamedTuple, TypeVar
 
 from bot.models import Problem, SeedResult, Story
@@ -47,6 +49,18 @@ _TITLED_RETIREMENTS = 100
 
 class SeedFolderError(Exception):
     """The seed folder cannot be used (missing, not a folder, unreadable)."""
+
+    def __init__(self, folder: Path, problem: str) -> None:
+        super().__init__(f"seed folder {folder} {problem}")
+        self.folder = folder
+        self.problem = problem
+
+
+class SeedFolderMissing(SeedFolderError):
+    """The seed folder does not exist (a wrong path in the settings, or an unmounted volume)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, "does not exist")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,29 +164,154 @@ class ReloadPlan:
     needs_parse: frozenset[str] = field(default_factory=frozenset)
 
 
-def scan_folder(folder: Path) -> dict[str, FileStat]:
-    """Every seed file below `folder` (hidden names skipped), keyed by '/'-separated path."""
-    if not folder.exists():
-        raise SeedFolderError(f"seed folder {folder} does not exist")
-    if not folder.is_dir():
-        raise SeedFolderError(f"seed folder {folder} is not a folder")
-    found: dict[str, FileStat] = {}
-    pending = [(folder, "")]
-    try:
-        while pending:
+@dataclass(frozen=True, slots=True)
+class FolderScan:
+    """What a seed folder holds: its seed files, and the entries that cannot be one.
+
+    Both are keyed by '/'-separated path below the folder; `skipped` gives each entry's reason.
+    """
+
+    files: dict[str, FileStat]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+# A skipped entry is never read, so it has no size or time a real file could match.
+_SKIPPED_STAT = FileStat(-1, -1)
+
+
+def scan_folder(folder: Path) -> FolderScan:
+    """Every seed file below `folder` (hidden names skipped), and every entry skipped, with why.
+
+    One odd entry never stops a scan: a name that is not UTF-8, a FIFO or device (never opened:
+    reading a FIFO would block), a symlink loop, a symlink leading out of the folder (not
+    followed) or an unreadable subfolder is reported and the rest is read. Only a seed folder
+    that cannot be used at all raises SeedFolderError.
+    """
+    root = _folder_identity(folder)
+    real_root = os.path.realpath(folder)
+    files: dict[str, FileStat] = {}
+    skipped: dict[str, str] = {}
+    visited = {root}
+    # Real subfolders are read before any reached through a symlink, so that a symlink to a
+    # folder that is read anyway is recognised as such whatever the order of the entries.
+    pending: list[tuple[str, str]] = [(str(folder), "")]
+    linked: list[tuple[str, str, os.stat_result]] = []
+    while pending or linked:
+        if pending:
             directory, prefix = pending.pop()
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    if entry.name.startswith("."):
-                        continue
-                    if entry.is_dir():
-                        pending.append((Path(entry.path), f"{prefix}{entry.name}/"))
-                    elif entry.is_file():
-                        stat = entry.stat()
-                        found[prefix + entry.name] = FileStat(stat.st_size, stat.st_mtime_ns)
+        else:
+            directory, path, target = linked.pop()
+            if (target.st_dev, target.st_ino) in visited:
+                skipped[path] = _revisit_reason(directory)
+                continue
+            visited.add((target.st_dev, target.st_ino))
+            prefix = f"{path}/"
+        try:
+            entries = _entries(directory)
+        except OSError as error:
+            if not prefix:
+                raise SeedFolderError(folder, f"cannot be read: {error.strerror}") from None
+            skipped[prefix.rstrip("/")] = f"cannot read folder: {error.strerror}"
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if not _is_utf8(entry.name):
+                skipped[prefix + _display_name(entry.name)] = "file name is not valid UTF-8"
+                continue
+            path = prefix + entry.name
+            found = _examine(entry, real_root)
+            if found is None:
+                continue
+            if isinstance(found, str):
+                skipped[path] = found
+            elif S_ISDIR(found.st_mode):
+                if entry.is_symlink():
+                    linked.append((entry.path, path, found))
+                else:
+                    visited.add((found.st_dev, found.st_ino))
+                    pending.append((entry.path, f"{path}/"))
+            elif S_ISREG(found.st_mode):
+                files[path] = FileStat(found.st_size, found.st_mtime_ns)
+            else:
+                skipped[path] = f"not a regular file ({_file_kind(found.st_mode)})"
+    return FolderScan(dict(sorted(files.items())), dict(sorted(skipped.items())))
+
+
+def _revisit_reason(link: str) -> str:
+    target = os.path.realpath(link)
+    parent = os.path.realpath(os.path.dirname(link))
+    if os.path.commonpath([target, parent]) == target:
+        return "symlink loop"
+    return "symlink to a folder that is read anyway"
+
+
+def _folder_identity(folder: Path) -> tuple[int, int]:
+    try:
+        info = folder.stat()
+    except FileNotFoundError:
+        raise SeedFolderMissing(folder) from None
     except OSError as error:
-        raise SeedFolderError(f"cannot read seed folder {folder}: {error.strerror}") from None
-    return dict(sorted(found.items()))
+        raise SeedFolderError(folder, f"cannot be read: {error.strerror}") from None
+    if not S_ISDIR(info.st_mode):
+        raise SeedFolderError(folder, "is not a folder")
+    return info.st_dev, info.st_ino
+
+
+def _entries(directory: str) -> list[os.DirEntry[str]]:
+    with os.scandir(directory) as entries:
+        return list(entries)
+
+
+def _examine(entry: os.DirEntry[str], real_root: str) -> os.stat_result | str | None:
+    """The entry's status (a symlink's target's, when it stays inside the folder), why the
+    entry is skipped, or None when it was removed while the folder was read."""
+    try:
+        if not entry.is_symlink():
+            return entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"cannot read: {error.strerror}"
+    try:
+        target = os.stat(entry.path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink loop"
+        if error.errno == errno.ENOENT:
+            return "symlink target does not exist"
+        return f"cannot read: {error.strerror}"
+    if os.path.commonpath([real_root, os.path.realpath(entry.path)]) != real_root:
+        return "symlink points outside the seed folder"
+    return target
+
+
+def _is_utf8(name: str) -> bool:
+    # os.scandir hands undecodable bytes over as lone surrogates, which no UTF-8 text (a
+    # report, a JSON document, an SQLite value) can hold.
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _display_name(name: str) -> str:
+    """A file name as text that can always be printed and stored: bytes that are not UTF-8
+    appear as backslash escapes (b'caf\\xe9.txt' is shown as 'caf\\xe9.txt')."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+_FILE_KINDS = (
+    (S_ISFIFO, "FIFO"),
+    (S_ISCHR, "character device"),
+    (S_ISBLK, "block device"),
+    (S_ISSOCK, "socket"),
+)
+
+
+def _file_kind(mode: int) -> str:
+    return next((kind for test, kind in _FILE_KINDS if test(mode)), "special file")
 
 
 def files_to_parse(index: SeedIndex, scan: Mapping[str, FileStat], folder: str) -> list[str]:
@@ -197,8 +336,17 @@ def plan_reload(
     folder: str,
     now: datetime,
     dry_run: bool = False,
+    skipped: Mapping[str, str] | None = None,
 ) -> ReloadPlan:
-    """Decide everything a reload changes, from the stored index, the scan and the parses."""
+    """Decide everything a reload changes, from the stored index, the scan and the parses.
+
+    `skipped` entries (path -> reason, see `scan_folder`) are rejected like unparsable files,
+    so every report and `/seeds status` list them.
+    """
+    files_parsed = len(parsed)
+    if skipped:
+        scan = dict(sorted({**scan, **dict.fromkeys(skipped, _SKIPPED_STAT)}.items()))
+        parsed = {**parsed, **{path: _skipped_verdict(path, why) for path, why in skipped.items()}}
     files = index.files
     stored_source = {
         record.story_id: path
@@ -313,9 +461,14 @@ def plan_reload(
         rejected=tuple(rejected),
         duplicates=tuple(duplicates),
         warnings=tuple(warnings),
-        parsed=len(parsed),
+        parsed=files_parsed,
     )
     return ReloadPlan(changes, report, frozenset(needs_parse))
+
+
+def _skipped_verdict(path: str, reason: str) -> ParsedSeed:
+    # The digest stands for what is known of the entry: a new reason is a new verdict.
+    return ParsedSeed(path, f"skipped: {reason}", None, (), reason)
 
 
 class SeedReloader:
@@ -354,7 +507,7 @@ class SeedReloader:
         folder = str(self._folder.resolve())
         scan = await asyncio.to_thread(scan_folder, self._folder)
         index = await self._store.seed_index()
-        parsed = await self._parse(files_to_parse(index, scan, folder))
+        parsed = await self._parse(files_to_parse(index, scan.files, folder))
         plan = await self._plan(index, scan, parsed, folder, dry_run)
         if plan.needs_parse:
             parsed = {**parsed, **await self._parse(sorted(plan.needs_parse))}
@@ -368,18 +521,16 @@ class SeedReloader:
     async def _plan(
         self,
         index: SeedIndex,
-        scan: Mapping[str, FileStat],
+        scan: FolderScan,
         parsed: Mapping[str, ParsedSeed],
         folder: str,
         dry_run: bool,
     ) -> ReloadPlan:
         # Tens of milliseconds for a large folder: too long to hold the event loop.
-        return await asyncio.to_thread(
-            partial(plan_reload, folder=folder, now=datetime.now(UTC), dry_run=dry_run),
-            index,
-            scan,
-            parsed,
+        plan = partial(
+            plan_reload, folder=folder, now=datetime.now(UTC), dry_run=dry_run, skipped=scan.skipped
         )
+        return await asyncio.to_thread(plan, index, scan.files, parsed)
 
     async def _parse(self, paths: list[str]) -> dict[str, ParsedSeed]:
         parsed = await _run_in_workers(
@@ -427,13 +578,29 @@ async def check_folder(
     """Validate every file of a folder without touching any store: (verdicts, what would load)."""
     scan = await asyncio.to_thread(scan_folder, folder)
     results = await _run_in_workers(
-        parse_files, str(folder), list(scan), max_file_bytes, workers=_worker_count(workers)
+        parse_files, str(folder), list(scan.files), max_file_bytes, workers=_worker_count(workers)
     )
-    verdicts = {result.source: result for result in results}
-    parsed = {source: ParsedSeed.of(result, _unencoded) for source, result in verdicts.items()}
+    parsed = {result.source: ParsedSeed.of(result, _unencoded) for result in results}
     empty = SeedIndex(generation=0, files={})
-    plan = plan_reload(empty, scan, parsed, folder=str(folder), now=datetime.now(UTC), dry_run=True)
+    plan = plan_reload(
+        empty,
+        scan.files,
+        parsed,
+        folder=str(folder),
+        now=datetime.now(UTC),
+        dry_run=True,
+        skipped=scan.skipped,
+    )
+    # The same verdicts, and the same reasons, as a reload reports.
+    skipped = [
+        SeedResult(path, None, (Problem(None, reason),)) for path, reason in scan.skipped.items()
+    ]
+    verdicts = {result.source: result for result in sorted([*results, *skipped], key=_source)}
     return verdicts, plan.report
+
+
+def _source(result: SeedResult) -> str:
+    return result.source
 
 
 def _unencoded(story: Story) -> EncodedStory:

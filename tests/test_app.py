@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.checks import OPERATOR_REFUSAL
 from bot.reload import SeedReloader
 from bot.store.sqlite import SqliteStore
 from tests.conftest import SHIPPED_SEEDS, World, build_newsbot, start_newsbot
@@ -104,15 +105,14 @@ async def test_missing_seed_folder_at_start_is_one_warning_and_the_stored_storie
 
     with caplog.at_level(logging.INFO, logger="bot"):
         async with running_bot(bot, emu, loggers=("discord", "bot")):
+            await bot.get_cog("Seeds").startup_reload  # type: ignore[union-attr]
             handle = await emu.invoke(guild, channel, reader, "news", {"topic": "AI"})
             reply = await handle.response()
 
     problems = [record for record in caplog.records if record.levelno >= logging.WARNING]
-    assert [record.getMessage() for record in problems] == [
-        f"seed folder {missing} does not exist or is not a folder: "
-        "serving the 5 stories already stored"
-    ]
-    assert problems[0].exc_info is None
+    assert len(problems) == 1 and problems[0].exc_info is None
+    assert f"{missing} does not exist" in problems[0].getMessage()
+    assert "serving the stored stories" in problems[0].getMessage()
     assert len(reply.embeds) == 5
 
 
@@ -176,6 +176,7 @@ async def test_newsbot_run_serves_the_shipped_seeds_and_stops_cleanly_on_sigterm
     channel = emu.add_channel(guild, "news")
     reader = emu.add_member(guild, "reader")
     admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    operator = emu.add_member(guild, "operator", user=emu.owner_user, permissions=MANAGE_GUILD)
     process = await start_newsbot(emu, tmp_path, emu.token)
     try:
         await emu.wait_for_ready(timeout=30)
@@ -191,7 +192,10 @@ async def test_newsbot_run_serves_the_shipped_seeds_and_stops_cleanly_on_sigterm
         refused = await (
             await emu.invoke(guild, channel, reader, "seeds", {}, subcommand="reload", force=True)
         ).response()
-        reload = await emu.invoke(guild, channel, admin, "seeds", {}, subcommand="reload")
+        manager_refused = await (
+            await emu.invoke(guild, channel, admin, "seeds", {}, subcommand="reload")
+        ).response()
+        reload = await emu.invoke(guild, channel, operator, "seeds", {}, subcommand="reload")
         await reload.response()
         [report] = await reload.followups(1, timeout=10)
     finally:
@@ -204,7 +208,7 @@ async def test_newsbot_run_serves_the_shipped_seeds_and_stops_cleanly_on_sigterm
     assert reply.embeds[0]["url"].startswith("https://www.euronews.com/")
     assert all(message.allowed_mentions == {"parse": []} for message in emu.messages(channel))
     assert choices[0]["value"] == "AI"
-    assert "Manage Server" in refused.content
+    assert refused.content == manager_refused.content == OPERATOR_REFUSAL
     assert "0 added" in report.embeds[0]["description"]
     assert b"Traceback" not in stderr
 

@@ -23,7 +23,8 @@ from bot.store import sqlite as sqlite_store
 from bot.store.sqlite import SqliteStore
 from tests.discord_emulator import DiscordEmulator
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
-from tests.hostile_corpus import DAMAGED, write_hostile_corpus
+from tests.hostile_corpus import DAMAGED, GOOD, write_hostile_corpus
+from tests.odd_entries import write_odd_entries
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "seeds"
@@ -93,6 +94,46 @@ def test_check_of_a_hostile_folder_gives_every_file_a_verdict_and_writes_nothing
     assert verdicts["good_duplicate.txt"]["status"] == "duplicate"
     assert not environment.exists()
     assert not environment.parent.exists()
+
+
+def test_seeds_check_and_seeds_load_agree_on_every_file(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    odd = write_odd_entries(folder, GOOD)
+    write_hostile_corpus(folder)
+
+    check_code, check_out = run("seeds", "check", str(folder), "--json")
+    load_code, load_out = run("seeds", "load", str(folder), "--json")
+
+    rows = json.loads(check_out)["files"]
+    report = json.loads(load_out)
+    rejected_by_check = {
+        row["file"]: "; ".join(row["reasons"]) for row in rows if row["status"] == "rejected"
+    }
+    assert rejected_by_check == {r["file"]: r["reason"] for r in report["rejected"]}
+    assert {name: rejected_by_check[name] for name in odd} == odd
+    assert {row["file"] for row in rows if row["status"] == "ok"} == {
+        change["file"] for change in report["added"]
+    }
+    assert {row["file"]: row["duplicate_of"] for row in rows if row["status"] == "duplicate"} == {
+        duplicate["file"]: duplicate["kept"] for duplicate in report["duplicates"]
+    }
+    assert (check_code, load_code) == (1, 0)
+    # Printable anywhere: a name that is not UTF-8 is shown escaped, not as a lone surrogate.
+    check_out.encode("utf-8")
+    load_out.encode("utf-8")
+
+
+def test_load_lists_skipped_entries_with_their_reasons(tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    odd = write_odd_entries(folder, GOOD)
+    (folder / "good.txt").write_text(GOOD)
+
+    code, out = run("seeds", "load", str(folder))
+
+    assert code == 0
+    assert "1 added" in out
+    for name, reason in odd.items():
+        assert f"  rejected {name}: {reason}\n" in out
 
 
 def test_load_prints_the_report() -> None:

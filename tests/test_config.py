@@ -201,3 +201,17 @@ def test_discord_endpoints_are_unset_by_default(tmp_path: Path) -> None:
 def test_bad_discord_settings_are_one_line(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config.load(write(tmp_path, text), environ={})
+
+
+def test_operator_guild_is_unset_by_default_and_read_as_a_server_id(tmp_path: Path) -> None:
+    quoted = write(tmp_path, 'discord:\n  operator_guild: "123456789012345678"\n')
+
+    assert config.load(REPO / "config" / "newsbot.yaml", environ={}).discord.operator_guild is None
+    assert config.load(quoted, environ={}).discord.operator_guild == 123456789012345678
+
+
+def test_operator_guild_that_is_not_an_id_is_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "discord:\n  operator_guild: my server\n")
+
+    with pytest.raises(ConfigError, match=r"'discord\.operator_guild' must be a Discord server ID"):
+        config.load(path, environ={})

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from bot import reload as reload_module
-from bot.reload import SeedFolderError, SeedReloader, check_folder
+from bot.reload import SeedFolderError, SeedFolderMissing, SeedReloader, check_folder, scan_folder
 from bot.store import ReloadChanges, StaleReload
 from bot.store.sqlite import SqliteStore
-from tests.hostile_corpus import DAMAGED, write_hostile_corpus
+from tests.hostile_corpus import DAMAGED, GOOD, write_hostile_corpus
+from tests.odd_entries import write_odd_entries
 
 SHIPPED = Path(__file__).resolve().parent.parent / "seeds"
 POLITICO = "001_8439fb071992beae.txt"
@@ -342,8 +343,17 @@ async def test_large_reloads_parse_in_worker_processes(
 
 
 async def test_missing_folder_is_a_clear_error(store: SqliteStore, tmp_path: Path) -> None:
-    with pytest.raises(SeedFolderError, match="does not exist"):
+    with pytest.raises(SeedFolderMissing, match="does not exist"):
         await SeedReloader(store, tmp_path / "nowhere", workers=1).reload()
+
+
+async def test_a_file_given_as_the_folder_is_a_clear_error(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    (tmp_path / "seeds.txt").write_text(GOOD)
+
+    with pytest.raises(SeedFolderError, match="is not a folder"):
+        await SeedReloader(store, tmp_path / "seeds.txt", workers=1).reload()
 
 
 async def test_check_folder_gives_a_verdict_per_file_and_spots_duplicates(tmp_path: Path) -> None:
@@ -368,3 +378,120 @@ async def test_hidden_files_are_ignored_and_subfolders_are_read(
 
     assert [change.source for change in report.added] == ["2024/a.txt"]
     assert report.rejected == ()
+
+
+async def test_odd_entries_are_reported_and_skipped_and_the_rest_loads(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "odd"
+    expected = write_odd_entries(folder, GOOD)
+    (folder / "good.txt").write_text(GOOD)
+
+    report = await SeedReloader(store, folder, workers=1).reload()
+
+    assert {r.source: r.reason for r in report.rejected} == expected
+    assert [change.source for change in report.added] == ["good.txt"]
+    assert await titles(store) == {"A good story"}
+    status = await store.seed_status()
+    assert {path for path, _, _ in status.rejected} == set(expected)
+
+
+async def test_odd_entries_are_reported_again_without_changing_anything(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "odd"
+    expected = write_odd_entries(folder, GOOD)
+    (folder / "good.txt").write_text(GOOD)
+    reloader = SeedReloader(store, folder, workers=1)
+    await reloader.reload()
+
+    report = await reloader.reload()
+
+    assert {r.source: r.reason for r in report.rejected} == expected
+    assert (report.parsed, report.changed) == (0, False)
+
+
+async def test_symlinks_inside_the_folder_are_followed(store: SqliteStore, tmp_path: Path) -> None:
+    folder = tmp_path / "linked"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "2024" / "a.txt").write_text(story_file("https://n.example.com/a", "Linked"))
+    (folder / "latest.txt").symlink_to(folder / "2024" / "a.txt")
+
+    report = await SeedReloader(store, folder, workers=1).reload()
+
+    assert [change.source for change in report.added] == ["2024/a.txt"]
+    assert [(d.source, d.kept) for d in report.duplicates] == [("latest.txt", "2024/a.txt")]
+    assert report.rejected == ()
+
+
+def test_a_symlink_to_a_folder_that_is_read_anyway_is_reported_once(tmp_path: Path) -> None:
+    folder = tmp_path / "aliased"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "2024" / "a.txt").write_text(GOOD)
+    (folder / "current").symlink_to("2024", target_is_directory=True)
+
+    scan = scan_folder(folder)
+
+    assert list(scan.files) == ["2024/a.txt"]
+    assert scan.skipped == {"current": "symlink to a folder that is read anyway"}
+
+
+async def test_a_loaded_file_replaced_by_a_fifo_keeps_its_last_good_story(
+    reloader: SeedReloader, store: SqliteStore, folder: Path
+) -> None:
+    await reloader.reload()
+    before = await titles(store)
+    (folder / POLITICO).unlink()
+    os.mkfifo(folder / POLITICO)
+
+    report = await reloader.reload()
+
+    assert [(r.source, r.reason, r.kept_last_good) for r in report.rejected] == [
+        (POLITICO, "not a regular file (FIFO)", True)
+    ]
+    assert await titles(store) == before
+
+
+async def test_an_unreadable_subfolder_is_reported_and_the_rest_loads(
+    store: SqliteStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (folder / "private").mkdir()
+    (folder / "private" / "a.txt").write_text(GOOD)
+    real_entries = reload_module._entries
+
+    def entries(directory: str) -> list[os.DirEntry[str]]:
+        # Permission bits do not stop root, who runs some test machines: refuse by hand.
+        if directory.endswith("private"):
+            raise PermissionError(13, "Permission denied")
+        return real_entries(directory)
+
+    monkeypatch.setattr(reload_module, "_entries", entries)
+
+    report = await SeedReloader(store, folder, workers=1).reload()
+
+    assert [(r.source, r.reason) for r in report.rejected] == [
+        ("private", "cannot read folder: Permission denied")
+    ]
+    assert len(report.added) == 5
+
+
+async def test_check_folder_gives_odd_entries_the_verdict_a_reload_gives(tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    expected = write_odd_entries(folder, GOOD)
+
+    results, report = await check_folder(folder, workers=1)
+
+    assert {source: r.reason for source, r in results.items()} == expected
+    assert {r.source: r.reason for r in report.rejected} == expected
+
+
+async def test_an_unreadable_seed_folder_is_a_clear_error(
+    store: SqliteStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def entries(directory: str) -> list[os.DirEntry[str]]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(reload_module, "_entries", entries)
+
+    with pytest.raises(SeedFolderError, match="cannot be read: Permission denied"):
+        await SeedReloader(store, folder, workers=1).reload()

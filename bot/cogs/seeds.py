@@ -1,4 +1,8 @@
-"""/seeds reload and /seeds status (server managers only), and the reload at start."""
+"""/seeds reload and /seeds status (newsbot's operator only), and the reload at start.
+
+The seed folder is shared by every server newsbot serves, so only whoever runs newsbot may
+reload it or see where it lives (see bot/checks.py).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.checks import operator_only
 from bot.embeds import reload_report_embed, seed_status_embed
-from bot.tree import reply
+from bot.reload import SeedFolderError, SeedFolderMissing
+from bot.tree import UserFacingError, reply
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -20,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 # default_permissions only hides the group in Discord's UI (and only on the top-level command);
-# has_permissions on each subcommand is the check that holds when someone invokes it anyway.
+# operator_only on each subcommand is the check that holds when someone invokes it anyway.
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage newsbot's stories"):
@@ -46,6 +52,9 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
     async def _reload_at_start(self) -> None:
         try:
             report = await self.reloader.reload()
+        except SeedFolderError as error:
+            log.warning("cannot reload the seeds at start: %s; serving the stored stories", error)
+            return
         except Exception:
             log.exception("reloading the seeds at start failed; serving the stored stories")
             return
@@ -54,17 +63,21 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
 
     @app_commands.command(name="reload")
     @app_commands.describe(dry_run="Only report what would change")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @operator_only()
     async def reload(self, interaction: discord.Interaction, dry_run: bool = False) -> None:
         """Reload the seed folder and report what changed."""
         # A large reload takes longer than Discord's 3-second deadline for the first answer.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        report = await self.reloader.reload(dry_run=dry_run)
+        try:
+            report = await self.reloader.reload(dry_run=dry_run)
+        except SeedFolderError as error:
+            log.warning("/seeds reload: %s", error)
+            raise UserFacingError(folder_problem(error)) from None
         stored = await self.store.story_count()
         await reply(interaction, embed=reload_report_embed(report, stored=stored), ephemeral=True)
 
     @app_commands.command(name="status")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @operator_only()
     async def status(self, interaction: discord.Interaction) -> None:
         """Stories stored, the seed folder, the last reload and the files it rejected."""
         status = await self.store.seed_status()
@@ -72,6 +85,16 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
         folder = status.folder or str(self.reloader.folder.resolve())
         embed = seed_status_embed(status, stored=stored, folder=folder)
         await reply(interaction, embed=embed, ephemeral=True)
+
+
+def folder_problem(error: SeedFolderError) -> str:
+    """What the operator is told when the seed folder itself cannot be used (it names the
+    folder: only the operator gets here)."""
+    if isinstance(error, SeedFolderMissing):
+        problem = f"The seed folder is missing: `{error.folder}`."
+    else:
+        problem = f"The seed folder `{error.folder}` {error.problem}."
+    return f"{problem} Nothing was changed; the stored stories are still served."
 
 
 async def setup(bot: NewsBot) -> None:

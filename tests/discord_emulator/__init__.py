@@ -27,7 +27,11 @@ privileged_intents=MEMBERS|PRESENCES|MESSAGE_CONTENT)``, an async context manage
 
 Addresses and identity
     ``api_base``, ``gateway_url``, ``resume_gateway_url``, ``token``, ``application_id``,
-    ``bot_user``.
+    ``bot_user``, ``owner_user`` (the application's owner, in no guild until
+    ``add_member(guild, name, user=emu.owner_user)``), ``team``; ``set_team(name, members=[(user,
+    role)])`` makes a team own the application (``owner_user`` becomes its admin owner, roles are
+    ``"admin"``, ``"developer"``, ``"read_only"``): ``GET /oauth2/applications/@me`` then names
+    a team pseudo-user as ``owner`` and lists ``team.members``, as Discord does.
 Limits (``emu.limits``, a mutable ``Limits``; change it before or during a test)
     ``interaction_deadline`` 3 s, ``followup_lifetime`` 900 s, ``global_requests`` /
     ``global_window`` 50 per 1 s, ``channel_messages`` / ``channel_window`` 5 per 5 s,
@@ -39,9 +43,11 @@ World (synchronous; the matching gateway event goes out when the bot is connecte
     == guild id; the bot is a member through its own role);
     ``add_channel(guild, name, *, bot_permissions=None, topic=None) -> Channel`` (given
     ``bot_permissions`` become exactly the bot's permissions there, via a member overwrite);
-    ``add_member(guild, name, *, permissions=None, roles=()) -> Member`` (``permissions`` through
-    a personal role, on top of @everyone's); ``add_role(guild, name, *, permissions=0,
-    mentionable=False) -> Role``; ``set_bot_permissions(channel, perms)`` (CHANNEL_UPDATE);
+    ``add_member(guild, name, *, permissions=None, roles=(), user=None) -> Member``
+    (``permissions`` through a personal role, on top of @everyone's; ``user`` makes an existing
+    account join, else a new one does); ``add_user(name) -> User`` (an account in no guild);
+    ``add_role(guild, name, *, permissions=0, mentionable=False) -> Role``;
+    ``set_bot_permissions(channel, perms)`` (CHANNEL_UPDATE);
     ``delete_channel(channel)`` (CHANNEL_DELETE, then REST 404 10003);
     ``remove_guild(guild)`` (GUILD_DELETE); ``user_message(channel, member, content)`` (a human
     posts: MESSAGE_CREATE, content blanked without the MESSAGE_CONTENT intent).
@@ -125,7 +131,7 @@ from .interactions import (
 )
 from .limits import FailureRule, Limits
 from .mentions import Pings, compute_pings
-from .state import Channel, Guild, Member, Role, StoredMessage, User
+from .state import Channel, Guild, Member, Role, StoredMessage, Team, User
 
 __all__ = [
     "BotCrashed",
@@ -144,6 +150,7 @@ __all__ = [
     "Role",
     "RunningBot",
     "StoredMessage",
+    "Team",
     "User",
     "compute_pings",
     "point_client_at",

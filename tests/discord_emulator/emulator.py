@@ -7,7 +7,7 @@ import contextlib
 import fnmatch
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -38,6 +38,7 @@ from .state import (
     Role,
     Snowflakes,
     StoredMessage,
+    Team,
     User,
     iso_now,
     perm_value,
@@ -91,6 +92,7 @@ class DiscordEmulator:
         self.application_id = self.snowflakes.next()
         self.bot_user = User(self.application_id, bot_name, bot=True)
         self.owner_user = User(self.snowflakes.next(), "app-owner")
+        self.team: Team | None = None
         self.guilds: dict[int, Guild] = {}
         self.channels: dict[int, Channel] = {}
         self.commands: dict[int | None, dict[str, dict[str, Any]]] = {None: {}}
@@ -252,11 +254,39 @@ class DiscordEmulator:
         self.gateway.dispatch("GUILD_ROLE_CREATE", data, intent=INTENT_GUILDS)
         return role
 
+    def add_user(self, name: str) -> User:
+        """A Discord account that is in no guild yet (``add_member(..., user=)`` adds it)."""
+        return User(self.snowflakes.next(), name)
+
+    def set_team(self, name: str, members: Iterable[tuple[User, str]] = ()) -> Team:
+        """Make a team own the application, as when an app is transferred to a team: the
+        ``owner_user`` becomes the team's owner (an admin); ``members`` are (user, role) pairs,
+        role ``"admin"``, ``"developer"`` or ``"read_only"``. Served from then on by
+        ``GET /oauth2/applications/@me``."""
+        team = Team(self.snowflakes.next(), name, self.owner_user)
+        team.members[self.owner_user.id] = (self.owner_user, "admin")
+        for user, role in members:
+            if role not in ("admin", "developer", "read_only"):
+                raise ValueError(f"unknown team member role {role!r}")
+            team.members[user.id] = (user, role)
+        self.team = team
+        return team
+
     def add_member(
-        self, guild: Guild, name: str, *, permissions: Any = None, roles: tuple[Role, ...] = ()
+        self,
+        guild: Guild,
+        name: str,
+        *,
+        permissions: Any = None,
+        roles: tuple[Role, ...] = (),
+        user: User | None = None,
     ) -> Member:
-        """A human; ``permissions`` come through a personal role, on top of @everyone's."""
-        user = User(self.snowflakes.next(), name)
+        """A human; ``permissions`` come through a personal role, on top of @everyone's.
+        ``user`` makes an existing account (``owner_user``, a team member, a member of another
+        guild) join ``guild``; otherwise a new account named ``name`` does."""
+        if user is not None and user.id in guild.members:
+            raise ValueError(f"{user.username} is already a member of {guild.name}")
+        user = user or User(self.snowflakes.next(), name)
         role_ids = [r.id for r in roles]
         if permissions is not None:
             role_ids.append(self.add_role(guild, f"{name}-perms", permissions=permissions).id)

@@ -295,8 +295,10 @@ class RestApi:
             "summary": "",
             "bot_public": True,
             "bot_require_code_grant": False,
-            "owner": emu.owner_user.payload(),
-            "team": None,
+            # A team-owned application names a stand-in user as its owner: the people are
+            # the team's members.
+            "owner": emu.team.owner_payload() if emu.team else emu.owner_user.payload(),
+            "team": emu.team.payload() if emu.team else None,
             "verify_key": "0" * 64,
             "flags": 0,
             "bot": emu.bot_user.payload(),

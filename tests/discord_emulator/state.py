@@ -99,6 +99,52 @@ class User:
         }
 
 
+#: ``public_flags`` of the stand-in user that a team-owned application names as its owner.
+TEAM_PSEUDO_USER = 1 << 10
+
+
+@dataclass
+class Team:
+    """A developer team that owns the application: ``members`` maps each user to a role
+    (``"admin"``, ``"developer"`` or ``"read_only"``); the team's owner is an admin."""
+
+    id: int
+    name: str
+    owner: User
+    members: dict[int, tuple[User, str]] = field(default_factory=dict)
+
+    def owner_payload(self) -> dict[str, Any]:
+        """What Discord puts in the application's ``owner`` field when a team owns it: a
+        pseudo-user with the team's id and the TEAM_PSEUDO_USER flag, not a person."""
+        return {
+            "id": str(self.id),
+            "username": f"team{self.id}",
+            "discriminator": "0000",
+            "global_name": None,
+            "avatar": None,
+            "public_flags": TEAM_PSEUDO_USER,
+            "flags": TEAM_PSEUDO_USER,
+        }
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": None,
+            "owner_user_id": str(self.owner.id),
+            "members": [
+                {
+                    "membership_state": 2,  # accepted
+                    "team_id": str(self.id),
+                    "user": user.payload(),
+                    "role": role,
+                    "permissions": ["*"],
+                }
+                for user, role in self.members.values()
+            ],
+        }
+
+
 @dataclass
 class Role:
     id: int

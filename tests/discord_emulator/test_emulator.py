@@ -367,6 +367,53 @@ async def test_hidden_admin_command(world: World, bot: Bot) -> None:
     assert (await allowed.response()).content == "reloaded"
 
 
+# --- the application's owners ------------------------------------------------------------------
+
+
+async def test_application_names_its_owner_who_can_join_guilds(world: World, bot: Bot) -> None:
+    emu = world.emu
+    owner = emu.add_member(world.guild, "owner", user=emu.owner_user)
+
+    info = await bot.client.application_info()
+
+    assert (info.owner.id, info.team) == (emu.owner_user.id, None)
+    assert owner.user is emu.owner_user
+    assert await bot.client.is_owner(discord.Object(owner.id))  # type: ignore[arg-type]
+    assert not await bot.client.is_owner(discord.Object(world.alice.id))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="already a member"):
+        emu.add_member(world.guild, "again", user=emu.owner_user)
+
+
+async def test_team_owned_application_lists_its_members_with_their_roles(world: World) -> None:
+    emu = world.emu
+    developer, viewer = emu.add_user("dev"), emu.add_user("viewer")
+    team = emu.set_team("Newsroom", [(developer, "developer"), (viewer, "read_only")])
+    client, _ = build_bot()
+
+    async with running_bot(client, emu):
+        info = await client.application_info()
+        owners = {
+            user.username: await client.is_owner(discord.Object(user.id))  # type: ignore[arg-type]
+            for user in (emu.owner_user, developer, viewer, world.alice.user)
+        }
+
+    assert info.team is not None
+    assert (info.team.id, info.team.name, info.team.owner_id) == (
+        team.id,
+        "Newsroom",
+        emu.owner_user.id,
+    )
+    assert {(m.id, m.role.value) for m in info.team.members} == {
+        (emu.owner_user.id, "admin"),
+        (developer.id, "developer"),
+        (viewer.id, "read_only"),
+    }
+    # Discord names a stand-in "team user" as the owner of a team-owned application.
+    assert info.owner.id == team.id
+    assert info.owner.public_flags.team_user
+    assert owners == {"app-owner": True, "dev": True, "viewer": False, "alice": False}
+
+
 # --- message limits and mentions -------------------------------------------------------------
 
 
