@@ -186,7 +186,7 @@ def topics_embed(topics: Sequence[TopicCount]) -> discord.Embed:
     """All topics with their story counts, as many as fit, saying how many were left out."""
     embed = discord.Embed(title="Topics", colour=NEWS_COLOUR)
     if not topics:
-        embed.description = "No stories are loaded yet: a server manager can run /seeds reload."
+        embed.description = "No stories yet: newsbot's operator loads them with /seeds reload."
         return embed
     lines = [f"**{discord.utils.escape_markdown(t.name)}** — {_stories(t.count)}" for t in topics]
     embed.description = _fit_lines(lines, DESCRIPTION_LIMIT)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from functools import cache
@@ -258,13 +260,28 @@ def file_digest(data: bytes) -> str:
 
 
 def read_seed(path: Path, source: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> SeedResult:
-    """Read one seed file (never more than max_bytes + 1 bytes) and parse it."""
+    """Read one seed file (never more than max_bytes + 1 bytes) and parse it.
+
+    The folder scan skips FIFOs and devices, but an entry can be replaced between the scan and
+    this read: opening without blocking and checking the opened file itself means a FIFO can
+    never hang a reload.
+    """
     try:
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
-        return SeedResult(source, None, (Problem(None, f"cannot read file: {error.strerror}"),))
+        return _unreadable(source, error.strerror or str(error))
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return _unreadable(source, "not a regular file")
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as error:
+            return _unreadable(source, error.strerror or str(error))
     return parse_seed(data, source, max_bytes)
+
+
+def _unreadable(source: str, why: str) -> SeedResult:
+    return SeedResult(source, None, (Problem(None, f"cannot read file: {why}"),))
 
 
 def parse_files(

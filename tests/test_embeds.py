@@ -397,7 +397,7 @@ def test_thousands_of_topics_are_cut_with_how_many_more_there_are() -> None:
 
 def test_no_topics_says_there_are_no_stories_yet() -> None:
     embed = topics_embed([])
-    assert embed.description == "No stories are loaded yet: a server manager can run /seeds reload."
+    assert embed.description == "No stories yet: newsbot's operator loads them with /seeds reload."
     assert embed.fields == []
 
 

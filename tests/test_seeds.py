@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -131,6 +132,16 @@ def test_file_over_the_size_cap_is_rejected_unread(tmp_path: Path) -> None:
     result = read_seed(path, "big.txt", max_bytes=1024)
 
     assert not result.ok and "1024-byte limit" in result.reason
+
+
+def test_a_fifo_read_as_a_seed_is_rejected_without_blocking(tmp_path: Path) -> None:
+    # A file replaced by a FIFO after the folder scan: reading it must not wait for a writer.
+    fifo = tmp_path / "story.txt"
+    os.mkfifo(fifo)
+
+    result = read_seed(fifo, "story.txt")
+
+    assert not result.ok and result.reason == "cannot read file: not a regular file"
 
 
 def test_unreadable_file_is_rejected(tmp_path: Path) -> None:
