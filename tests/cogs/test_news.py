@@ -195,6 +195,41 @@ async def test_a_mention_in_a_story_title_never_pings(world: World) -> None:
     assert not world.emu.would_ping(message)
 
 
+@pytest.mark.parametrize(
+    ("options", "rule"),
+    [
+        ({"count": 0}, "count must be a whole number between 1 and 10."),
+        ({"count": -1}, "count must be a whole number between 1 and 10."),
+        ({"count": 11}, "count must be a whole number between 1 and 10."),
+        ({"count": 2**70}, "count must be a whole number between 1 and 10."),
+        ({"count": "5"}, "count must be a whole number between 1 and 10."),
+        ({"count": 2.5}, "count must be a whole number between 1 and 10."),
+        ({"topic": "A" * 101}, "topic must be between 1 and 100 characters long."),
+        ({"topic": ""}, "topic must be between 1 and 100 characters long."),
+        ({"query": "a" * 201}, "query must be between 1 and 200 characters long."),
+        ({"query": 42}, "query must be between 1 and 200 characters long."),
+        ({"private": "yes"}, "private must be true or false."),
+        ({"private": 1}, "private must be true or false."),
+    ],
+)
+async def test_news_refuses_values_outside_its_options_privately(
+    world: World, options: dict, rule: str
+) -> None:
+    reply = await (await world.invoke("news", {"topic": "AI", **options}, force=True)).response()
+
+    assert reply.ephemeral
+    assert reply.content == rule
+    assert reply.embeds == []
+
+
+@pytest.mark.parametrize("private", ["no", 0, None])
+async def test_topics_refuses_a_private_that_is_not_true_or_false(world: World, private) -> None:  # type: ignore[no-untyped-def]
+    reply = await (await world.invoke("topics", {"private": private}, force=True)).response()
+
+    assert reply.ephemeral
+    assert reply.content == "private must be true or false."
+
+
 def _button(message, label: str) -> str:  # type: ignore[no-untyped-def]
     for row in message.components:
         for component in row["components"]:

@@ -52,8 +52,9 @@ Interactions (async)
     objects or ids for snowflake options), checked and typed against the *registered* command;
     ``subcommand`` is ``"reload"`` or ``"group sub"``. Raises ``CommandNotAvailable`` when
     ``default_member_permissions`` hides the command from ``member`` unless ``force=True`` (a
-    stale client), ``ValueError``/``TypeError`` for what the Discord client would refuse, and
-    ``LookupError`` for an unregistered command.
+    stale client, which also sends text/integer/number/boolean values unchecked),
+    ``ValueError``/``TypeError`` for what the Discord client would refuse, and ``LookupError``
+    for an unregistered command.
     ``autocomplete(guild, channel, member, name, *, focused, value="", options=None,
     subcommand=None, timeout=2) -> list[choice dict]`` (raises ``InteractionNotAnswered`` if the
     answer is missing or rejected). ``click(message, custom_id, member)`` and

@@ -554,14 +554,20 @@ class DiscordEmulator:
         """A member runs ``/name [subcommand] options...``; returns the dispatched interaction.
 
         Raises ``CommandNotAvailable`` when ``default_member_permissions`` hides the command from
-        ``member`` (pass ``force=True`` to simulate a stale client that still shows it), and
-        ``ValueError``/``TypeError`` for anything Discord's client would not let the user send.
+        ``member``, and ``ValueError``/``TypeError`` for anything Discord's client would not let
+        the user send. ``force=True`` simulates a stale client: it still shows the command, and
+        sends text, integer, number and boolean values as given, unchecked.
         """
         command = self.find_command(guild, name)
         if not force:
             ix.check_visible(command, guild, member, channel)
         data = ix.build_command_data(
-            command, guild=guild, member=member, options=options or {}, subcommand=subcommand
+            command,
+            guild=guild,
+            member=member,
+            options=options or {},
+            subcommand=subcommand,
+            raw=force,
         )
         return self._dispatch_interaction(
             type=ix.APPLICATION_COMMAND, guild=guild, channel=channel, member=member, data=data

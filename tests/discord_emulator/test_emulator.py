@@ -282,6 +282,25 @@ async def test_channel_and_integer_options_are_resolved(world: World, bot: Bot) 
         await emu.invoke(world.guild, world.channel, world.alice, "subscribe", {"hour": 7})
 
 
+async def test_a_stale_client_sends_option_values_unchecked(world: World, bot: Bot) -> None:
+    emu = world.emu
+    options = {"channel": world.channel, "hour": 2**70}
+
+    handle = await emu.invoke(
+        world.guild, world.channel, world.alice, "subscribe", options, force=True
+    )
+    sent = {option["name"]: option for option in handle.payload["data"]["options"]}
+    loose = await emu.invoke(
+        world.guild, world.channel, world.alice, "subscribe", {**options, "hour": "7"}, force=True
+    )
+
+    # discord.py does not check Range values on receipt: the command sees them as sent.
+    assert (await handle.response()).content == f"digest in <#{world.channel.id}> at {2**70}:00"
+    assert sent["hour"] == {"name": "hour", "type": 4, "value": 2**70}
+    assert sent["channel"]["value"] == str(world.channel.id)
+    assert [o["value"] for o in loose.payload["data"]["options"]] == [str(world.channel.id), "7"]
+
+
 async def test_followup_token_rules(world: World, bot: Bot) -> None:
     emu = world.emu
     handle = await emu.invoke(world.guild, world.channel, world.alice, "news", {"topic": "ai"})
