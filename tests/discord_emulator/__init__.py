@@ -90,7 +90,8 @@ Gateway
     ``await wait_for_ready()``, ``await wait_for_resume(count=1)``, ``await
     drop_gateway(code=4000)``, ``async with gateway_outage(code=4000):`` (drop and hold
     reconnects until the block ends, so events queue for RESUME replay), ``await
-    request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9).
+    request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9), ``await
+    send_malformed_frame(text=TRUNCATED_DISPATCH)`` (one TEXT frame that is not JSON).
 Waiting
     ``await wait_until(predicate, timeout=2, what="...")``: event-driven wait on any emulator
     change (no polling); raises ``BotCrashed`` at once if a ``watch``-ed task (the bot) ended.

@@ -45,6 +45,9 @@ from .state import (
 
 T = TypeVar("T")
 
+# A MESSAGE_CREATE dispatch cut off mid-object: what a truncated gateway frame looks like.
+TRUNCATED_DISPATCH = '{"op":0,"t":"MESSAGE_CREATE","s":7,"d":{"id":"1","content":"hel'
+
 
 class BotCrashed(AssertionError):
     """A watched task (the bot's ``start()``) ended while a test was waiting on the emulator."""
@@ -687,3 +690,7 @@ class DiscordEmulator:
 
     async def invalidate_session(self, *, resumable: bool = False) -> None:
         await self.gateway.invalidate_session(resumable=resumable)
+
+    async def send_malformed_frame(self, text: str = TRUNCATED_DISPATCH) -> None:
+        """Send the bot one TEXT frame that is not valid JSON (by default a dispatch cut short)."""
+        await self.gateway.send_malformed(text)
