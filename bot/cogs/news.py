@@ -219,7 +219,7 @@ def _disable_buttons(view: discord.ui.View) -> None:
             button.disabled = True
 
 
-def _sent_as_is(view: discord.ui.View) -> discord.ui.View:
+def _stateless(view: discord.ui.View) -> discord.ui.View:
     # PageButton's template answers every press; a stopped view is sent without discord.py
     # keeping it in memory for a message that may never be pressed again.
     view.stop()
@@ -366,7 +366,7 @@ class News(commands.Cog):
         view = discord.ui.View(timeout=None)
         view.add_item(PageButton(previous, disabled=page.offset == 0))
         view.add_item(PageButton(following, disabled=page.next_offset is None))
-        return _sent_as_is(view)
+        return _stateless(view)
 
     def _recall(self, search: str) -> tuple[str | None, str | None] | None:
         if search.startswith(_KEPT):
@@ -378,7 +378,7 @@ class News(commands.Cog):
         if interaction.message is not None:
             view = discord.ui.View.from_message(interaction.message, timeout=None)
             _disable_buttons(view)
-            await interaction.response.edit_message(view=_sent_as_is(view))
+            await interaction.response.edit_message(view=_stateless(view))
         await reply(interaction, EXPIRED, ephemeral=True)
 
     def _now(self) -> float:
