@@ -6,6 +6,7 @@ tests build the same bot against a temporary database and a local Discord emulat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -13,6 +14,7 @@ from typing import Any
 
 import discord
 import yarl
+from discord.backoff import ExponentialBackoff
 from discord.ext import commands
 
 from bot import version
@@ -26,6 +28,9 @@ from bot.tree import NewsTree
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.news", "bot.cogs.seeds", "bot.cogs.digest")
+# What reading a gateway frame raises when the frame is not what discord.py expects: invalid
+# JSON (ValueError) or a dispatch without a field its parser needs (KeyError, TypeError).
+UNREADABLE_FRAME = (ValueError, KeyError, TypeError)
 # View Channels, Send Messages, Embed Links: all newsbot needs in a channel.
 INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
 
@@ -96,6 +101,31 @@ class NewsBot(commands.Bot):
             await self.load_extension(extension)
         if self.settings.discord.sync_commands == "auto":
             await sync_if_changed(self.tree, self.store)
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """discord.py's gateway loop, started again when a frame it could not read ended it.
+
+        discord.py reconnects after network failures and close codes, but an error raised while
+        reading a frame leaves its loop and would end `start()`, and the process with it. The
+        broken socket is closed and a new session IDENTIFYs: discord.py's loop, which held the
+        session for a RESUME, has already unwound, and a fresh READY also replaces whatever
+        state the unread frame should have changed. The backoff keeps a frame that breaks every
+        session from spending the daily IDENTIFY allowance.
+        """
+        backoff = ExponentialBackoff()
+        while True:
+            try:
+                await super().connect(reconnect=reconnect)
+                return
+            except UNREADABLE_FRAME:
+                if not reconnect or self.is_closed():
+                    raise
+                log.exception("could not read a frame from the gateway; connecting again")
+            if self.ws is not None:
+                await self.ws.close(code=4000)
+            await asyncio.sleep(backoff.delay())
+            if self.is_closed():
+                return
 
     async def on_ready(self) -> None:
         assert self.user is not None

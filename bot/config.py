@@ -59,7 +59,8 @@ class DiscordSettings:
     # "auto": sync slash commands at start when their definitions changed; "never": only
     # `newsbot sync` does.
     sync_commands: str = "auto"
-    # How long the Previous/Next buttons under /news keep working, in seconds.
+    # How long the Previous/Next buttons under /news keep working after the last press, in
+    # seconds; a restart in between does not stop them.
     page_timeout: float = 180.0
     # The server whose managers may also run /seeds; None: only the application's owner or team.
     operator_guild: int | None = None

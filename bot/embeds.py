@@ -152,6 +152,18 @@ def story_page(stories: Sequence[Story]) -> tuple[list[discord.Embed], int]:
     return first, len(first)
 
 
+def page_starts(stories: Sequence[Story], per_page: int) -> list[int]:
+    """Where each page begins when `stories` are shown from the first, at most `per_page` a
+    page and as many as `story_page` fits: [0] for one page or none."""
+    starts = [0]
+    while True:
+        _, shown = story_page(stories[starts[-1] : starts[-1] + per_page])
+        following = starts[-1] + shown
+        if shown == 0 or following >= len(stories):
+            return starts
+        starts.append(following)
+
+
 def digest_header(local_date: date, stories: int, topics: Sequence[str]) -> discord.Embed:
     about = ", ".join(topics) if topics else "all topics"
     return discord.Embed(

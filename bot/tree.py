@@ -7,6 +7,7 @@ command and its options, and the user gets a short apology instead of a tracebac
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import discord
@@ -19,6 +20,87 @@ APOLOGY = "Sorry, something went wrong on our side. It has been logged; please t
 
 class UserFacingError(app_commands.AppCommandError):
     """A mistake the user can fix; its message is shown to them as it is."""
+
+
+class BadOptionValue(app_commands.AppCommandError):
+    """An option value outside the type or limits the command declares."""
+
+    def __init__(self, parameter: app_commands.Parameter, value: object) -> None:
+        super().__init__(f"option {parameter.display_name!r}: {value!r} is not acceptable")
+        self.parameter = parameter
+        self.value = value
+
+
+def check_options(interaction: discord.Interaction) -> None:
+    """Refuse option values outside what the command declares, before it runs.
+
+    Discord's client enforces each option's type and limits, but a stale client or a command
+    registered with older limits can send anything, and discord.py passes the values on
+    unchecked: `Range` only declares the limits to Discord.
+    """
+    command = interaction.command
+    if not isinstance(command, app_commands.Command):
+        return
+    parameters = {parameter.display_name: parameter for parameter in command.parameters}
+    for name, value in interaction.namespace:
+        parameter = parameters.get(name)
+        if parameter is not None and not is_acceptable(parameter, value):
+            raise BadOptionValue(parameter, value)
+
+
+def is_acceptable(parameter: app_commands.Parameter, value: object) -> bool:
+    """Whether `value` has the parameter's type and lies within its limits and choices."""
+    kind = parameter.type
+    if kind is discord.AppCommandOptionType.boolean:
+        return isinstance(value, bool)
+    if kind is discord.AppCommandOptionType.string:
+        return (
+            isinstance(value, str) and _within(len(value), parameter) and _chosen(value, parameter)
+        )
+    if kind in (discord.AppCommandOptionType.integer, discord.AppCommandOptionType.number):
+        number = int if kind is discord.AppCommandOptionType.integer else (int, float)
+        return (
+            isinstance(value, number)
+            and not isinstance(value, bool)
+            # A huge int would overflow a float: only floats can be infinite or NaN.
+            and (not isinstance(value, float) or math.isfinite(value))
+            and _within(value, parameter)
+            and _chosen(value, parameter)
+        )
+    return True  # users, channels, roles: discord.py resolves them; commands check the rest
+
+
+def _within(value: float, parameter: app_commands.Parameter) -> bool:
+    low, high = parameter.min_value, parameter.max_value
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _chosen(value: object, parameter: app_commands.Parameter) -> bool:
+    return not parameter.choices or value in [choice.value for choice in parameter.choices]
+
+
+def option_rule(parameter: app_commands.Parameter) -> str:
+    """What a parameter accepts, as a sentence: "count must be a whole number between 1 and 10."."""
+    name, kind, limits = parameter.display_name, parameter.type, _limits(parameter)
+    if parameter.choices:
+        return f"{name} must be one of {', '.join(choice.name for choice in parameter.choices)}."
+    if kind is discord.AppCommandOptionType.boolean:
+        return f"{name} must be true or false."
+    if kind is discord.AppCommandOptionType.string:
+        return f"{name} must be {limits} characters long." if limits else f"{name} must be text."
+    noun = "a whole number" if kind is discord.AppCommandOptionType.integer else "a number"
+    if limits.startswith("at "):
+        limits = f"of {limits}"  # "a number of at least 0.5"
+    return f"{name} must be {noun} {limits}." if limits else f"{name} must be {noun}."
+
+
+def _limits(parameter: app_commands.Parameter) -> str:
+    low, high = parameter.min_value, parameter.max_value
+    if low is not None and high is not None:
+        return f"between {low} and {high}"
+    if low is not None:
+        return f"at least {low}"
+    return f"at most {high}" if high is not None else ""
 
 
 async def reply(
@@ -41,6 +123,8 @@ def explain(error: Exception) -> str | None:
         error = error.original
     if isinstance(error, UserFacingError):
         return str(error)
+    if isinstance(error, BadOptionValue):
+        return option_rule(error.parameter)
     if isinstance(error, app_commands.MissingPermissions):
         labels = [_permission_label(name) for name in error.missing_permissions]
         noun = "permission" if len(labels) == 1 else "permissions"
@@ -84,7 +168,14 @@ async def handle_error(interaction: discord.Interaction, error: Exception) -> No
 
 
 class NewsTree(app_commands.CommandTree):
-    """newsbot's command tree: every command error goes through `handle_error`."""
+    """newsbot's command tree: option values are checked before a command runs, and every
+    command error goes through `handle_error`."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        # Autocomplete sees half-typed values by design: only a command's run is checked.
+        if interaction.type is discord.InteractionType.application_command:
+            check_options(interaction)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

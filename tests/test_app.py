@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -127,6 +128,32 @@ async def test_interaction_sent_while_the_gateway_is_down_is_answered_after_resu
 
     assert world.emu.gateway.identifies == 1
     assert reply.embeds[0]["title"] == "Topics"
+
+
+async def _send_invalid_json(emu: DiscordEmulator) -> None:
+    await emu.send_malformed_frame()
+
+
+async def _dispatch_without_a_required_key(emu: DiscordEmulator) -> None:
+    emu.gateway.dispatch("CHANNEL_CREATE", {"id": "1"})  # discord.py's parser needs "type"
+
+
+@pytest.mark.parametrize("fault", [_send_invalid_json, _dispatch_without_a_required_key])
+async def test_a_frame_the_client_cannot_read_does_not_stop_the_bot(
+    world: World, fault: Callable[[DiscordEmulator], Awaitable[None]]
+) -> None:
+    world.run.allow_error("could not read a frame from the gateway")
+
+    await fault(world.emu)
+    await world.emu.wait_until(
+        lambda: world.emu.gateway.identifies == 2 and world.emu.gateway.ready_sent,
+        timeout=5,
+        what="the bot to connect again",
+    )
+    reply = await (await world.invoke("news", {"topic": "AI", "count": 1})).response(timeout=3)
+
+    assert len(reply.embeds) == 1
+    await world.run.wait_for_error("could not read a frame from the gateway")
 
 
 async def test_rate_limited_reply_is_retried_after_retry_after(world: World) -> None:

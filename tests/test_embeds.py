@@ -13,6 +13,7 @@ import pytest
 
 from bot.embeds import (
     pack,
+    page_starts,
     reload_report_embed,
     seed_status_embed,
     shorten,
@@ -20,7 +21,7 @@ from bot.embeds import (
     story_page,
     topics_embed,
 )
-from bot.models import Image, Problem, Provider, Related, TopicCount
+from bot.models import Image, Problem, Provider, Related, Story, TopicCount
 from bot.reload import Duplicate, Rejection, ReloadReport, StoryChange
 from bot.store import SeedStatus
 from tests.factories import make_related, make_story
@@ -359,6 +360,25 @@ def test_story_page_of_huge_stories_fits_fewer_but_at_least_one() -> None:
     assert count == len(embeds)
     assert sum(len(embed) for embed in embeds) <= 6000
     assert embeds[0].title.startswith("Story 0 ")
+
+
+def test_page_starts_follow_pages_of_per_page_stories() -> None:
+    stories = [make_story(f"https://news.example.com/{i}", title=f"Story {i}") for i in range(7)]
+    assert page_starts(stories, 3) == [0, 3, 6]
+    assert page_starts(stories[:6], 3) == [0, 3]
+    assert page_starts([], 3) == [0]
+
+
+def test_page_starts_follow_pages_shortened_to_fit_a_message() -> None:
+    def story(i: int, excerpt_words: int) -> Story:
+        return make_story(
+            f"https://news.example.com/{i}", title=f"Story {i}", excerpt="word " * excerpt_words
+        )
+
+    # Two stories of ~4,000 characters cannot share a message; short ones fill a page.
+    stories = [story(0, 800), story(1, 800), story(2, 10), story(3, 10), story(4, 10)]
+
+    assert page_starts(stories, 3) == [0, 1, 4]
 
 
 # topics_embed

@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import discord
 import pytest
 from discord import app_commands
 
-from bot.tree import APOLOGY, UserFacingError, explain, handle_error, reply
+from bot.tree import (
+    APOLOGY,
+    BadOptionValue,
+    UserFacingError,
+    explain,
+    handle_error,
+    is_acceptable,
+    option_rule,
+    reply,
+)
 
 
 async def _news_callback(interaction: discord.Interaction, topic: str) -> None:
@@ -86,6 +95,70 @@ def test_a_cooldown_says_how_long_to_wait() -> None:
 )
 def test_an_unexpected_error_has_no_explanation(error: Exception) -> None:
     assert explain(error) is None
+
+
+# option values outside what a command declares
+
+
+async def _settings_callback(
+    interaction: discord.Interaction,
+    count: app_commands.Range[int, 1, 10],
+    ratio: app_commands.Range[float, 0.5],
+    label: app_commands.Range[str, None, 20],
+    size: Literal["small", "large"],
+    loud: bool,
+    anything: int,
+) -> None:
+    raise AssertionError("never invoked")
+
+
+SETTINGS = app_commands.Command(name="settings", description="Set", callback=_settings_callback)
+OPTION = {parameter.name: parameter for parameter in SETTINGS.parameters}
+
+
+def test_a_bad_option_value_is_explained_by_what_the_option_accepts() -> None:
+    assert explain(BadOptionValue(OPTION["count"], 0)) == (
+        "count must be a whole number between 1 and 10."
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("ratio", "ratio must be a number of at least 0.5."),
+        ("label", "label must be at most 20 characters long."),
+        ("size", "size must be one of small, large."),
+        ("loud", "loud must be true or false."),
+        ("anything", "anything must be a whole number."),
+    ],
+)
+def test_each_kind_of_option_says_what_it_accepts(name: str, rule: str) -> None:
+    assert option_rule(OPTION[name]) == rule
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "acceptable"),
+    [
+        ("count", 10, True),
+        ("count", 11, False),
+        ("count", True, False),
+        ("anything", 2**2000, True),
+        ("anything", 1.0, False),
+        ("ratio", 2, True),
+        ("ratio", float("nan"), False),
+        ("ratio", "2", False),
+        ("label", "x" * 20, True),
+        ("label", "x" * 21, False),
+        ("size", "medium", False),
+        ("size", "large", True),
+        ("loud", False, True),
+        ("loud", "false", False),
+    ],
+)
+def test_values_are_checked_against_the_declared_type_limits_and_choices(
+    name: str, value: object, acceptable: bool
+) -> None:
+    assert is_acceptable(OPTION[name], value) is acceptable
 
 
 # A fake interaction: only what reply and handle_error touch.

@@ -1,16 +1,26 @@
-"""/news and /topics: browse the stored stories."""
+"""/news and /topics: browse the stored stories.
+
+The Previous/Next buttons under a /news page carry everything a press needs in their custom
+ids (see `PageTurn`), so a press is answered by whichever newsbot process receives it: pages
+keep turning across restarts until their buttons expire.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hashlib
 import logging
+import math
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import CHOICE_LIMIT, shorten, story_page, topics_embed
+from bot.embeds import CHOICE_LIMIT, page_starts, shorten, story_page, topics_embed
 from bot.store import Store
 from bot.topics import suggest_topics
 from bot.tree import UserFacingError, handle_error, reply
@@ -21,6 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_CHOICES = 25
+CUSTOM_ID_LIMIT = 100  # characters, Discord's limit for a component's custom id
+NOT_YOURS = "These buttons belong to whoever ran this /news. Run /news yourself to browse."
+EXPIRED = "These buttons have expired; run /news again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,78 +66,220 @@ async def load_page(store: Store, query: NewsQuery, offset: int) -> Page:
     return Page(embeds, offset, offset + shown if more else None)
 
 
-class NewsPager(discord.ui.View):
-    """Previous/Next buttons for the person who asked; they stop working after a timeout."""
+async def page_before(store: Store, query: NewsQuery, offset: int) -> tuple[int, int]:
+    """The start and the number of the page before the one that starts at `offset`.
 
-    def __init__(self, store: Store, query: NewsQuery, owner_id: int, *, timeout: float) -> None:
-        super().__init__(timeout=timeout)
-        self.store = store
-        self.query = query
-        self.owner_id = owner_id
-        # Start offsets of the pages shown so far: pages hold as many stories as fit, so the
-        # way back is remembered rather than computed.
-        self.offsets: list[int] = []
-        self.page: Page | None = None
-        self.origin: discord.Interaction | None = None
+    Pages hold as many stories as fit a message, so where they start is found by laying out
+    the stories before `offset` again, from the first.
+    """
+    stories = await store.latest(offset, topic=query.topic, query=query.words) if offset else []
+    starts = page_starts(stories, query.per_page)
+    return starts[-1], len(starts)
 
-    def show(self, page: Page) -> None:
-        if not self.offsets or self.offsets[-1] != page.offset:
-            self.offsets.append(page.offset)
-        self.page = page
-        self.previous.disabled = len(self.offsets) <= 1
-        self.next.disabled = page.next_offset is None
+
+# --- the buttons: their state travels in their custom ids ---------------------------------------
+
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_PAGE_BUTTON = re.compile(
+    r"news:(?P<direction>[np]):(?P<owner>[0-9a-z]+):(?P<expires>[0-9a-z]+):(?P<per_page>[1-9a])"
+    r":(?P<offset>[0-9a-z]+):(?P<page>[0-9a-z]+):(?P<search>.*)",
+    re.DOTALL,
+)
+_KEPT = "#"  # a search that starts with this is a key into LongSearches
+
+
+def _base36(number: int) -> str:
+    digits = ""
+    while True:
+        number, digit = divmod(number, 36)
+        digits = _BASE36[digit] + digits
+        if number == 0:
+            return digits
+
+
+def encode_search(topic: str | None, words: str | None) -> str:
+    """A topic and words as one string: the topic's length (base 36), ":", topic, words."""
+    topic = topic or ""
+    return f"{_base36(len(topic))}:{topic}{words or ''}"
+
+
+def decode_search(search: str) -> tuple[str | None, str | None]:
+    length, _, rest = search.partition(":")
+    size = int(length, 36)
+    return rest[:size] or None, rest[size:] or None
+
+
+@dataclass(frozen=True, slots=True)
+class PageTurn:
+    """A press of Previous or Next, as the button's custom id carries it.
+
+    Next carries the page to show (`offset`, `page`); Previous carries the page it sits under,
+    since the page before is only known by laying out the stories again (`page_before`).
+    `expires` is when the button stops working (Unix seconds, newsbot's clock), and `search`
+    is the topic and words (`encode_search`) or, when they are too long, a key to them.
+    """
+
+    backwards: bool
+    owner_id: int
+    expires: int
+    per_page: int
+    offset: int
+    page: int
+    search: str
 
     @property
-    def heading(self) -> str:
-        return self.query.heading(len(self.offsets))
+    def custom_id(self) -> str:
+        numbers = (self.owner_id, self.expires, self.per_page, self.offset, self.page)
+        fields = ":".join(_base36(number) for number in numbers)
+        return f"news:{'p' if self.backwards else 'n'}:{fields}:{self.search}"
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id == self.owner_id:
-            return True
-        await interaction.response.send_message(
-            "These buttons belong to whoever ran this /news. Run /news yourself to browse.",
-            ephemeral=True,
+    @classmethod
+    def from_custom_id(cls, custom_id: str) -> PageTurn | None:
+        match = _PAGE_BUTTON.fullmatch(custom_id)
+        return cls.from_match(match) if match else None
+
+    @classmethod
+    def from_match(cls, match: re.Match[str]) -> PageTurn:
+        number = functools.partial(int, base=36)
+        return cls(
+            backwards=match["direction"] == "p",
+            owner_id=number(match["owner"]),
+            expires=number(match["expires"]),
+            per_page=number(match["per_page"]),
+            offset=number(match["offset"]),
+            page=number(match["page"]),
+            search=match["search"],
         )
-        return False
 
-    @discord.ui.button(label="Previous", emoji="◀️", style=discord.ButtonStyle.secondary)
-    async def previous(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
-        self.offsets.pop()
-        await self._turn(interaction, self.offsets[-1])
 
-    @discord.ui.button(label="Next", emoji="▶️", style=discord.ButtonStyle.primary)
-    async def next(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
-        assert self.page is not None and self.page.next_offset is not None
-        await self._turn(interaction, self.page.next_offset)
+class LongSearches:
+    """Searches too long for a custom id, kept in memory while their buttons work.
 
-    async def _turn(self, interaction: discord.Interaction, offset: int) -> None:
-        page = await load_page(self.store, self.query, offset)
-        if not page.embeds:  # the stories went away in a reload meanwhile
-            page = await load_page(self.store, self.query, 0)
-            self.offsets.clear()
-        self.show(page)
-        await interaction.response.edit_message(content=self.heading, embeds=page.embeds, view=self)
+    A topic (up to 100 characters) and words (up to 200) do not always fit in the 100
+    characters of a custom id beside the page state. Most searches do and travel in it; the
+    rest are kept here under a short key, and a press after a restart gets the "expired"
+    answer. A database row would survive a restart, but /news would then write on every use,
+    and a write waits behind a seed reload's transaction.
+    """
 
-    async def on_timeout(self) -> None:
-        for item in self.children:
-            if isinstance(item, discord.ui.Button):
-                item.disabled = True
-        if self.origin is not None:
-            try:
-                await self.origin.edit_original_response(view=self)
-            except discord.HTTPException:
-                log.debug("could not disable the buttons of an expired /news page", exc_info=True)
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[str | None, str | None, float]] = {}
 
-    async def on_error(
-        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item
+    def keep(self, topic: str | None, words: str | None, *, until: float, now: float) -> str:
+        self._kept = {key: kept for key, kept in self._kept.items() if kept[2] >= now}
+        digest = hashlib.blake2b(f"{topic}\0{words}".encode(), digest_size=8).hexdigest()
+        key = _KEPT + digest
+        self._kept[key] = (topic, words, until)
+        return key
+
+    def recall(self, key: str) -> tuple[str | None, str | None] | None:
+        kept = self._kept.get(key)
+        return None if kept is None else kept[:2]
+
+
+class PageButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_PAGE_BUTTON):
+    """Previous or Next under a /news page, answered from its custom id alone."""
+
+    def __init__(self, turn: PageTurn, *, disabled: bool = False) -> None:
+        if turn.backwards:
+            label, emoji, style = "Previous", "◀️", discord.ButtonStyle.secondary
+        else:
+            label, emoji, style = "Next", "▶️", discord.ButtonStyle.primary
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label=label, emoji=emoji, style=style, custom_id=turn.custom_id, disabled=disabled
+        )
+        super().__init__(button)
+        self.turn = turn
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> PageButton:
+        return cls(PageTurn.from_match(match))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        # discord.py only logs what a dynamic item raises; the user would be left with
+        # "This interaction failed".
+        try:
+            news = interaction.client.get_cog("News")
+            assert isinstance(news, News), "the /news cog answers its own buttons"
+            await news.turn_page(interaction, self.turn)
+        except Exception as error:  # every failure gets the tree's answer, logged there
+            await handle_error(interaction, error)
+
+
+def _disable_buttons(view: discord.ui.View) -> None:
+    for child in view.children:
+        button = child.item if isinstance(child, discord.ui.DynamicItem) else child
+        if isinstance(button, discord.ui.Button):
+            button.disabled = True
+
+
+def _stateless(view: discord.ui.View) -> discord.ui.View:
+    # PageButton's template answers every press; a stopped view is sent without discord.py
+    # keeping it in memory for a message that may never be pressed again.
+    view.stop()
+    return view
+
+
+class ButtonExpiry:
+    """Shows the buttons of a page disabled once `timeout` passes without a press.
+
+    Only what the reader sees: the expiry time in each custom id is what refuses a late
+    press, so pages whose timer died with a restart still expire.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._timers: dict[int, asyncio.Task[None]] = {}
+
+    def restart(
+        self, message_id: int, interaction: discord.Interaction, view: discord.ui.View
     ) -> None:
-        await handle_error(interaction, error)
+        """Start the message's timeout again; `interaction` is the latest that showed it."""
+        if (previous := self._timers.pop(message_id, None)) is not None:
+            previous.cancel()
+        timer = asyncio.create_task(self._disable_later(interaction, view))
+        self._timers[message_id] = timer
+        timer.add_done_callback(functools.partial(self._forget, message_id))
+
+    def cancel_all(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    def _forget(self, message_id: int, timer: asyncio.Task[None]) -> None:
+        if self._timers.get(message_id) is timer:
+            del self._timers[message_id]
+
+    async def _disable_later(self, interaction: discord.Interaction, view: discord.ui.View) -> None:
+        await asyncio.sleep(self.timeout)
+        _disable_buttons(view)
+        try:
+            await interaction.edit_original_response(view=view)
+        except discord.HTTPException:
+            # The interaction's token lives 15 minutes; a later press still gets "expired".
+            log.debug("could not disable the buttons of an expired /news page", exc_info=True)
 
 
 class News(commands.Cog):
     def __init__(self, bot: NewsBot) -> None:
+        self.bot = bot
         self.store = bot.store
         self.page_timeout = bot.settings.discord.page_timeout
+        self.long_searches = LongSearches()
+        self.expiry = ButtonExpiry(self.page_timeout)
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(PageButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(PageButton)
+        self.expiry.cancel_all()
 
     @app_commands.command(name="news")
     @app_commands.describe(
@@ -147,14 +302,79 @@ class News(commands.Cog):
         page = await load_page(self.store, news_query, 0)
         if not page.embeds:
             raise UserFacingError(_nothing_found(news_query))
-        pager = NewsPager(self.store, news_query, interaction.user.id, timeout=self.page_timeout)
-        pager.show(page)
         if page.next_offset is None:
-            await reply(interaction, pager.heading, embeds=page.embeds, ephemeral=private)
-            pager.stop()
+            await reply(interaction, news_query.heading(1), embeds=page.embeds, ephemeral=private)
             return
-        pager.origin = interaction
-        await reply(interaction, pager.heading, embeds=page.embeds, view=pager, ephemeral=private)
+        buttons = self._buttons(interaction.user.id, news_query, page, 1)
+        # /news never defers, so this is the initial response; it tells the message's id.
+        sent = await interaction.response.send_message(
+            news_query.heading(1), embeds=page.embeds, view=buttons, ephemeral=private
+        )
+        if sent.message_id is not None:
+            self.expiry.restart(sent.message_id, interaction, buttons)
+
+    async def turn_page(self, interaction: discord.Interaction, turn: PageTurn) -> None:
+        """Answer a press of Previous or Next: the page asked for, or why not."""
+        if interaction.user.id != turn.owner_id:
+            await interaction.response.send_message(NOT_YOURS, ephemeral=True)
+            return
+        search = self._recall(turn.search)
+        if search is None or self._now() > turn.expires:
+            await self._refuse_expired(interaction)
+            return
+        query = NewsQuery(*search, turn.per_page)
+        if turn.backwards:
+            offset, number = await page_before(self.store, query, turn.offset)
+        else:
+            offset, number = turn.offset, turn.page
+        page = await load_page(self.store, query, offset)
+        if not page.embeds:  # the stories went away in a reload meanwhile
+            page, number = await load_page(self.store, query, 0), 1
+        if not page.embeds:
+            raise UserFacingError(_nothing_found(query))
+        buttons = self._buttons(turn.owner_id, query, page, number)
+        await interaction.response.edit_message(
+            content=query.heading(number), embeds=page.embeds, view=buttons
+        )
+        if interaction.message is not None:
+            self.expiry.restart(interaction.message.id, interaction, buttons)
+
+    def _buttons(self, owner_id: int, query: NewsQuery, page: Page, number: int) -> discord.ui.View:
+        """Previous and Next for `page`, working until page_timeout from now."""
+        now = self._now()
+        expires = math.ceil(now + self.page_timeout)
+
+        def turns(search: str) -> tuple[PageTurn, PageTurn]:
+            following = page.next_offset if page.next_offset is not None else page.offset
+            return (
+                PageTurn(True, owner_id, expires, query.per_page, page.offset, number, search),
+                PageTurn(False, owner_id, expires, query.per_page, following, number + 1, search),
+            )
+
+        previous, following = turns(encode_search(query.topic, query.words))
+        if len(following.custom_id) > CUSTOM_ID_LIMIT:
+            key = self.long_searches.keep(query.topic, query.words, until=expires, now=now)
+            previous, following = turns(key)
+        view = discord.ui.View(timeout=None)
+        view.add_item(PageButton(previous, disabled=page.offset == 0))
+        view.add_item(PageButton(following, disabled=page.next_offset is None))
+        return _stateless(view)
+
+    def _recall(self, search: str) -> tuple[str | None, str | None] | None:
+        if search.startswith(_KEPT):
+            return self.long_searches.recall(search)
+        return decode_search(search)
+
+    async def _refuse_expired(self, interaction: discord.Interaction) -> None:
+        # Show the buttons disabled, as the timer would have, then say why in private.
+        if interaction.message is not None:
+            view = discord.ui.View.from_message(interaction.message, timeout=None)
+            _disable_buttons(view)
+            await interaction.response.edit_message(view=_stateless(view))
+        await reply(interaction, EXPIRED, ephemeral=True)
+
+    def _now(self) -> float:
+        return self.bot.clock().timestamp()
 
     @news.autocomplete("topic")
     async def topic_autocomplete(

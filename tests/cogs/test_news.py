@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import World
-from tests.discord_emulator.state import MANAGE_GUILD
+from bot.app import NewsBot
+from bot.cogs.news import CUSTOM_ID_LIMIT, LongSearches, PageTurn, encode_search
+from tests.conftest import SHIPPED_SEEDS, FakeClock, World, build_newsbot
+from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
 
 NEWEST_AI = SHIPPED_TITLES_NEWEST_FIRST
@@ -178,6 +186,193 @@ async def test_buttons_are_disabled_after_the_timeout(world: World) -> None:
     )
 
 
+async def test_a_press_after_the_timeout_says_the_buttons_expired_and_disables_them(
+    world: World, clock: FakeClock
+) -> None:
+    handle = await world.invoke("news", {"topic": "AI", "count": 2})
+    await handle.response()
+    message = await handle.original_message()
+    clock.advance(seconds=61)  # page_timeout is 60 s
+
+    press = await world.emu.click(message, _button(message, "Next"), world.reader)
+    update = await press.response()
+    [notice] = await press.followups(1)
+
+    assert notice.ephemeral
+    assert notice.content == "These buttons have expired; run /news again."
+    assert update.type == 7  # the page itself stays as it was, its buttons disabled
+    assert _all_disabled(world.emu.message(message.id).components)
+    assert titles(world.emu.message(message.id).embeds) == NEWEST_AI[:2]
+
+
+async def test_each_press_gives_the_buttons_the_whole_timeout_again(
+    world: World, clock: FakeClock
+) -> None:
+    handle = await world.invoke("news", {"topic": "AI", "count": 2})
+    await handle.response()
+    message = await handle.original_message()
+
+    clock.advance(seconds=40)
+    await (await world.emu.click(message, _button(message, "Next"), world.reader)).response()
+    clock.advance(seconds=40)  # 80 s after /news, 40 s after the last press
+    message = world.emu.message(message.id)
+    third = await (
+        await world.emu.click(message, _button(message, "Next"), world.reader)
+    ).response()
+
+    assert titles(third.embeds) == NEWEST_AI[4:]
+
+
+@contextlib.asynccontextmanager
+async def newsbot(emu: DiscordEmulator, tmp_path: Path, clock: FakeClock) -> AsyncIterator[NewsBot]:
+    """newsbot on the emulator and on the database in `tmp_path`, once its seeds are loaded."""
+    seeds = tmp_path / "seeds"
+    if not seeds.exists():
+        shutil.copytree(SHIPPED_SEEDS, seeds)
+    bot = build_newsbot(tmp_path, seeds, clock=clock, page_timeout=60.0)
+    async with running_bot(bot, emu, loggers=("discord", "bot")):
+        startup = bot.get_cog("Seeds").startup_reload  # type: ignore[union-attr]
+        if startup is not None:
+            await startup
+        yield bot
+
+
+@pytest.fixture
+def server(discord_emulator: DiscordEmulator) -> tuple[Guild, Channel, Member]:
+    guild = discord_emulator.add_guild("Readers")
+    return (
+        guild,
+        discord_emulator.add_channel(guild, "news"),
+        discord_emulator.add_member(guild, "reader"),
+    )
+
+
+async def test_pages_keep_turning_after_a_restart(
+    discord_emulator: DiscordEmulator,
+    tmp_path: Path,
+    clock: FakeClock,
+    server: tuple[Guild, Channel, Member],
+) -> None:
+    emu, (guild, channel, reader) = discord_emulator, server
+    async with newsbot(emu, tmp_path, clock):
+        handle = await emu.invoke(guild, channel, reader, "news", {"topic": "AI", "count": 2})
+        await handle.response()
+        message = await handle.original_message()
+    clock.advance(seconds=30)  # the restart took 30 s; the buttons work for 60
+
+    async with newsbot(emu, tmp_path, clock):
+        second = await (await emu.click(message, _button(message, "Next"), reader)).response()
+        message = emu.message(message.id)  # type: ignore[assignment]
+        third = await (await emu.click(message, _button(message, "Next"), reader)).response()
+        message = emu.message(message.id)  # type: ignore[assignment]
+        back = await (await emu.click(message, _button(message, "Previous"), reader)).response()
+
+    assert emu.gateway.identifies == 2
+    assert titles(second.embeds) == NEWEST_AI[2:4]
+    assert "page 2" in second.content
+    assert titles(third.embeds) == NEWEST_AI[4:]
+    assert titles(back.embeds) == NEWEST_AI[2:4]
+    assert "page 2" in back.content
+
+
+async def test_a_press_on_a_page_from_before_a_restart_that_expired_gets_an_answer(
+    discord_emulator: DiscordEmulator,
+    tmp_path: Path,
+    clock: FakeClock,
+    server: tuple[Guild, Channel, Member],
+) -> None:
+    emu, (guild, channel, reader) = discord_emulator, server
+    async with newsbot(emu, tmp_path, clock):
+        handle = await emu.invoke(guild, channel, reader, "news", {"query": "facial", "count": 1})
+        await handle.response()
+        message = await handle.original_message()
+    clock.advance(minutes=10)
+
+    async with newsbot(emu, tmp_path, clock):
+        press = await emu.click(message, _button(message, "Next"), reader)
+        [notice] = await press.followups(1)
+
+    assert notice.content == "These buttons have expired; run /news again."
+    assert _all_disabled(emu.message(message.id).components)
+
+
+LONG_TOPIC = "The long-running European debate about remote biometric identification in public"
+
+
+def _write_long_topic_seeds(seeds: Path) -> None:
+    for day in (1, 2, 3):
+        (seeds / f"long-{day}.txt").write_text(
+            f'---\ntitle: "Biometrics, day {day}"\n'
+            f"publishedDateTime: 2030-01-0{day}T00:00:00Z\n"
+            f'webUrl: "https://long.example.com/{day}"\ntopics: ["{LONG_TOPIC}"]\n---\n'
+        )
+
+
+async def test_a_search_too_long_for_the_buttons_pages_until_a_restart(
+    discord_emulator: DiscordEmulator,
+    tmp_path: Path,
+    clock: FakeClock,
+    server: tuple[Guild, Channel, Member],
+) -> None:
+    emu, (guild, channel, reader) = discord_emulator, server
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SHIPPED_SEEDS, seeds)
+    _write_long_topic_seeds(seeds)
+    options = {"topic": LONG_TOPIC, "query": "biometrics", "count": 1}
+    async with newsbot(emu, tmp_path, clock):
+        handle = await emu.invoke(guild, channel, reader, "news", options)
+        await handle.response()
+        message = await handle.original_message()
+        second = await (await emu.click(message, _button(message, "Next"), reader)).response()
+    message = emu.message(message.id)  # type: ignore[assignment]
+
+    async with newsbot(emu, tmp_path, clock):
+        press = await emu.click(message, _button(message, "Next"), reader)
+        [notice] = await press.followups(1)
+
+    assert titles(second.embeds) == ["Biometrics, day 2"]
+    assert all(len(custom_id) <= CUSTOM_ID_LIMIT for custom_id in message.custom_ids())
+    assert notice.content == "These buttons have expired; run /news again."
+
+
+def test_a_page_turn_survives_its_custom_id() -> None:
+    turn = PageTurn(
+        backwards=False,
+        owner_id=2**63 - 1,
+        expires=2_000_000_000,
+        per_page=10,
+        offset=12_345,
+        page=1_235,
+        search=encode_search("Computer Vision", "facial: recognition"),
+    )
+
+    assert len(turn.custom_id) <= CUSTOM_ID_LIMIT
+    assert PageTurn.from_custom_id(turn.custom_id) == turn
+
+
+def test_long_searches_are_forgotten_once_their_buttons_expired() -> None:
+    searches = LongSearches()
+    old = searches.keep("AI", "x" * 200, until=100.0, now=0.0)
+    new = searches.keep("AI", "y" * 200, until=300.0, now=200.0)
+
+    assert searches.recall(old) is None
+    assert searches.recall(new) == ("AI", "y" * 200)
+
+
+async def test_private_pages_turn_privately(world: World) -> None:
+    handle = await world.invoke("news", {"topic": "AI", "count": 2, "private": True})
+    await handle.response()
+    message = await handle.original_message()
+
+    second = await (
+        await world.emu.click(message, _button(message, "Next"), world.reader)
+    ).response()
+
+    assert message.ephemeral
+    assert titles(second.embeds) == NEWEST_AI[2:4]
+    assert world.emu.message(message.id).ephemeral
+
+
 async def test_a_mention_in_a_story_title_never_pings(world: World) -> None:
     (world.seeds / "ping.txt").write_text(
         '---\ntitle: "@everyone <@&123> <@456> big news"\n'
@@ -193,6 +388,41 @@ async def test_a_mention_in_a_story_title_never_pings(world: World) -> None:
     assert reply.embeds[0]["title"].startswith("@everyone")
     assert message.allowed_mentions == {"parse": []}
     assert not world.emu.would_ping(message)
+
+
+@pytest.mark.parametrize(
+    ("options", "rule"),
+    [
+        ({"count": 0}, "count must be a whole number between 1 and 10."),
+        ({"count": -1}, "count must be a whole number between 1 and 10."),
+        ({"count": 11}, "count must be a whole number between 1 and 10."),
+        ({"count": 2**70}, "count must be a whole number between 1 and 10."),
+        ({"count": "5"}, "count must be a whole number between 1 and 10."),
+        ({"count": 2.5}, "count must be a whole number between 1 and 10."),
+        ({"topic": "A" * 101}, "topic must be between 1 and 100 characters long."),
+        ({"topic": ""}, "topic must be between 1 and 100 characters long."),
+        ({"query": "a" * 201}, "query must be between 1 and 200 characters long."),
+        ({"query": 42}, "query must be between 1 and 200 characters long."),
+        ({"private": "yes"}, "private must be true or false."),
+        ({"private": 1}, "private must be true or false."),
+    ],
+)
+async def test_news_refuses_values_outside_its_options_privately(
+    world: World, options: dict, rule: str
+) -> None:
+    reply = await (await world.invoke("news", {"topic": "AI", **options}, force=True)).response()
+
+    assert reply.ephemeral
+    assert reply.content == rule
+    assert reply.embeds == []
+
+
+@pytest.mark.parametrize("private", ["no", 0, None])
+async def test_topics_refuses_a_private_that_is_not_true_or_false(world: World, private) -> None:  # type: ignore[no-untyped-def]
+    reply = await (await world.invoke("topics", {"private": private}, force=True)).response()
+
+    assert reply.ephemeral
+    assert reply.content == "private must be true or false."
 
 
 def _button(message, label: str) -> str:  # type: ignore[no-untyped-def]

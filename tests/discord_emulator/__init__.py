@@ -58,8 +58,9 @@ Interactions (async)
     objects or ids for snowflake options), checked and typed against the *registered* command;
     ``subcommand`` is ``"reload"`` or ``"group sub"``. Raises ``CommandNotAvailable`` when
     ``default_member_permissions`` hides the command from ``member`` unless ``force=True`` (a
-    stale client), ``ValueError``/``TypeError`` for what the Discord client would refuse, and
-    ``LookupError`` for an unregistered command.
+    stale client, which also sends text/integer/number/boolean values unchecked),
+    ``ValueError``/``TypeError`` for what the Discord client would refuse, and ``LookupError``
+    for an unregistered command.
     ``autocomplete(guild, channel, member, name, *, focused, value="", options=None,
     subcommand=None, timeout=2) -> list[choice dict]`` (raises ``InteractionNotAnswered`` if the
     answer is missing or rejected). ``click(message, custom_id, member)`` and
@@ -95,7 +96,8 @@ Gateway
     ``await wait_for_ready()``, ``await wait_for_resume(count=1)``, ``await
     drop_gateway(code=4000)``, ``async with gateway_outage(code=4000):`` (drop and hold
     reconnects until the block ends, so events queue for RESUME replay), ``await
-    request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9).
+    request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9), ``await
+    send_malformed_frame(text=TRUNCATED_DISPATCH)`` (one TEXT frame that is not JSON).
 Waiting
     ``await wait_until(predicate, timeout=2, what="...")``: event-driven wait on any emulator
     change (no polling); raises ``BotCrashed`` at once if a ``watch``-ed task (the bot) ended.

@@ -46,6 +46,9 @@ from .state import (
 
 T = TypeVar("T")
 
+# A MESSAGE_CREATE dispatch cut off mid-object: what a truncated gateway frame looks like.
+TRUNCATED_DISPATCH = '{"op":0,"t":"MESSAGE_CREATE","s":7,"d":{"id":"1","content":"hel'
+
 
 class BotCrashed(AssertionError):
     """A watched task (the bot's ``start()``) ended while a test was waiting on the emulator."""
@@ -584,14 +587,20 @@ class DiscordEmulator:
         """A member runs ``/name [subcommand] options...``; returns the dispatched interaction.
 
         Raises ``CommandNotAvailable`` when ``default_member_permissions`` hides the command from
-        ``member`` (pass ``force=True`` to simulate a stale client that still shows it), and
-        ``ValueError``/``TypeError`` for anything Discord's client would not let the user send.
+        ``member``, and ``ValueError``/``TypeError`` for anything Discord's client would not let
+        the user send. ``force=True`` simulates a stale client: it still shows the command, and
+        sends text, integer, number and boolean values as given, unchecked.
         """
         command = self.find_command(guild, name)
         if not force:
             ix.check_visible(command, guild, member, channel)
         data = ix.build_command_data(
-            command, guild=guild, member=member, options=options or {}, subcommand=subcommand
+            command,
+            guild=guild,
+            member=member,
+            options=options or {},
+            subcommand=subcommand,
+            raw=force,
         )
         return self._dispatch_interaction(
             type=ix.APPLICATION_COMMAND, guild=guild, channel=channel, member=member, data=data
@@ -711,3 +720,7 @@ class DiscordEmulator:
 
     async def invalidate_session(self, *, resumable: bool = False) -> None:
         await self.gateway.invalidate_session(resumable=resumable)
+
+    async def send_malformed_frame(self, text: str = TRUNCATED_DISPATCH) -> None:
+        """Send the bot one TEXT frame that is not valid JSON (by default a dispatch cut short)."""
+        await self.gateway.send_malformed(text)

@@ -81,11 +81,14 @@ class Connection:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def send(self, payload: dict[str, Any]) -> bool:
+        return await self.send_text(json.dumps(payload))
+
+    async def send_text(self, text: str) -> bool:
         async with self.lock:
             if self.ws.closed:
                 return False
             try:
-                await self.ws.send_str(json.dumps(payload))
+                await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
                 return False
             return True
@@ -95,7 +98,8 @@ class Connection:
 class GatewayRecord:
     """One thing that happened on the gateway, for tests to assert on."""
 
-    kind: str  # connect, identify, resume, invalid_session, reconnect, drop, close, opcode
+    # connect, identify, resume, invalid_session, reconnect, drop, close, opcode, malformed
+    kind: str
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -183,6 +187,15 @@ class Gateway:
             self.session = None
         self.log.append(GatewayRecord("invalid_session", {"resumable": resumable}))
         await conn.send({"op": 9, "d": resumable})
+
+    async def send_malformed(self, text: str) -> None:
+        """Send ``text`` as one TEXT frame, as it is: e.g. a dispatch cut short, not JSON.
+
+        It takes no sequence number and is not replayed on RESUME; the session goes on.
+        """
+        conn = self._require_connection()
+        self.log.append(GatewayRecord("malformed", {"text": text}))
+        await conn.send_text(text)
 
     async def close_all(self) -> None:
         self._gate.set()

@@ -259,8 +259,12 @@ def _coerce(
     guild: Guild,
     member: Member,
     resolved: dict[str, dict[str, Any]],
+    *,
+    raw: bool = False,
 ) -> Any:
     kind, name = opt["type"], opt["name"]
+    if raw and kind in (3, 4, 5, 10):
+        return value
     if kind == 3:
         value = str(value)
         if len(value) < opt.get("min_length", 0) or len(value) > opt.get("max_length", 6000):
@@ -340,8 +344,13 @@ def build_command_data(
     subcommand: str | None,
     focused: str | None = None,
     focused_value: str = "",
+    raw: bool = False,
 ) -> dict[str, Any]:
-    """``data`` of a slash command (or its autocomplete) interaction."""
+    """``data`` of a slash command (or its autocomplete) interaction.
+
+    ``raw`` sends scalar values as given, unchecked: what a stale client (one that still has an
+    older definition of the command) or a modified one sends.
+    """
     defs, path = select_options(command, subcommand)
     by_name = {o["name"]: o for o in defs}
     resolved: dict[str, dict[str, Any]] = {}
@@ -359,7 +368,7 @@ def build_command_data(
             {
                 "name": name,
                 "type": opt["type"],
-                "value": _coerce(opt, value, guild, member, resolved),
+                "value": _coerce(opt, value, guild, member, resolved, raw=raw),
             }
         )
     if focused is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -282,6 +283,25 @@ async def test_channel_and_integer_options_are_resolved(world: World, bot: Bot) 
         await emu.invoke(world.guild, world.channel, world.alice, "subscribe", {"hour": 7})
 
 
+async def test_a_stale_client_sends_option_values_unchecked(world: World, bot: Bot) -> None:
+    emu = world.emu
+    options = {"channel": world.channel, "hour": 2**70}
+
+    handle = await emu.invoke(
+        world.guild, world.channel, world.alice, "subscribe", options, force=True
+    )
+    sent = {option["name"]: option for option in handle.payload["data"]["options"]}
+    loose = await emu.invoke(
+        world.guild, world.channel, world.alice, "subscribe", {**options, "hour": "7"}, force=True
+    )
+
+    # discord.py does not check Range values on receipt: the command sees them as sent.
+    assert (await handle.response()).content == f"digest in <#{world.channel.id}> at {2**70}:00"
+    assert sent["hour"] == {"name": "hour", "type": 4, "value": 2**70}
+    assert sent["channel"]["value"] == str(world.channel.id)
+    assert [o["value"] for o in loose.payload["data"]["options"]] == [str(world.channel.id), "7"]
+
+
 async def test_followup_token_rules(world: World, bot: Bot) -> None:
     emu = world.emu
     handle = await emu.invoke(world.guild, world.channel, world.alice, "news", {"topic": "ai"})
@@ -498,6 +518,40 @@ async def test_reconnect_and_invalid_session(world: World, bot: Bot) -> None:
     ]
     handle = await emu.invoke(world.guild, world.channel, world.alice, "news", {"topic": "art"})
     assert (await handle.response()).embeds[0]["title"] == "News about art"
+
+
+async def test_a_malformed_frame_is_one_text_frame_that_is_not_json(world: World) -> None:
+    emu = world.emu
+    async with aiohttp.ClientSession() as http, http.ws_connect(emu.gateway_url) as ws:
+        hello = await ws.receive_json()
+        await ws.send_json({"op": 2, "d": {"token": emu.token, "intents": 1, "properties": {}}})
+        frames = [await ws.receive_json() for _ in range(2)]  # READY, GUILD_CREATE
+
+        await emu.send_malformed_frame()
+        malformed = await ws.receive()
+        emu.add_channel(world.guild, "later")  # the session goes on
+        after = await ws.receive_json()
+
+    assert hello["op"] == 10
+    assert [frame["t"] for frame in frames] == ["READY", "GUILD_CREATE"]
+    assert malformed.type is aiohttp.WSMsgType.TEXT
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(malformed.data)
+    assert (after["t"], after["s"]) == ("CHANNEL_CREATE", 3)
+    assert [r.kind for r in emu.gateway.log].count("malformed") == 1
+
+
+async def _bot_fed_a_malformed_frame(world: World) -> None:
+    client, _ = build_bot()
+    async with running_bot(client, world.emu):
+        await world.emu.send_malformed_frame()
+        await world.emu.wait_until(lambda: False, 2, "the crash to surface")
+
+
+async def test_a_malformed_frame_ends_a_plain_discord_py_client(world: World) -> None:
+    # discord.py's gateway loop does not catch the JSONDecodeError: bot.start() ends.
+    with pytest.raises(BotCrashed, match="JSONDecodeError"):
+        await _bot_fed_a_malformed_frame(world)
 
 
 # --- rate limits and injected failures -------------------------------------------------------
