@@ -51,7 +51,70 @@ def explain(error: Exception) -> str | None:
         return f"Slow down: try again in {error.retry_after:.0f} s."
     if isinstance(error, app_commands.CheckFailure):
         return "You cannot use this command here."
+    if isinstance(error, app_commands.TransformerError):
+        return _unusable_value(error)
     return None
+
+
+def _unusable_value(error: app_commands.TransformerError) -> str:
+    # discord.py resolves a channel option among the channels it knows in the interaction's
+    # server: one from another server (or one newsbot cannot see) ends here.
+    if error.type is discord.AppCommandOptionType.channel:
+        return "That channel is not in this server (or newsbot cannot see it). Nothing was done."
+    shown = repr(error.value)
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return f"{shown} is not a value newsbot can use there. Nothing was done."
+
+
+def out_of_limits(command: object, namespace: app_commands.Namespace) -> str | None:
+    """What is wrong with an option value outside the limits the command declares (Range, type),
+    or None. Discord's client keeps users within them, but a stale or modified client does not,
+    and discord.py passes such values through unchecked."""
+    if not isinstance(command, app_commands.Command):
+        return None
+    values = dict(iter(namespace))
+    for parameter in command.parameters:
+        if parameter.display_name in values:
+            problem = _outside(parameter, values[parameter.display_name])
+            if problem:
+                return f"{parameter.display_name} must be {problem}. Nothing was done."
+    return None
+
+
+def _outside(parameter: app_commands.Parameter, value: object) -> str | None:
+    """The rule `value` breaks ("a whole number from 1 to 10"), or None."""
+    kind = parameter.type
+    low, high = parameter.min_value, parameter.max_value
+    if kind is discord.AppCommandOptionType.boolean:
+        return None if isinstance(value, bool) else "true or false"
+    if kind is discord.AppCommandOptionType.integer:
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+        return _within("a whole number", number, low, high)
+    if kind is discord.AppCommandOptionType.number:
+        valid = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+        return _within("a number", value if valid else None, low, high)  # type: ignore[arg-type]
+    if kind is discord.AppCommandOptionType.string:
+        if not isinstance(value, str):
+            return "text"
+        if _within("", len(value), low, high) is not None:
+            return f"{_span(low, high)} characters long"
+    return None
+
+
+def _within(what: str, number: float | None, low: float | None, high: float | None) -> str | None:
+    """None when `number` (None: not a number at all) is in [low, high]; else the rule."""
+    if number is not None and (low is None or number >= low) and (high is None or number <= high):
+        return None
+    span = _span(low, high)
+    return f"{what} {span}" if span else what
+
+
+def _span(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"from {low:g} to {high:g}"
+    if low is not None:
+        return f"at least {low:g}"
+    return f"at most {high:g}" if high is not None else ""
 
 
 def _permission_label(name: str) -> str:
@@ -84,7 +147,16 @@ async def handle_error(interaction: discord.Interaction, error: Exception) -> No
 
 
 class NewsTree(app_commands.CommandTree):
-    """newsbot's command tree: every command error goes through `handle_error`."""
+    """newsbot's command tree: option values are held to the declared limits, and every
+    command error goes through `handle_error`."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        # Before any command runs, so that no command sees a value outside its own signature.
+        if interaction.type is discord.InteractionType.application_command:
+            problem = out_of_limits(interaction.command, interaction.namespace)
+            if problem:
+                raise UserFacingError(problem)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
