@@ -299,8 +299,7 @@ class NextRun:
     """When a digest fires next, and why not at the time its settings suggest, if so."""
 
     at: datetime | None  # aware UTC; None when disabled or its zone is unknown
-    # Why today's time is not the next one ("" when it is, or when the next run is not today's
-    # or tomorrow's for any reason worth saying): see explain_next_run.
+    # Why the next run is not today's ("" when it is today's): see explain_next_run.
     reason: str = ""
     tomorrow: bool = False  # `at` is on the local day after today
 
@@ -310,8 +309,8 @@ _TODAY_TAKEN = {
     "sent": "Today's digest was already posted",
     "claimed": "Today's digest is being posted right now",
     "empty": "Today's digest already ran and found nothing new",
-    "skipped": "Today's digest was skipped (newsbot was not running at its time)",
-    "failed": "Today's digest failed",
+    "skipped": "Today's digest was skipped (newsbot was down at its time; /digest now posts it)",
+    "failed": "Today's digest failed (/digest now tries again)",
 }
 
 

@@ -876,6 +876,47 @@ async def test_now_when_a_digest_was_switched_off_by_an_admin_says_to_set_it(
     assert digest_posts(world) == []
 
 
+async def test_moving_the_digest_to_another_channel_after_todays_says_it_comes_tomorrow(
+    world: World, clock: FakeClock
+) -> None:
+    await set_digest(world, at="08:00", zone="UTC")
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+    clock.now = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+    world.channel = world.emu.add_channel(world.guild, "briefing")
+    await until(lambda: world.bot.get_channel(world.channel.id))
+
+    answer = await admin_command(world, "set", channel=world.channel, time="18:00", timezone="UTC")
+    clock.now = datetime(2024, 3, 1, 18, 0, tzinfo=UTC)
+    await poster(world).tick()
+
+    tomorrow = stamp(datetime(2024, 3, 2, 18, 0, tzinfo=UTC))
+    assert answer.endswith(
+        f"Today's digest was already posted, so the next one is tomorrow, {tomorrow}."
+    )
+    assert digest_posts(world) == []  # the new channel gets nothing today, as promised
+
+
+async def test_a_time_zone_where_it_is_already_tomorrow_gets_its_digest_today(
+    world: World, clock: FakeClock
+) -> None:
+    # Posted at 08:00 UTC on 1 March; at noon UTC it is already 2 March in Auckland (UTC+13).
+    await set_digest(world, at="08:00", zone="UTC")
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+    await add_fresh_story(world, "2024-03-01T10:00:00Z")
+    clock.now = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
+    answer = await admin_command(
+        world, "set", channel=world.channel, time="09:00", timezone="Pacific/Auckland"
+    )
+    clock.now = datetime(2024, 3, 1, 20, 0, tzinfo=UTC)  # 09:00 on 2 March in Auckland
+    await poster(world).tick()
+
+    assert answer.endswith(f"Next one: {stamp(clock.now)}.")
+    assert digest_posts(world)[-1].embeds[0]["title"] == "Daily news — Saturday 2 March 2024"
+
+
 async def test_set_in_the_evening_says_todays_time_has_passed(
     world: World, clock: FakeClock
 ) -> None:
