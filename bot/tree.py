@@ -7,6 +7,7 @@ command and its options, and the user gets a short apology instead of a tracebac
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import discord
@@ -66,13 +67,12 @@ def _unusable_value(error: app_commands.TransformerError) -> str:
     return f"{shown} is not a value newsbot can use there. Nothing was done."
 
 
-def out_of_limits(command: object, namespace: app_commands.Namespace) -> str | None:
-    """What is wrong with an option value outside the limits the command declares (Range, type),
-    or None. Discord's client keeps users within them, but a stale or modified client does not,
-    and discord.py passes such values through unchecked."""
+def out_of_limits(command: object, values: Mapping[str, object]) -> str | None:
+    """What is wrong with an option value (by option name) outside the limits the command
+    declares (Range, type), or None. Discord's client keeps users within them, but a stale or
+    modified client does not, and discord.py passes such values through unchecked."""
     if not isinstance(command, app_commands.Command):
         return None
-    values = dict(iter(namespace))
     for parameter in command.parameters:
         if parameter.display_name in values:
             problem = _outside(parameter, values[parameter.display_name])
@@ -153,7 +153,8 @@ class NewsTree(app_commands.CommandTree):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         # Before any command runs, so that no command sees a value outside its own signature.
         if interaction.type is discord.InteractionType.application_command:
-            problem = out_of_limits(interaction.command, interaction.namespace)
+            values = {name: value for name, value in interaction.namespace}
+            problem = out_of_limits(interaction.command, values)
             if problem:
                 raise UserFacingError(problem)
         return True

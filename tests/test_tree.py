@@ -11,7 +11,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.tree import APOLOGY, UserFacingError, explain, handle_error, reply
+from bot.tree import APOLOGY, UserFacingError, explain, handle_error, out_of_limits, reply
 
 
 async def _news_callback(interaction: discord.Interaction, topic: str) -> None:
@@ -273,3 +273,57 @@ def test_several_missing_permissions_are_named_in_the_plural() -> None:
     message = explain(app_commands.MissingPermissions(["manage_guild", "embed_links"]))
 
     assert message == "You need the Manage Server and Embed Links permissions to use this command."
+
+
+# --- option values outside a command's declared limits ------------------------------------------
+
+
+async def _limited_callback(
+    interaction: discord.Interaction,
+    flag: bool,
+    ratio: app_commands.Range[float, 0, 1],
+    word: app_commands.Range[str, 2, 5],
+    count: app_commands.Range[int, 1, 10] = 5,
+    free: int = 0,
+) -> None:
+    raise AssertionError("never invoked")
+
+
+LIMITED = app_commands.Command(name="limited", description="Limits", callback=_limited_callback)
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"flag": "yes"}, "flag must be true or false"),
+        ({"ratio": 1.5}, "ratio must be a number from 0 to 1"),
+        ({"ratio": float("nan")}, "ratio must be a number from 0 to 1"),
+        ({"ratio": True}, "ratio must be a number from 0 to 1"),
+        ({"word": "a"}, "word must be from 2 to 5 characters long"),
+        ({"word": 12}, "word must be text"),
+        ({"count": 0}, "count must be a whole number from 1 to 10"),
+        ({"count": 2**70}, "count must be a whole number from 1 to 10"),
+        ({"count": 2.5}, "count must be a whole number from 1 to 10"),
+        ({"free": "many"}, "free must be a whole number"),
+    ],
+)
+def test_a_value_outside_the_declared_limits_is_named_with_the_rule(
+    values: dict[str, object], problem: str
+) -> None:
+    assert out_of_limits(LIMITED, values) == f"{problem}. Nothing was done."
+
+
+def test_values_within_the_limits_and_absent_options_pass() -> None:
+    values = {"flag": False, "ratio": 0.5, "word": "hello", "count": 10, "free": -7}
+    assert out_of_limits(LIMITED, values) is None
+    assert out_of_limits(LIMITED, {}) is None
+    assert out_of_limits(None, {"count": 0}) is None  # no command: nothing to hold it to
+
+
+def test_an_unresolvable_channel_is_explained_as_not_in_this_server() -> None:
+    transformer = app_commands.transformers.BaseChannelTransformer(discord.TextChannel)
+    error = app_commands.TransformerError("123", discord.AppCommandOptionType.channel, transformer)
+
+    assert explain(error) == (
+        "That channel is not in this server (or newsbot cannot see it). Nothing was done."
+    )
