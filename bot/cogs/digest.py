@@ -95,7 +95,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
     @app_commands.command(name="set")
     @app_commands.describe(
         channel="Where the digest is posted",
-        time="Local time of day, 24-hour HH:MM (for example 08:30)",
+        time="Local time of day: 24-hour HH:MM such as 08:30 or 20:30 (8:30pm works too)",
         timezone="Your time zone, such as Europe/Paris or America/New_York",
         topics="Only these topics, separated by commas (default: all)",
         count="How many stories (1-10, default 5)",
