@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -28,6 +28,7 @@ import discord
 
 from bot import commands, config, version
 from bot.app import NewsBot, invite_url, use_endpoints
+from bot.digest import parse_max_age, too_old_note
 from bot.models import DigestSettings, SeedResult, Story
 from bot.poster import select_digest
 from bot.reload import ReloadReport, SeedFolderError, SeedReloader, check_folder
@@ -115,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics")
     preview.add_argument("--count", type=_count, default=5, help="how many stories (1-10)")
+    preview.add_argument(
+        "--max-age",
+        type=_max_age,
+        metavar="AGE",
+        help="leave out stories older than this, e.g. 24h, 7d or off "
+        "(default: digest.max_age_days)",
+    )
     preview.set_defaults(handler=digest_preview)
 
     topics = commands.add_parser("topics", help="topics with story counts (the twin of /topics)")
@@ -143,6 +151,13 @@ def _count(text: str) -> int:
 
 def _snowflake(text: str) -> int:
     return _whole_number(text, 1, 2**64 - 1)
+
+
+def _max_age(text: str) -> timedelta:
+    try:
+        return parse_max_age(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -486,25 +501,28 @@ async def digest_preview(args: argparse.Namespace, context: Context) -> int:
         names = [name.strip() for given in args.topics or () for name in given.split(",")]
         topics = tuple([await _resolve_topic(store, name) for name in names if name])
         # Channel 0 has received nothing, so every stored story is a candidate.
-        settings = DigestSettings(0, 0, time(0), "UTC", topics, args.count)
-        now = datetime.now(UTC)
-        items = await select_digest(store, settings, now)
-    about = ", ".join(topics) if topics else "all topics"
-    shown = sum(1 + len(item.also) for item in items)
-    print(f"Daily news — {now:%A %d %B %Y}: {shown} stories on {about}\n", file=context.out)
+        settings = DigestSettings(0, 0, time(0), "UTC", topics, args.count, max_age=args.max_age)
+        default_age = timedelta(days=context.settings.digest.max_age_days)
+        selection = await select_digest(store, settings, datetime.now(UTC), default_age)
+    # The very embeds /digest preview shows, as text: the two previews cannot disagree.
+    header, *items = [embed for embeds, _ in selection.messages for embed in embeds]
+    print(header.title, file=context.out)
+    print(header.description, file=context.out)
+    note = too_old_note(selection.max_age, selection.too_old, selection.too_old_exact)
+    if note:
+        print(note, file=context.out)
+    print(file=context.out)
     if not items:
         print("Nothing to post: no stories match.", file=context.out)
-    for position, item in enumerate(items, 1):
-        story = item.story
-        provider = story.provider.name if story.provider else "unknown outlet"
-        print(f"{position}. {story.title}", file=context.out)
-        print(
-            f"   {provider} · {story.published_at:%Y-%m-%d %H:%M} UTC · {story.url}",
-            file=context.out,
-        )
-        for other in item.also:
-            outlet = other.provider.name if other.provider else "another outlet"
-            print(f"   also covered by {outlet}: {other.title} ({other.url})", file=context.out)
+    for position, embed in enumerate(items, 1):
+        print(f"{position}. {embed.title}", file=context.out)
+        outlet = embed.author.name or "unknown outlet"
+        published = f"{embed.timestamp:%Y-%m-%d %H:%M} UTC" if embed.timestamp else "undated"
+        print(f"   {outlet} · {published} · {embed.url}", file=context.out)
+        for field in embed.fields:
+            if field.name == "Also covered by" and field.value:
+                for line in field.value.splitlines():
+                    print(f"   also covered by {line}", file=context.out)
         print(file=context.out)
     return EXIT_OK
 

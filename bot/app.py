@@ -133,6 +133,12 @@ class NewsBot(commands.Bot):
         if self.application_id:
             log.info("invite newsbot to a server: %s", invite_url(self.application_id))
 
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        log.info("joined server %s (%s), now in %d servers", guild.id, guild.name, len(self.guilds))
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        log.info("left server %s (%s), now in %d servers", guild.id, guild.name, len(self.guilds))
+
     async def close(self) -> None:
         # commands.Bot.close unloads the cogs (stopping their background work) and closes the
         # gateway; the store goes last, when nothing can use it any more.

@@ -73,6 +73,9 @@ class DigestConfig:
     # Digest messages sent per second across all servers: under Discord's global 50/s, with
     # room left for the bot's other requests (interaction answers do not count towards it).
     send_rate: float = 48.0
+    # Stories older than this many days are left out of digests (a server can set its own
+    # with /digest set max_age); 0 means no limit.
+    max_age_days: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         "discord",
         {"api_base", "gateway_url", "sync_commands", "page_timeout", "operator_guild"},
     )
-    digest_raw = _section(raw, "digest", {"catch_up_hours", "send_rate"})
+    digest_raw = _section(raw, "digest", {"catch_up_hours", "send_rate", "max_age_days"})
     unknown = set(raw) - {"seeds", "database", "discord", "digest", "log_level"}
     if unknown:
         raise ConfigError(f"{config_path}: unknown setting {sorted(unknown)[0]!r}")
@@ -131,9 +134,13 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     catch_up = _positive_number(digest_raw, "digest.catch_up_hours", 6.0)
     if catch_up >= 24:
         raise ConfigError("setting 'digest.catch_up_hours' must be under 24")
+    max_age_days = _positive_number(digest_raw, "digest.max_age_days", 0.0, allow_zero=True)
+    if not max_age_days <= 36500:  # also refuses .nan
+        raise ConfigError("setting 'digest.max_age_days' must be at most 36500 (0 = no limit)")
     digest = DigestConfig(
         catch_up_hours=catch_up,
         send_rate=min(_positive_number(digest_raw, "digest.send_rate", 48.0), 50.0),
+        max_age_days=max_age_days,
     )
     log_level = (env.get("NEWSBOT_LOG_LEVEL") or _string(raw, "log_level", "INFO")).upper()
     if log_level not in _LOG_LEVELS:
@@ -240,10 +247,18 @@ def _choice(raw: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _positive_number(raw: Mapping[str, Any], name: str, default: float) -> float:
+def _positive_number(
+    raw: Mapping[str, Any], name: str, default: float, *, allow_zero: bool = False
+) -> float:
     value = raw.get(name.rsplit(".", 1)[-1], default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"setting {name!r} must be a positive number, not {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        bound = "zero or a positive number" if allow_zero else "a positive number"
+        raise ConfigError(f"setting {name!r} must be {bound}, not {value!r}")
     return float(value)
 
 
@@ -251,6 +266,9 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     # discord.http logs every request at DEBUG/INFO; warnings are what an operator needs.
     logging.getLogger("discord.http").setLevel(logging.WARNING)
+    # APScheduler logs "Running job" and "executed successfully" at INFO for every tick, twice
+    # a minute; newsbot logs what a tick did that matters (a digest posted) itself.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # newsbot never joins voice, so discord.py's warnings about missing voice libraries are noise.
     logging.getLogger("discord.client").addFilter(
         lambda record: "voice will NOT be supported" not in record.getMessage()

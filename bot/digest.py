@@ -11,6 +11,7 @@ UTC first makes every comparison and difference absolute.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import re
@@ -27,15 +28,23 @@ __all__ = [
     "DEFAULT_CATCH_UP",
     "DigestItem",
     "DueDigest",
+    "NextRun",
+    "describe_age",
     "digest_nonce",
     "due_digests",
+    "effective_max_age",
+    "explain_next_run",
     "local_date_of",
     "matching_zones",
     "next_run",
     "parse_local_time",
+    "parse_max_age",
     "scheduled_instant",
     "score",
     "select_items",
+    "split_by_age",
+    "suggest_zones",
+    "too_old_note",
     "zone",
 ]
 
@@ -161,6 +170,26 @@ def select_items(
     return [item for _, item in items[:count]]
 
 
+def effective_max_age(settings: DigestSettings, default: timedelta | None) -> timedelta | None:
+    """The age limit a digest applies: the server's own, else the configured default; None
+    when there is no limit (either one being zero means none)."""
+    age = settings.max_age if settings.max_age is not None else default
+    return age or None
+
+
+def split_by_age(
+    candidates: Sequence[Story], now: datetime, max_age: timedelta | None
+) -> tuple[list[Story], list[Story]]:
+    """(fresh, too old): stories published at most `max_age` before `now`, and the others.
+    No limit (None or zero) keeps every story fresh; a story from the future is fresh."""
+    if not max_age:
+        return list(candidates), []
+    oldest = _as_utc(now) - max_age
+    fresh = [story for story in candidates if _as_utc(story.published_at) >= oldest]
+    fresh_ids = {id(story) for story in fresh}
+    return fresh, [story for story in candidates if id(story) not in fresh_ids]
+
+
 def _rank_key(story: Story, now: datetime) -> tuple[float, float, int]:
     """Ascending sort key: best score first, then newer, then higher id (a total order)."""
     return (-score(story, now), -_as_utc(story.published_at).timestamp(), -story.id)
@@ -265,12 +294,59 @@ def next_run(
     return None  # pragma: no cover - unreachable, see the bound above
 
 
-def digest_nonce(guild_id: int, local_date: date, index: int) -> str:
-    """A deterministic nonce (<= 25 characters) for message `index` of a server's digest of
-    `local_date`: resending after a crash reuses it, so Discord drops the repeat."""
+@dataclass(frozen=True, slots=True)
+class NextRun:
+    """When a digest fires next, and why not at the time its settings suggest, if so."""
+
+    at: datetime | None  # aware UTC; None when disabled or its zone is unknown
+    # Why the next run is not today's ("" when it is today's): see explain_next_run.
+    reason: str = ""
+    tomorrow: bool = False  # `at` is on the local day after today
+
+
+# What a ledger row of today means for an admin who expects today's digest still to come.
+_TODAY_TAKEN = {
+    "sent": "Today's digest was already posted",
+    "claimed": "Today's digest is being posted right now",
+    "empty": "Today's digest already ran and found nothing new",
+    "skipped": "Today's digest was skipped (newsbot was down at its time; /digest now posts it)",
+    "failed": "Today's digest failed (/digest now tries again)",
+}
+
+
+def explain_next_run(
+    settings: DigestSettings, runs: Mapping[tuple[int, date], DigestRun], now: datetime
+) -> NextRun:
+    """next_run with its reason when the next run is not today: today's digest already has a
+    ledger row (posted, failed, ...) or today's time has already passed."""
+    at = next_run(settings, runs, now)
+    if at is None:
+        return NextRun(None)
+    tz = zone(settings.timezone)
+    today = _as_utc(now).astimezone(tz).date()
+    day = at.astimezone(tz).date()
+    if day == today:
+        return NextRun(at)
+    run = runs.get((settings.guild_id, today))
+    if run is not None:
+        reason = _TODAY_TAKEN[run.status]
+    elif scheduled_instant(today, settings.local_time, tz) <= _as_utc(now):
+        reason = f"{settings.local_time:%H:%M} has already passed today"
+    else:
+        reason = ""
+    return NextRun(at, reason, tomorrow=day == today + timedelta(days=1))
+
+
+def digest_nonce(guild_id: int, local_date: date, index: int, attempt: int = 0) -> str:
+    """A deterministic nonce (<= 25 characters) for message `index` of try `attempt` at a
+    server's digest of `local_date`: resending after a crash reuses it, so Discord drops the
+    repeat; a later try at the same date (/digest now after a failure) gets new ones, so
+    Discord does not drop its messages as repeats of the failed try's."""
     # Snowflakes alone take up to 20 digits, so the parts are hashed rather than concatenated;
-    # 88 bits of blake2b make a collision between two digests of one channel negligible.
-    key = f"{guild_id}:{local_date.isoformat()}:{index}".encode()
+    # 88 bits of blake2b make a collision between two digests of one channel negligible. The
+    # first try's key has no attempt, so that it is what it was before tries were counted.
+    tail = f":{attempt}" if attempt else ""
+    key = f"{guild_id}:{local_date.isoformat()}:{index}{tail}".encode()
     nonce = "dg" + hashlib.blake2b(key, digest_size=11).hexdigest()
     assert len(nonce) <= NONCE_LIMIT
     return nonce
@@ -279,16 +355,76 @@ def digest_nonce(guild_id: int, local_date: date, index: int) -> str:
 # --- user input -------------------------------------------------------------------------------
 
 _LOCAL_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
+# 12-hour times as people type them: "8pm", "8:30pm", "8:30 PM", "8.30 p.m.".
+# ASCII digits and spaces only: "\s" would let a line break through, "\d" other scripts' digits.
+_TWELVE_HOUR = re.compile(r"([0-9]{1,2})(?:[:.]([0-9]{2}))? ?([ap])\.? ?m\.?", re.IGNORECASE)
 
 
 def parse_local_time(text: str) -> time:
-    """A 24-hour "HH:MM" or "H:MM" -> time; ValueError with a one-line message otherwise."""
-    match = _LOCAL_TIME.fullmatch(text.strip())
+    """A 24-hour "HH:MM" or "H:MM", or a 12-hour "8pm", "8:30pm", "8:30 PM" (12am is 00:00,
+    12pm is noon) -> time; ValueError with a one-line message otherwise."""
+    cleaned = text.strip() if isinstance(text, str) else ""
+    match = _LOCAL_TIME.fullmatch(cleaned)
     if match:
         hour, minute = int(match[1]), int(match[2])
         if hour < 24 and minute < 60:
             return time(hour, minute)
-    raise ValueError(f"invalid time {_quote(text)}: use 24-hour HH:MM, e.g. 09:00 or 18:30")
+    match = _TWELVE_HOUR.fullmatch(cleaned)
+    if match:
+        hour, minute = int(match[1]), int(match[2] or 0)
+        if 1 <= hour <= 12 and minute < 60:
+            afternoon = match[3].casefold() == "p"
+            return time(hour % 12 + (12 if afternoon else 0), minute)
+    raise ValueError(
+        f"invalid time {_quote(text)}: use 24-hour HH:MM, e.g. 09:00 or 20:30 (or 8:30pm)"
+    )
+
+
+_AGE = re.compile(r"([0-9]{1,6}) ?([mhdw])", re.IGNORECASE)
+_AGE_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1),
+              "w": timedelta(weeks=1)}  # fmt: skip
+_NO_LIMIT = frozenset({"off", "none", "0"})
+
+
+def parse_max_age(text: str) -> timedelta:
+    """A maximum story age as admins type it: "90m", "24h", "7d", "2w" -> timedelta; "off",
+    "none" or "0" -> timedelta(0) (no limit). ValueError with a one-line message otherwise."""
+    cleaned = text.strip().casefold() if isinstance(text, str) else ""
+    if cleaned in _NO_LIMIT:
+        return timedelta(0)
+    match = _AGE.fullmatch(cleaned)
+    if match and int(match[1]) > 0:
+        age = int(match[1]) * _AGE_UNITS[match[2].casefold()]
+        if age <= timedelta(days=3650):
+            return age
+    raise ValueError(
+        f"invalid maximum age {_quote(text)}: use a number and a unit, e.g. 24h, 7d or 2w "
+        "(m minutes, h hours, d days, w weeks), or off for no limit"
+    )
+
+
+def describe_age(age: timedelta) -> str:
+    """An age in words, in the unit an admin would have typed: "24 hours", "7 days", "2 weeks",
+    "90 minutes"."""
+    minutes = max(1, int(age.total_seconds() // 60))
+    for unit, size in (("week", 7 * 24 * 60), ("day", 24 * 60), ("hour", 60)):
+        # One day reads better as 24 hours, one week as 7 days.
+        if minutes % size == 0 and minutes >= 2 * size:
+            return f"{minutes // size} {unit}s"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hour{'' if minutes == 60 else 's'}"
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
+
+
+def too_old_note(max_age: timedelta | None, too_old: int, exact: bool = True) -> str:
+    """What an age limit left out, for previews and /digest show ("" without a limit)."""
+    if not max_age:
+        return ""
+    if too_old == 0:
+        count = "none"
+    else:
+        count = f"{too_old}{'' if exact else ' or more'} stor{'y' if too_old == 1 else 'ies'}"
+    return f"Left out as older than {describe_age(max_age)}: {count}."
 
 
 # Present in available_timezones() on some machines but not zones a server can live in:
@@ -315,6 +451,22 @@ def zone(name: str) -> ZoneInfo:
     if canonical is None:
         raise ValueError(f"unknown time zone {_quote(name)}")
     return ZoneInfo(canonical)
+
+
+def suggest_zones(text: str, limit: int = 3) -> list[str]:
+    """Zone names close to a mistyped one, for "Did you mean ...?": what autocomplete would
+    offer for it ("paris" -> Europe/Paris), else near spellings ("Europe/Pariss")."""
+    found = matching_zones(text, limit) if isinstance(text, str) and text.strip() else []
+    if found:
+        return found
+    folded = "_".join(str(text).casefold().split())
+    names = _zone_names()
+    # Compare with whole names and with their city parts: "Pariss" is far from "Europe/Paris".
+    cities = {folded_name.rsplit("/", 1)[-1]: name for folded_name, name in names.items()}
+    close = difflib.get_close_matches(folded, list(names), n=limit, cutoff=0.85)
+    close += difflib.get_close_matches(folded, list(cities), n=limit, cutoff=0.8)
+    suggested = [names.get(c) or cities[c] for c in close]
+    return list(dict.fromkeys(suggested))[:limit]
 
 
 def matching_zones(text: str, limit: int = 25) -> list[str]:

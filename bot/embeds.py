@@ -178,9 +178,9 @@ def digest_messages(
 ) -> list[tuple[list[discord.Embed], tuple[int, ...]]]:
     """A digest as messages: a header embed, then one embed per item (a story and the other
     stories clustered with it), split as Discord's limits require. Each message comes with
-    the ids of the stories it delivers."""
-    shown = sum(1 + len(also) for _, also in items)
-    embeds = [digest_header(local_date, shown, topics)]
+    the ids of the stories it delivers. The header counts the story embeds: coverage listed
+    under a story is part of it, not a story of its own."""
+    embeds = [digest_header(local_date, len(items), topics)]
     delivered: list[tuple[int, ...]] = [()]
     for story, also in items:
         embeds.append(story_embed(story, also=also))

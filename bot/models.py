@@ -7,7 +7,7 @@ parsing, storage, rendering and selection can exchange values without knowing ea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
 
@@ -139,6 +139,9 @@ class DigestSettings:
     disabled_reason: str | None = None
     # Schedule times before this instant were not this schedule's: they are never caught up.
     effective_from: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    # Stories older than this are left out: None follows the configured default
+    # (digest.max_age_days), timedelta(0) means no limit for this server.
+    max_age: timedelta | None = None
 
 
 DigestStatus = Literal["claimed", "sent", "empty", "skipped", "failed"]
@@ -165,3 +168,6 @@ class DigestRun:
     sent_messages: int = 0
     finished_at: datetime | None = None
     detail: str = ""
+    # 0 for the first try at this date; /digest now may claim a failed, skipped or empty date
+    # again, each time with the next number (message nonces include it).
+    attempt: int = 0

@@ -27,10 +27,14 @@ from bot.digest import (
     DEFAULT_CATCH_UP,
     DigestItem,
     DueDigest,
+    NextRun,
     digest_nonce,
     due_digests,
+    effective_max_age,
+    explain_next_run,
     local_date_of,
     select_items,
+    split_by_age,
 )
 from bot.embeds import digest_messages
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story
@@ -74,8 +78,33 @@ class TransientFailure(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PostResult:
-    status: DigestStatus | None  # None: nothing was done (already posted, or in progress)
+    # None: nothing was done (already posted, or in progress); "empty" from /digest now: there
+    # was nothing new, and nothing was recorded.
+    status: DigestStatus | None
     detail: str
+    # The ledger row that stopped /digest now (already sent, or being sent).
+    existing: DigestRun | None = None
+    # /digest now posted the digest of a server whose digest newsbot had paused, and so
+    # switched it back on: the problem is evidently fixed.
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a digest with some settings would carry now, and what its age limit left out."""
+
+    local_date: date
+    topics: tuple[str, ...]
+    items: list[DigestItem]
+    max_age: timedelta | None  # the limit applied; None: no limit
+    too_old: int = 0  # candidates left out for being older than max_age
+    # False when there may be more too-old stories than counted (the candidate list was full).
+    too_old_exact: bool = True
+
+    @property
+    def messages(self) -> Messages:
+        """The digest as it would be posted: the one rendering of a selection."""
+        return digest_messages(self.local_date, self.topics, _pairs(self.items))
 
 
 class DigestPoster:
@@ -89,8 +118,10 @@ class DigestPoster:
         pacer: Pacer | None = None,
         retry_delays: Sequence[float] = RETRY_DELAYS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        default_max_age: timedelta | None = None,
     ) -> None:
         self._store = store
+        self._default_max_age = default_max_age
         self._client = client
         self._clock = clock
         self._catch_up = catch_up
@@ -129,22 +160,42 @@ class DigestPoster:
                 log.error("a digest failed unexpectedly", exc_info=result)
 
     async def post_now(self, settings: DigestSettings) -> PostResult:
-        """/digest now: post today's digest at once; it counts as today's."""
+        """/digest now: post today's digest at once; it counts as today's.
+
+        A date already sent (or being sent) is left alone, and the row says when. A date that
+        failed, was skipped or was empty is tried again. With nothing new, nothing is posted
+        and nothing recorded, so today's scheduled digest still runs. A digest newsbot paused
+        is switched back on once this posts it, since the problem is evidently fixed."""
         now = self._clock()
         local_date = local_date_of(now, settings.timezone)
-        return await self._post(DueDigest(settings, local_date, now, "post"))
+        runs = await self._store.guild_digest_runs_since(settings.guild_id, local_date)
+        existing = runs.get((settings.guild_id, local_date))
+        if existing is not None and existing.status in ("sent", "claimed"):
+            return PostResult(None, existing.detail, existing=existing)
+        result = await self._post(DueDigest(settings, local_date, now, "post"), manual=True)
+        if result.status == "sent" and not settings.enabled and settings.disabled_reason:
+            resumed = replace(settings, enabled=True, disabled_reason=None, effective_from=now)
+            await self._store.save_digest_settings(resumed)
+            log.info("digest of %s switched back on by /digest now", settings.guild_id)
+            return replace(result, resumed=True)
+        return result
 
-    async def preview(self, settings: DigestSettings) -> Messages:
-        """Exactly what would be posted now (nothing is claimed or sent)."""
+    async def select(self, settings: DigestSettings) -> Selection:
+        """What a digest with these settings would carry now (nothing is claimed or sent):
+        /digest preview and show, and the command line's preview."""
+        return await select_digest(self._store, settings, self._clock(), self._default_max_age)
+
+    async def next_run(self, settings: DigestSettings) -> NextRun:
+        """When this server's digest really comes next, from its settings and the ledger."""
         now = self._clock()
-        items = await self._select(settings, now)
-        return digest_messages(
-            local_date_of(now, settings.timezone), settings.topics, _pairs(items)
-        )
+        # Every zone's today is within a day of UTC's: this covers today's row in any zone.
+        since = now.astimezone(UTC).date() - timedelta(days=1)
+        runs = await self._store.guild_digest_runs_since(settings.guild_id, since)
+        return explain_next_run(settings, runs, now)
 
     # --- one digest -------------------------------------------------------------------------------
 
-    async def _post(self, due: DueDigest) -> PostResult:
+    async def _post(self, due: DueDigest, *, manual: bool = False) -> PostResult:
         settings = due.settings
         key = (settings.guild_id, due.local_date)
         if key in self._in_flight:
@@ -152,19 +203,23 @@ class DigestPoster:
         self._in_flight.add(key)
         try:
             async with self._preparing:
-                prepared = await self._prepare(due)
-            if prepared is None or isinstance(prepared, PostResult):
-                return prepared or PostResult(None, "today's digest was already posted")
-            return await self._deliver(prepared, settings.topics)
+                prepared = await self._prepare(due, manual=manual)
+            if prepared is None:
+                runs = await self._store.guild_digest_runs_since(settings.guild_id, due.local_date)
+                existing = runs.get(key)
+                return PostResult(None, existing.detail if existing else "", existing=existing)
+            if isinstance(prepared, PostResult):
+                return prepared
+            return await self._deliver(prepared, settings.topics, announce=not manual)
         finally:
             self._in_flight.discard(key)
 
-    async def _prepare(self, due: DueDigest) -> DigestRun | PostResult | None:
+    async def _prepare(self, due: DueDigest, *, manual: bool) -> DigestRun | PostResult | None:
         """Select the stories and claim the ledger row: the run to deliver, or the outcome
-        (empty), or None when the date already has a row."""
+        (empty), or None when the date already has a row (that /digest now may not retry)."""
         settings = due.settings
         now = self._clock()
-        items = await self._select(settings, now)
+        items = (await self._select(settings, now)).items
         run = DigestRun(
             guild_id=settings.guild_id,
             local_date=due.local_date,
@@ -175,10 +230,15 @@ class DigestPoster:
             plan=tuple(item.story_ids for item in items),
         )
         if not items:
+            if manual:
+                # Recording it would use up the day: the scheduled digest would not run.
+                return PostResult("empty", "no new stories")
             empty = replace(run, status="empty", finished_at=now, detail="no new stories")
             if await self._store.record_digest_outcome(empty):
                 return PostResult("empty", "no new stories")
             return None
+        if manual:
+            return await self._store.reclaim_digest_run(run)
         return run if await self._store.claim_digest_run(run) else None
 
     async def _resume(self, run: DigestRun) -> PostResult:
@@ -193,16 +253,20 @@ class DigestPoster:
         finally:
             self._in_flight.discard(key)
 
-    async def _select(self, settings: DigestSettings, now: datetime) -> list[DigestItem]:
-        return await select_digest(self._store, settings, now)
+    async def _select(self, settings: DigestSettings, now: datetime) -> Selection:
+        return await select_digest(self._store, settings, now, self._default_max_age)
 
-    async def _deliver(self, run: DigestRun, topics: Sequence[str]) -> PostResult:
+    async def _deliver(
+        self, run: DigestRun, topics: Sequence[str], *, announce: bool = True
+    ) -> PostResult:
         try:
             channel = self._channel(run)
-            messages = digest_messages(run.local_date, topics, await self._items(run))
+            items = await self._items(run)
+            messages = digest_messages(run.local_date, topics, items)
             for index in range(run.sent_messages, len(messages)):
                 embeds, story_ids = messages[index]
-                await self._send(channel, embeds, digest_nonce(run.guild_id, run.local_date, index))
+                nonce = digest_nonce(run.guild_id, run.local_date, index, run.attempt)
+                await self._send(channel, embeds, nonce)
                 await self._store.record_digest_message(
                     run.guild_id, run.local_date, index, run.channel_id, story_ids
                 )
@@ -211,14 +275,23 @@ class DigestPoster:
             log.warning("digest of %s switched off: %s", run.guild_id, reason)
             await self._store.finish_digest_run(run.guild_id, run.local_date, "failed", reason)
             await self._store.disable_digest(run.guild_id, reason)
-            await self._tell_admins(run.guild_id, run.channel_id, reason)
+            if announce:
+                # /digest now tells the admin who asked instead.
+                await self._tell_admins(run.guild_id, run.channel_id, reason)
             return PostResult("failed", reason)
         except TransientFailure as failure:
             log.warning("digest of %s not posted yet (%s); will retry", run.guild_id, failure)
             return PostResult("claimed", f"Discord is not answering ({failure}); retrying")
-        stories = sum(len(group) for group in run.plan)
-        detail = f"{_count(stories, 'story', 'stories')} in {_count(len(messages), 'message')}"
+        # Stories as the header counts them: one per item shown, clustered coverage included
+        # in its item.
+        detail = f"{_count(len(items), 'story', 'stories')} in {_count(len(messages), 'message')}"
         await self._store.finish_digest_run(run.guild_id, run.local_date, "sent", detail)
+        log.info(
+            "digest posted: server %s, channel %s, %s",
+            run.guild_id,
+            run.channel_id,
+            detail,
+        )
         return PostResult("sent", detail)
 
     async def _items(self, run: DigestRun) -> list[tuple[Story, list[Story]]]:
@@ -307,12 +380,29 @@ class DigestPoster:
         )
 
 
-async def select_digest(store: Store, settings: DigestSettings, now: datetime) -> list[DigestItem]:
-    """The items a digest with these settings would carry now: the newest stories not yet
-    delivered to its channel, on its topics, clustered and ranked."""
+async def select_digest(
+    store: Store,
+    settings: DigestSettings,
+    now: datetime,
+    default_max_age: timedelta | None = None,
+) -> Selection:
+    """What a digest with these settings would carry now: the newest stories not yet
+    delivered to its channel, on its topics, no older than its maximum age (the server's,
+    else `default_max_age`; zero or None: no limit), clustered and ranked."""
+    max_age = effective_max_age(settings, default_max_age)
     candidates = await store.undelivered_stories(settings.channel_id, settings.topics, CANDIDATES)
-    links = await store.linked_stories([story.id for story in candidates])
-    return select_items(candidates, links, settings.count, now)
+    # Candidates come newest first, so every fresh story is among them whenever a too-old one
+    # is; only the count of too-old ones can be cut short by the limit.
+    fresh, too_old = split_by_age(candidates, now, max_age)
+    links = await store.linked_stories([story.id for story in fresh])
+    return Selection(
+        local_date=local_date_of(now, settings.timezone),
+        topics=settings.topics,
+        items=select_items(fresh, links, settings.count, now),
+        max_age=max_age,
+        too_old=len(too_old),
+        too_old_exact=len(candidates) < CANDIDATES,
+    )
 
 
 def missing_permissions(channel: discord.abc.GuildChannel, *, embeds: bool = True) -> str:

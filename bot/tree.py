@@ -135,7 +135,19 @@ def explain(error: Exception) -> str | None:
         return f"Slow down: try again in {error.retry_after:.0f} s."
     if isinstance(error, app_commands.CheckFailure):
         return "You cannot use this command here."
+    if isinstance(error, app_commands.TransformerError):
+        return _unusable_value(error)
     return None
+
+
+def _unusable_value(error: app_commands.TransformerError) -> str:
+    # discord.py resolves a channel option among the channels it knows in the interaction's
+    # server: one from another server (or one newsbot cannot see) ends here.
+    if error.type is discord.AppCommandOptionType.channel:
+        return "That channel is not in this server (or newsbot cannot see it). Nothing was done."
+    shown = repr(error.value)
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return f"{shown} is not a value newsbot can use there. Nothing was done."
 
 
 def _permission_label(name: str) -> str:

@@ -56,6 +56,7 @@ class World:
         member: Member | None = None,
         subcommand: str | None = None,
         force: bool = False,
+        raw_options: Mapping[str, Any] | None = None,
     ) -> InteractionHandle:
         return await self.emu.invoke(
             self.guild,
@@ -65,6 +66,7 @@ class World:
             dict(options or {}),
             subcommand=subcommand,
             force=force,
+            raw_options=dict(raw_options or {}),
         )
 
 

@@ -298,11 +298,34 @@ def test_digest_preview_prints_the_ranked_clustered_digest() -> None:
     lines = out.splitlines()
     assert code == 0
     assert lines[0].startswith("Daily news — ")
-    assert lines[0].endswith("stories on AI")
+    # The header counts the stories listed, as the posted digest's header does.
+    assert lines[1] == "3 stories on AI."
     assert sum(1 for line in lines if line[:3] in {"1. ", "2. ", "3. "}) == 3
     assert "4. " not in out
     # Seeds 001 and 002 cover one event: wherever that item lands, the other is its coverage.
     assert "also covered by" in out
+
+
+def test_digest_preview_with_a_maximum_age_says_how_many_it_left_out() -> None:
+    run("seeds", "load")
+
+    code, out = run("digest", "preview", "--max-age", "7d")
+
+    lines = out.splitlines()
+    assert code == 0
+    # The shipped stories are from 2021-2023: all of them are too old.
+    assert lines[1:3] == ["0 stories on all topics.", "Left out as older than 7 days: 5 stories."]
+    assert "Nothing to post" in out
+
+
+def test_digest_preview_refuses_a_bad_maximum_age_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _ = run("digest", "preview", "--max-age", "3x")
+
+    err = one_line(capsys.readouterr().err)
+    assert code == 2
+    assert "invalid maximum age '3x': use a number and a unit, e.g. 24h" in err
 
 
 def test_digest_preview_of_an_unknown_topic_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

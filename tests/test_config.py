@@ -215,3 +215,36 @@ def test_operator_guild_that_is_not_an_id_is_one_line(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"'discord\.operator_guild' must be a Discord server ID"):
         config.load(path, environ={})
+
+
+def test_digest_max_age_days_defaults_to_no_limit_and_is_read(tmp_path: Path) -> None:
+    shipped = config.load(REPO / "config" / "newsbot.yaml", environ={})
+    path = write(tmp_path, "digest:\n  max_age_days: 1.5\n")
+
+    assert shipped.digest == config.DigestConfig()
+    assert config.DigestConfig().max_age_days == 0
+    assert config.load(path, environ={}).digest.max_age_days == 1.5
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "true", ".nan", "40000"])
+def test_a_bad_digest_max_age_days_is_one_line(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"setting 'digest\.max_age_days' must be") as caught:
+        config.load(write(tmp_path, f"digest:\n  max_age_days: {value}\n"), environ={})
+    assert "\n" not in str(caught.value)
+
+
+def test_the_scheduler_does_not_log_every_tick() -> None:
+    root, apscheduler = logging.getLogger(), logging.getLogger("apscheduler")
+    saved = root.level, apscheduler.level
+    try:
+        root.setLevel(logging.INFO)  # as `newsbot run` logs by default
+        config.configure_logging("INFO")
+
+        # APScheduler's "Running job" / "executed successfully" lines are INFO.
+        executor = logging.getLogger("apscheduler.executors.default")
+        assert not executor.isEnabledFor(logging.INFO)
+        assert executor.isEnabledFor(logging.WARNING)
+        assert logging.getLogger("bot.poster").isEnabledFor(logging.INFO)
+    finally:
+        root.setLevel(saved[0])
+        apscheduler.setLevel(saved[1])

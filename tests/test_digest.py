@@ -15,15 +15,21 @@ from bot.digest import (
     DEFAULT_CATCH_UP,
     DigestItem,
     DueDigest,
+    describe_age,
     digest_nonce,
     due_digests,
+    explain_next_run,
     local_date_of,
     matching_zones,
     next_run,
     parse_local_time,
+    parse_max_age,
     scheduled_instant,
     score,
     select_items,
+    split_by_age,
+    suggest_zones,
+    too_old_note,
     zone,
 )
 from bot.models import DigestRun, DigestSettings, Story
@@ -332,6 +338,35 @@ def test_next_run_is_none_when_disabled() -> None:
     assert next_run(digest("09:00", enabled=False), {}, utc(2024, 6, 15, 12, 0)) is None
 
 
+@pytest.mark.parametrize("status", ["sent", "claimed", "empty", "skipped", "failed"])
+def test_explain_next_run_says_why_a_later_time_today_waits_for_tomorrow(status: str) -> None:
+    # Today's ran at 09:00; at 12:00 the admin moves the time to 18:00 (still ahead today).
+    moved = digest("18:00")
+    runs = ledger(ran(digest("09:00"), date(2024, 6, 15), status))
+
+    upcoming = explain_next_run(moved, runs, utc(2024, 6, 15, 16, 0))
+
+    assert upcoming.at == utc(2024, 6, 16, 22, 0)  # 18:00 EDT tomorrow
+    assert upcoming.tomorrow
+    assert upcoming.reason.startswith("Today's digest ")
+    assert ("already posted" in upcoming.reason) == (status == "sent")
+
+
+def test_explain_next_run_agrees_with_next_run_and_is_plain_when_today_is_still_ahead() -> None:
+    upcoming = explain_next_run(digest("18:00"), {}, utc(2024, 6, 15, 16, 0))
+
+    assert upcoming.at == next_run(digest("18:00"), {}, utc(2024, 6, 15, 16, 0))
+    assert upcoming.at == utc(2024, 6, 15, 22, 0)
+    assert (upcoming.reason, upcoming.tomorrow) == ("", False)
+
+
+def test_explain_next_run_says_when_todays_time_has_passed() -> None:
+    upcoming = explain_next_run(digest("09:00"), {}, utc(2024, 6, 15, 16, 0))
+
+    assert upcoming.at == utc(2024, 6, 16, 13, 0)
+    assert upcoming.reason == "09:00 has already passed today"
+
+
 # --- score and select_items ----------------------------------------------------------------------
 
 NOW = utc(2024, 6, 15, 12, 0)
@@ -431,6 +466,65 @@ def test_a_story_listed_twice_is_one_item() -> None:
     assert select_items([a, a], {}, 5, NOW) == [DigestItem(a)]
 
 
+def test_split_by_age_leaves_out_stories_older_than_the_limit() -> None:
+    fresh, old, future = (
+        story("fresh", hours_old=23),
+        story("old", hours_old=25),
+        story("future", hours_old=-2),
+    )
+
+    assert split_by_age([fresh, old, future], NOW, timedelta(hours=24)) == ([fresh, future], [old])
+    assert split_by_age([fresh, old], NOW, None) == ([fresh, old], [])
+    assert split_by_age([fresh, old], NOW, timedelta(0)) == ([fresh, old], [])
+
+
+# --- ages: parse_max_age, describe_age, too_old_note ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        ("90m", timedelta(minutes=90)),
+        ("2w", timedelta(weeks=2)),
+        (" 7 D ", timedelta(days=7)),
+        ("off", timedelta(0)),
+        ("0", timedelta(0)),
+    ],
+)
+def test_parse_max_age_reads_a_number_and_a_unit(text: str, expected: timedelta) -> None:
+    assert parse_max_age(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "7", "3x", "-1d", "0d", "1.5d", "7 days", "9999999d", "7\nd"])
+def test_parse_max_age_refuses_anything_else_naming_the_value_with_an_example(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid maximum age") as error:
+        parse_max_age(text)
+    message = str(error.value)
+    assert message.startswith(f"invalid maximum age {text!r}: use a number and a unit, e.g. 24h")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("age", "words"),
+    [("24h", "24 hours"), ("7d", "7 days"), ("2w", "2 weeks"), ("90m", "90 minutes"),
+     ("1h", "1 hour"), ("48h", "2 days")],
+)  # fmt: skip
+def test_describe_age_reads_back_what_was_typed(age: str, words: str) -> None:
+    assert describe_age(parse_max_age(age)) == words
+
+
+def test_too_old_note_counts_what_the_limit_left_out() -> None:
+    week = timedelta(days=7)
+    assert too_old_note(None, 3) == ""
+    assert too_old_note(week, 0) == "Left out as older than 7 days: none."
+    assert too_old_note(week, 1) == "Left out as older than 7 days: 1 story."
+    assert too_old_note(week, 100, exact=False) == (
+        "Left out as older than 7 days: 100 or more stories."
+    )
+
+
 # --- digest_nonce --------------------------------------------------------------------------------
 
 
@@ -439,6 +533,16 @@ def test_digest_nonce_fits_discord_and_is_stable() -> None:
     nonce = digest_nonce(big_guild, date(2024, 6, 15), 12)
     assert len(nonce) <= 25
     assert nonce == digest_nonce(big_guild, date(2024, 6, 15), 12)
+
+
+def test_a_later_attempt_at_a_date_gets_new_nonces_and_the_first_keeps_its_own() -> None:
+    guild, day = 123456789012345678, date(2024, 6, 15)
+
+    assert digest_nonce(guild, day, 0, 0) == digest_nonce(guild, day, 0)
+    assert digest_nonce(guild, day, 0, 0) == "dgc6d026c9bae087a9a2c580"  # as before attempts
+    nonces = {digest_nonce(guild, day, index, attempt) for index in (0, 1) for attempt in (0, 1, 2)}
+    assert len(nonces) == 6
+    assert all(len(nonce) <= 25 for nonce in nonces)
 
 
 def test_digest_nonce_differs_by_guild_date_and_index() -> None:
@@ -470,13 +574,71 @@ def test_parse_local_time_reads_24_hour_times(text: str, expected: time) -> None
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("8:30pm", time(20, 30)),
+        ("8pm", time(20, 0)),
+        ("8:30 PM", time(20, 30)),
+        ("8 a.m.", time(8, 0)),
+        ("12am", time(0, 0)),
+        ("12:15am", time(0, 15)),
+        ("12pm", time(12, 0)),
+        ("11:59 pm", time(23, 59)),
+    ],
+)
+def test_parse_local_time_reads_12_hour_times(text: str, expected: time) -> None:
+    assert parse_local_time(text) == expected
+
+
+def test_a_12_hour_time_out_of_range_is_refused_with_the_24_hour_example() -> None:
+    with pytest.raises(ValueError, match="invalid time") as error:
+        parse_local_time("13pm")
+    assert str(error.value) == (
+        "invalid time '13pm': use 24-hour HH:MM, e.g. 09:00 or 20:30 (or 8:30pm)"
+    )
+
+
+@pytest.mark.parametrize(
     "text",
-    ["25:00", "24:00", "12:60", "9am", "9", "9:5", "09:00:00", "-1:00", "", "１２:00", "9:00\npm"],
+    [
+        "25:00",
+        "24:00",
+        "12:60",
+        "9",
+        "9:5",
+        "09:00:00",
+        "-1:00",
+        "",
+        "１２:00",
+        "9:00\npm",
+        "13pm",
+        "0am",
+        "12:60pm",
+        "8:30 pmx",
+        "8:3pm",
+    ],
 )
 def test_parse_local_time_rejects_anything_else_in_one_line(text: str) -> None:
     with pytest.raises(ValueError, match="HH:MM") as error:
         parse_local_time(text)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("typed", "suggested"),
+    [
+        ("paris", "Europe/Paris"),
+        ("Europe/Pariss", "Europe/Paris"),
+        ("Europe/Berln", "Europe/Berlin"),
+        ("new york", "America/New_York"),
+    ],
+)
+def test_suggest_zones_finds_what_was_meant(typed: str, suggested: str) -> None:
+    assert suggest_zones(typed)[0] == suggested
+
+
+def test_suggest_zones_suggests_nothing_for_nonsense() -> None:
+    assert suggest_zones("Mars/Olympus") == []
 
 
 def test_zone_accepts_iana_names_in_any_case() -> None:

@@ -12,6 +12,7 @@ import discord
 import pytest
 
 from bot.embeds import (
+    digest_messages,
     pack,
     page_starts,
     reload_report_embed,
@@ -592,3 +593,20 @@ def test_a_related_link_too_long_for_the_field_is_skipped_not_the_ones_after_it(
     assert coverage.value is not None
     assert "Short one" in coverage.value
     assert "Too long" not in coverage.value
+
+
+# --- digests ---------------------------------------------------------------------------------
+
+
+def test_digest_header_counts_the_story_embeds_not_the_coverage_under_them() -> None:
+    lead, other, alone = (make_story(f"https://news.example.com/{n}") for n in "abc")
+
+    [(embeds, delivered)] = digest_messages(
+        datetime(2024, 3, 1, tzinfo=UTC).date(), ["AI"], [(lead, [other]), (alone, [])]
+    )
+
+    header, *stories = embeds
+    assert len(stories) == 2
+    assert header.description == "2 stories on AI."
+    # The clustered story is delivered with its item all the same.
+    assert set(delivered) == {lead.id, other.id, alone.id}

@@ -346,3 +346,12 @@ def test_several_missing_permissions_are_named_in_the_plural() -> None:
     message = explain(app_commands.MissingPermissions(["manage_guild", "embed_links"]))
 
     assert message == "You need the Manage Server and Embed Links permissions to use this command."
+
+
+def test_an_unresolvable_channel_is_explained_as_not_in_this_server() -> None:
+    transformer = app_commands.transformers.BaseChannelTransformer(discord.TextChannel)
+    error = app_commands.TransformerError("123", discord.AppCommandOptionType.channel, transformer)
+
+    assert explain(error) == (
+        "That channel is not in this server (or newsbot cannot see it). Nothing was done."
+    )

@@ -19,11 +19,21 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.news import suggest_topics
-from bot.digest import matching_zones, next_run, parse_local_time, zone
+from bot.digest import (
+    NextRun,
+    describe_age,
+    effective_max_age,
+    matching_zones,
+    parse_local_time,
+    parse_max_age,
+    suggest_zones,
+    too_old_note,
+    zone,
+)
 from bot.embeds import ADMIN_COLOUR, CHOICE_LIMIT, WARNING_COLOUR, shorten, when
 from bot.models import DigestRun, DigestSettings
 from bot.pacing import Pacer
-from bot.poster import DigestPoster, missing_permissions
+from bot.poster import DigestPoster, PostResult, missing_permissions
 from bot.tree import UserFacingError, reply
 
 if TYPE_CHECKING:
@@ -48,6 +58,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             clock=bot.clock,
             catch_up=timedelta(hours=config.catch_up_hours),
             pacer=Pacer(config.send_rate),
+            default_max_age=timedelta(days=config.max_age_days),
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._catch_up: asyncio.Task[None] | None = None
@@ -84,10 +95,11 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
     @app_commands.command(name="set")
     @app_commands.describe(
         channel="Where the digest is posted",
-        time="Local time of day, 24-hour HH:MM (for example 08:30)",
+        time="Local time of day: 24-hour HH:MM such as 08:30 or 20:30 (8:30pm works too)",
         timezone="Your time zone, such as Europe/Paris or America/New_York",
         topics="Only these topics, separated by commas (default: all)",
         count="How many stories (1-10, default 5)",
+        max_age="Leave out stories older than this, such as 24h or 7d; off for no limit",
     )
     @app_commands.checks.has_permissions(manage_guild=True)
     async def set_digest(
@@ -98,14 +110,21 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         timezone: app_commands.Range[str, 1, 64],
         topics: app_commands.Range[str, 1, 500] | None = None,
         count: app_commands.Range[int, 1, 10] = 5,
+        max_age: app_commands.Range[str, 1, 20] | None = None,
     ) -> None:
         """Post a daily digest in a channel at a local time."""
         assert interaction.guild_id is not None
         try:
             local_time = parse_local_time(time)
-            timezone = zone(timezone).key  # the canonical spelling of what was typed
+            age = None if max_age is None else parse_max_age(max_age)
         except ValueError as error:
             raise UserFacingError(f"{error}. Nothing was changed.") from None
+        try:
+            timezone = zone(timezone).key  # the canonical spelling of what was typed
+        except ValueError as error:
+            close = suggest_zones(timezone)
+            hint = f" Did you mean {' or '.join(close)}?" if close else ""
+            raise UserFacingError(f"{error}.{hint} Nothing was changed.") from None
         # discord.py resolves a TextChannel option from its cache, with its permissions.
         missing = missing_permissions(channel)
         if missing:
@@ -121,14 +140,14 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             topics=await self._resolve_topics(topics),
             count=count,
             effective_from=self.bot.clock().replace(microsecond=0),
+            max_age=age,
         )
         await self.store.save_digest_settings(settings)
-        upcoming = next_run(settings, {}, self.bot.clock())
-        next_time = when(upcoming)
+        upcoming = await self.poster.next_run(settings)
         await reply(
             interaction,
             f"Daily digest set: {channel.mention} at {local_time:%H:%M} ({timezone}), "
-            f"{_about(settings)}. Next one: {next_time}.",
+            f"{self._about(settings)}. {_next_one(upcoming)}",
             ephemeral=True,
         )
 
@@ -155,8 +174,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         """This server's digest: settings, next and last run, and any problem."""
         settings = await self._settings(interaction)
         last = await self.store.last_digest_run(settings.guild_id)
-        runs = {(last.guild_id, last.local_date): last} if last else {}
-        upcoming = next_run(settings, runs, self.bot.clock())
+        upcoming = await self.poster.next_run(settings)
         embed = discord.Embed(
             title="Daily digest",
             colour=ADMIN_COLOUR if settings.enabled else WARNING_COLOUR,
@@ -165,8 +183,15 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         embed.add_field(
             name="Time", value=f"{settings.local_time:%H:%M} {settings.timezone}", inline=True
         )
-        embed.add_field(name="Content", value=_about(settings), inline=True)
-        embed.add_field(name="Next run", value=when(upcoming, never="—"), inline=False)
+        embed.add_field(name="Content", value=self._about(settings), inline=True)
+        next_run = when(upcoming.at, never="—")
+        if upcoming.reason:
+            next_run += f"\n{upcoming.reason}."
+        embed.add_field(name="Next run", value=next_run, inline=False)
+        selection = await self.poster.select(settings)
+        note = too_old_note(selection.max_age, selection.too_old, selection.too_old_exact)
+        if note:
+            embed.add_field(name="Freshness", value=note, inline=False)
         embed.add_field(name="Last run", value=_describe_run(last), inline=False)
         if not settings.enabled:
             why = settings.disabled_reason or "switched off with /digest off"
@@ -186,33 +211,35 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         """Show, only to you, exactly what the digest would post now."""
         settings = await self._settings(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        messages = await self.poster.preview(settings)
-        if len(messages) <= 1 and not any(ids for _, ids in messages):
-            await reply(interaction, "Nothing new to post right now.", ephemeral=True)
+        selection = await self.poster.select(settings)
+        note = too_old_note(selection.max_age, selection.too_old, selection.too_old_exact)
+        if not selection.items:
+            text = " ".join(filter(None, ("Nothing new to post right now.", note)))
+            await reply(interaction, text, ephemeral=True)
             return
-        for embeds, _ in messages:
-            await reply(interaction, embeds=embeds, ephemeral=True)
+        for position, (embeds, _) in enumerate(selection.messages):
+            # The note goes with the first message, not into the embeds that would be posted.
+            content = note if note and position == 0 else None
+            await reply(interaction, content, embeds=embeds, ephemeral=True)
 
     @app_commands.command(name="now")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def now(self, interaction: discord.Interaction) -> None:
         """Post today's digest now (it counts as today's)."""
         settings = await self._settings(interaction)
-        if not settings.enabled:
-            raise UserFacingError("The digest is paused. Run /digest set to resume it first.")
+        if not settings.enabled and settings.disabled_reason is None:
+            raise UserFacingError("The digest is off. Run /digest set to turn it back on first.")
+        # A digest newsbot paused is tried anyway: the admin may have fixed the problem.
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.poster.post_now(settings)
-        messages = {
-            "sent": f"Posted in <#{settings.channel_id}>: {result.detail}.",
-            "empty": "Nothing new to post: today's digest is recorded as empty.",
-            "failed": f"Could not post: {result.detail}. The digest is paused.",
-            "claimed": f"Not posted yet: {result.detail}.",
-        }
-        await reply(
-            interaction,
-            messages.get(result.status or "", f"Nothing done: {result.detail}."),
-            ephemeral=True,
-        )
+        answer = _now_answer(result, settings)
+        if result.resumed:
+            upcoming = await self.poster.next_run(await self._settings(interaction))
+            # Today's has just been posted: that is why the next one is not today.
+            answer += f" The daily digest is back on. Next one: {when(upcoming.at)}."
+        elif not settings.enabled and result.status != "failed":
+            answer += " The daily digest is still paused: /digest set resumes it."
+        await reply(interaction, answer, ephemeral=True)
 
     @app_commands.command(name="off")
     @app_commands.checks.has_permissions(manage_guild=True)
@@ -248,6 +275,13 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
                 resolved.append(topic.name)
         return tuple(resolved)
 
+    def _about(self, settings: DigestSettings) -> str:
+        topics = ", ".join(settings.topics) if settings.topics else "all topics"
+        about = f"{settings.count} stories on {topics}"
+        default = timedelta(days=self.bot.settings.digest.max_age_days)
+        age = effective_max_age(settings, default)
+        return f"{about}, none older than {describe_age(age)}" if age else about
+
     def _missing_in_channel(self, settings: DigestSettings) -> str:
         guild = self.bot.get_guild(settings.guild_id)
         channel = guild.get_channel(settings.channel_id) if guild else None
@@ -256,9 +290,31 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         return missing_permissions(channel)
 
 
-def _about(settings: DigestSettings) -> str:
-    topics = ", ".join(settings.topics) if settings.topics else "all topics"
-    return f"{settings.count} stories on {topics}"
+def _next_one(upcoming: NextRun) -> str:
+    """When the next digest comes, and why then when it is not what the settings suggest."""
+    if upcoming.at is None:
+        return "It is not scheduled."
+    if not upcoming.reason:
+        return f"Next one: {when(upcoming.at)}."
+    day = "tomorrow, " if upcoming.tomorrow else ""
+    return f"{upcoming.reason}, so the next one is {day}{when(upcoming.at)}."
+
+
+def _now_answer(result: PostResult, settings: DigestSettings) -> str:
+    """The truth about what /digest now did."""
+    existing = result.existing
+    if result.status is None:
+        if existing is not None and existing.status == "sent":
+            return (
+                f"Today's digest was already posted {when(existing.finished_at)}: "
+                f"{existing.detail}. Nothing was posted again."
+            )
+        return "Today's digest is being posted right now. Nothing more was done."
+    return {
+        "sent": f"Posted in <#{settings.channel_id}>: {result.detail}.",
+        "empty": "Nothing new to post right now. Nothing was posted or recorded.",
+        "failed": f"Could not post: {result.detail}. The digest is paused until that is fixed.",
+    }.get(result.status, f"Not posted yet: {result.detail}.")
 
 
 def _describe_run(run: DigestRun | None) -> str:

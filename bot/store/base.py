@@ -178,6 +178,16 @@ class Store(Protocol):
     async def claim_digest_run(self, run: DigestRun) -> bool:
         """Insert the ledger row; False (and nothing written) if (guild, date) already has one."""
 
+    async def reclaim_digest_run(self, run: DigestRun) -> DigestRun | None:
+        """/digest now: claim the date like claim_digest_run, or take over its row when that
+        is final without a digest posted (failed, skipped, empty), as the next attempt. The
+        claimed row as stored (with its attempt), or None when the date is sent or claimed."""
+
+    async def guild_digest_runs_since(
+        self, guild_id: int, local_date: date
+    ) -> dict[tuple[int, date], DigestRun]:
+        """One server's ledger rows for local dates on or after `local_date`."""
+
     async def record_digest_message(
         self, guild_id: int, local_date: date, index: int, channel_id: int, story_ids: Sequence[int]
     ) -> None:

@@ -26,7 +26,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_args
@@ -222,7 +222,7 @@ _SET_META = "UPDATE meta SET value = ? WHERE key = ?"
 
 _DIGEST_SETTINGS_COLUMNS = (
     "guild_id, channel_id, local_time, timezone, topics, count, enabled, disabled_reason,"
-    " effective_from"
+    " effective_from, max_age"
 )
 _DIGEST_SETTINGS = "SELECT " + _DIGEST_SETTINGS_COLUMNS + " FROM digest_settings WHERE guild_id = ?"
 _ENABLED_DIGEST_SETTINGS = (
@@ -230,23 +230,46 @@ _ENABLED_DIGEST_SETTINGS = (
 )
 _PUT_DIGEST_SETTINGS = (
     "INSERT INTO digest_settings (" + _DIGEST_SETTINGS_COLUMNS + ")"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (guild_id) DO UPDATE SET channel_id = excluded.channel_id,"
     " local_time = excluded.local_time, timezone = excluded.timezone, topics = excluded.topics,"
     " count = excluded.count, enabled = excluded.enabled,"
-    " disabled_reason = excluded.disabled_reason, effective_from = excluded.effective_from"
+    " disabled_reason = excluded.disabled_reason, effective_from = excluded.effective_from,"
+    " max_age = excluded.max_age"
 )
 _DISABLE_DIGEST = "UPDATE digest_settings SET enabled = 0, disabled_reason = ? WHERE guild_id = ?"
 
 _DIGEST_RUN_COLUMNS = (
     "guild_id, local_date, channel_id, status, scheduled_for, claimed_at, plan, sent_messages,"
-    " finished_at, detail"
+    " finished_at, detail, attempt"
 )
 # DO NOTHING rather than OR IGNORE: only the primary key conflict means "already claimed"; a
 # CHECK failure (an unknown status) must still raise.
 _CLAIM_DIGEST_RUN = (
-    "INSERT INTO digest_runs (" + _DIGEST_RUN_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO digest_runs (" + _DIGEST_RUN_COLUMNS + ")"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (guild_id, local_date) DO NOTHING"
+)
+# /digest now: the same insert, or the next try at a date whose row is final without a digest
+# in the channel (failed, skipped, empty). The WHERE is evaluated on the stored row inside the
+# statement, so of two racing claims exactly one finds it still final and takes it; a sent or
+# claimed row is never taken over.
+_RECLAIM_DIGEST_RUN = (
+    "INSERT INTO digest_runs (" + _DIGEST_RUN_COLUMNS + ")"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (guild_id, local_date) DO UPDATE SET channel_id = excluded.channel_id,"
+    " status = excluded.status, scheduled_for = excluded.scheduled_for,"
+    " claimed_at = excluded.claimed_at, plan = excluded.plan, sent_messages = 0,"
+    " finished_at = NULL, detail = '', attempt = digest_runs.attempt + 1"
+    " WHERE digest_runs.status IN ('failed', 'skipped', 'empty')"
+)
+_DIGEST_RUN = (
+    "SELECT " + _DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE guild_id = ? AND local_date = ?"
+)
+# One server's rows from a date on: a range of the primary key.
+_GUILD_DIGEST_RUNS_SINCE = (
+    "SELECT " + _DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE guild_id = ? AND local_date >= ?"
+    " ORDER BY local_date"
 )
 _DIGEST_RUNS_SINCE = (
     "SELECT " + _DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE local_date >= ?"
@@ -593,6 +616,7 @@ class SqliteStore:
                 settings.enabled,
                 settings.disabled_reason,
                 _unix(settings.effective_from),
+                None if settings.max_age is None else int(settings.max_age.total_seconds()),
             ),
         )
 
@@ -614,6 +638,20 @@ class SqliteStore:
 
     async def claim_digest_run(self, run: DigestRun) -> bool:
         return await self._write(_CLAIM_DIGEST_RUN, _digest_run_row(run)) == 1
+
+    async def reclaim_digest_run(self, run: DigestRun) -> DigestRun | None:
+        if await self._write(_RECLAIM_DIGEST_RUN, _digest_run_row(run)) != 1:
+            return None
+        # The claim is ours now (no one else takes a claimed row): read back its attempt.
+        rows = await self._read(_DIGEST_RUN, (run.guild_id, run.local_date.isoformat()))
+        return _digest_run_from_row(rows[0])
+
+    async def guild_digest_runs_since(
+        self, guild_id: int, local_date: date
+    ) -> dict[tuple[int, date], DigestRun]:
+        rows = await self._read(_GUILD_DIGEST_RUNS_SINCE, (guild_id, local_date.isoformat()))
+        runs = (_digest_run_from_row(row) for row in rows)
+        return {(run.guild_id, run.local_date): run for run in runs}
 
     async def record_digest_message(
         self, guild_id: int, local_date: date, index: int, channel_id: int, story_ids: Sequence[int]
@@ -1153,6 +1191,7 @@ def _digest_settings_from_row(row: Sequence[Any]) -> DigestSettings:
         enabled,
         disabled_reason,
         effective_from,
+        max_age,
     ) = row
     return DigestSettings(
         guild_id=guild_id,
@@ -1164,6 +1203,7 @@ def _digest_settings_from_row(row: Sequence[Any]) -> DigestSettings:
         enabled=bool(enabled),
         disabled_reason=disabled_reason,
         effective_from=_from_unix(effective_from),
+        max_age=None if max_age is None else timedelta(seconds=max_age),
     )
 
 
@@ -1180,6 +1220,7 @@ def _digest_run_row(run: DigestRun) -> tuple[Any, ...]:
         run.sent_messages,
         None if run.finished_at is None else _unix(run.finished_at),
         run.detail,
+        run.attempt,
     )
 
 
@@ -1195,6 +1236,7 @@ def _digest_run_from_row(row: Sequence[Any]) -> DigestRun:
         sent_messages,
         finished_at,
         detail,
+        attempt,
     ) = row
     return DigestRun(
         guild_id=guild_id,
@@ -1207,6 +1249,7 @@ def _digest_run_from_row(row: Sequence[Any]) -> DigestRun:
         sent_messages=sent_messages,
         finished_at=None if finished_at is None else _from_unix(finished_at),
         detail=detail,
+        attempt=attempt,
     )
 
 

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import signal
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import discord
 import pytest
 
+from bot.__main__ import main
 from bot.app import NewsBot
 from bot.cogs.digest import TICK_JOB, Digest
-from bot.digest import DueDigest, due_digests
-from bot.models import DigestSettings
+from bot.digest import DueDigest, digest_nonce, due_digests
+from bot.models import DigestRun, DigestSettings
 from bot.poster import DigestPoster
 from bot.store import InstanceLocked
 from tests.conftest import SHIPPED_SEEDS, FakeClock, World, build_newsbot, start_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import (
+    EMBED_LINKS,
     MANAGE_GUILD,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
@@ -93,8 +99,13 @@ async def test_set_saves_the_schedule_and_says_when_the_next_one_comes(world: Wo
     ("options", "message"),
     [
         ({"at": "25:00"}, "invalid time"),
-        ({"at": "9am"}, "invalid time"),
+        ({"at": "13pm"}, "invalid time '13pm': use 24-hour HH:MM, e.g. 09:00 or 20:30"),
         ({"zone": "Mars/Olympus"}, "unknown time zone"),
+        (
+            {"zone": "Europe/Pariss"},
+            "unknown time zone 'Europe/Pariss'. Did you mean Europe/Paris?",
+        ),
+        ({"max_age": "3x"}, "invalid maximum age '3x': use a number and a unit, e.g. 24h"),
         ({"topics": "Gardening"}, "no topic “Gardening”"),
     ],
 )
@@ -158,9 +169,10 @@ async def test_digest_posts_once_at_the_local_time_with_clustered_coverage(
     [message] = digest_posts(world)
     header, *items = message.embeds
     assert header["title"] == "Daily news — Friday 1 March 2024"
-    assert "5 stories on all topics" in header["description"]
-    # Seed 002 lists seed 001's article as related coverage: one item, "also covered by".
+    # Seed 002 lists seed 001's article as related coverage: one item, "also covered by"; the
+    # header counts the stories shown, not the coverage under them.
     assert len(items) == 4
+    assert header["description"] == "4 stories on all topics."
     assert message.allowed_mentions == {"parse": []}
     assert not world.emu.would_ping(message)
 
@@ -637,7 +649,7 @@ async def test_newsbot_run_posts_a_digest_set_for_the_next_minute_once_even_afte
     )
     assert digest.allowed_mentions == {"parse": []}
     fields = {field["name"]: field["value"] for field in show.embeds[0]["fields"]}
-    assert fields["Last run"].endswith("posted: 5 stories in 1 message")
+    assert fields["Last run"].endswith("posted: 4 stories in 1 message")
     assert nothing_new.content == "Nothing new to post right now."
     assert len(_channel_posts(emu, channel)) == 1
 
@@ -665,3 +677,424 @@ async def _until_seeds_are_loaded(emu: DiscordEmulator, guild, channel, member) 
             if "AI" in (reply.embeds[0].get("description") or ""):
                 return
             await asyncio.sleep(0.2)
+
+
+# --- promises that hold: the next run, /digest now, story counts, freshness ---------------------
+
+EVERYTHING = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HISTORY
+FRESH_SEED = (
+    '---\ntitle: "Fresh news"\npublishedDateTime: {published}\n'
+    'webUrl: "https://fresh.example.com/{slug}"\ntopics: [AI]\n---\n'
+)
+
+
+def stamp(moment: datetime) -> str:
+    """How `when` shows an instant: Discord timestamps, full and relative."""
+    seconds = int(moment.timestamp())
+    return f"<t:{seconds}:F> (<t:{seconds}:R>)"
+
+
+async def add_fresh_story(world: World, published: str, slug: str = "a") -> None:
+    text = FRESH_SEED.format(published=published, slug=slug)
+    (world.seeds / f"fresh-{slug}.txt").write_text(text)
+    await world.bot.reloader.reload()
+
+
+async def admin_command(world: World, subcommand: str, **options: object) -> str:
+    """Run /digest <subcommand> as the admin; the text of the answer (deferred or not)."""
+    handle = await world.invoke("digest", options, member=world.admin, subcommand=subcommand)
+    first = await handle.response()
+    assert first.ephemeral
+    if first.type == 5:  # deferred: the answer is the followup
+        [answer] = await handle.followups(1)
+        assert answer.ephemeral
+        return answer.content
+    return first.content
+
+
+async def show_fields(world: World) -> dict[str, str]:
+    handle = await world.invoke("digest", {}, member=world.admin, subcommand="show")
+    reply = await handle.response()
+    return {field["name"]: field["value"] for field in reply.embeds[0]["fields"]}
+
+
+async def until(condition: Callable[[], object]) -> None:
+    """Wait for the bot's own state (the emulator's waits wake on the emulator's changes)."""
+    async with asyncio.timeout(5):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def until_bot_sees_embed_links(world: World, granted: bool) -> None:
+    channel = world.bot.get_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    await until(lambda: channel.permissions_for(channel.guild.me).embed_links == granted)
+
+
+async def test_the_admins_day_post_reschedule_show_fail_restore_now_gets_true_answers(
+    world: World, clock: FakeClock
+) -> None:
+    """Post today, /digest set a new time later today, /digest show, fail a run by removing
+    Embed Links, restore it, /digest now: every answer is true, and so is what was posted."""
+    channel = f"<#{world.channel.id}>"
+    # 1. Set at 07:00 for 08:00 UTC; today's digest is posted at 08:00.
+    answer = await admin_command(world, "set", channel=world.channel, time="08:00", timezone="UTC")
+    assert answer == (
+        f"Daily digest set: {channel} at 08:00 (UTC), 5 stories on all topics. "
+        f"Next one: {stamp(datetime(2024, 3, 1, 8, 0, tzinfo=UTC))}."
+    )
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+    [first] = digest_posts(world)
+    assert first.embeds[0]["description"] == "4 stories on all topics."
+    assert len(first.embeds) == 1 + 4
+
+    # 2. At 10:00, move the time to 20:00: still ahead today, but today's digest was posted.
+    clock.now = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+    tomorrow_20 = datetime(2024, 3, 2, 20, 0, tzinfo=UTC)
+    answer = await admin_command(world, "set", channel=world.channel, time="8pm", timezone="UTC")
+    assert answer == (
+        f"Daily digest set: {channel} at 20:00 (UTC), 5 stories on all topics. "
+        f"Today's digest was already posted, so the next one is tomorrow, {stamp(tomorrow_20)}."
+    )
+    clock.now = datetime(2024, 3, 1, 20, 0, tzinfo=UTC)
+    await poster(world).tick()
+    assert len(digest_posts(world)) == 1  # the promise held: nothing at 20:00 today
+
+    # 3. /digest show says the same.
+    fields = await show_fields(world)
+    assert fields["Next run"] == f"{stamp(tomorrow_20)}\nToday's digest was already posted."
+    assert fields["Last run"] == "2024-03-01 — posted: 4 stories in 1 message"
+    assert "Paused" not in fields
+
+    # 4. A new story arrives; Embed Links is taken away; tomorrow's run fails and pauses.
+    await add_fresh_story(world, "2024-03-02T12:00:00Z")
+    world.emu.set_bot_permissions(
+        world.channel, VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY
+    )
+    await until_bot_sees_embed_links(world, False)
+    clock.now = tomorrow_20
+    await poster(world).tick()
+    assert len(digest_posts(world)) == 1
+    fields = await show_fields(world)
+    assert fields["Last run"] == ("2024-03-02 — failed: newsbot lacks Embed Links in #news")
+    assert fields["Paused"] == "newsbot lacks Embed Links in #news. Run /digest set to resume."
+    assert fields["Next run"] == "—"
+
+    # 5. Embed Links is back; /digest now posts the failed day's digest and resumes the schedule.
+    world.emu.set_bot_permissions(world.channel, EVERYTHING)
+    await until_bot_sees_embed_links(world, True)
+    clock.now = datetime(2024, 3, 2, 20, 5, tzinfo=UTC)
+    answer = await admin_command(world, "now")
+    assert answer == (
+        f"Posted in {channel}: 1 story in 1 message. The daily digest is back on. "
+        f"Next one: {stamp(datetime(2024, 3, 3, 20, 0, tzinfo=UTC))}."
+    )
+    first_again, second = digest_posts(world)
+    assert first_again.id == first.id
+    assert second.embeds[0]["title"] == "Daily news — Saturday 2 March 2024"
+    assert second.embeds[0]["description"] == "1 story on all topics."
+    assert [embed["title"] for embed in second.embeds[1:]] == ["Fresh news"]
+    assert not world.emu.would_ping(second)
+    # And a second /digest now says, truly, that today's is done.
+    answer = await admin_command(world, "now")
+    assert answer.startswith("Today's digest was already posted <t:")
+    assert answer.endswith(": 1 story in 1 message. Nothing was posted again.")
+    assert len(digest_posts(world)) == 2
+
+
+async def test_now_with_nothing_new_records_nothing_and_the_scheduled_digest_still_runs(
+    world: World, clock: FakeClock
+) -> None:
+    await set_digest(world, at="18:00", zone="UTC")
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await admin_command(world, "now")  # delivers all five stories
+    clock.now = datetime(2024, 3, 2, 9, 0, tzinfo=UTC)
+
+    answer = await admin_command(world, "now")
+
+    assert answer == "Nothing new to post right now. Nothing was posted or recorded."
+    last = await world.store.last_digest_run(world.guild.id)
+    assert last is not None and last.local_date == date(2024, 3, 1)
+    await add_fresh_story(world, "2024-03-02T12:00:00Z")
+    clock.now = datetime(2024, 3, 2, 18, 0, tzinfo=UTC)
+    await poster(world).tick()
+    assert [embed["title"] for embed in digest_posts(world)[-1].embeds[1:]] == ["Fresh news"]
+
+
+@pytest.mark.parametrize("status", ["failed", "skipped", "empty"])
+async def test_now_posts_a_day_whose_digest_did_not_go_out(
+    world: World, clock: FakeClock, status: str
+) -> None:
+    await set_digest(world, at="08:00", zone="UTC")
+    clock.now = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+    await world.store.record_digest_outcome(
+        DigestRun(world.guild.id, date(2024, 3, 1), world.channel.id, status,  # type: ignore[arg-type]
+                  clock.now, clock.now, finished_at=clock.now, detail="earlier")
+    )  # fmt: skip
+
+    answer = await admin_command(world, "now")
+
+    assert answer == f"Posted in <#{world.channel.id}>: 4 stories in 1 message."
+    assert len(digest_posts(world)) == 1
+    run = await world.store.last_digest_run(world.guild.id)
+    assert run is not None and (run.status, run.attempt) == ("sent", 1)
+
+
+async def test_now_after_a_try_whose_message_got_through_is_not_swallowed_as_a_repeat(
+    world: World, clock: FakeClock
+) -> None:
+    # The first try's first message reached Discord (its nonce is now taken), then it failed.
+    await set_digest(world, at="08:00", zone="UTC")
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    today = date(2024, 3, 1)
+    channel = world.bot.get_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    await channel.send("first try", nonce=digest_nonce(world.guild.id, today, 0))
+    await world.store.record_digest_outcome(
+        DigestRun(world.guild.id, today, world.channel.id, "failed", clock.now, clock.now,
+                  finished_at=clock.now, detail="Discord refused the digest")
+    )  # fmt: skip
+
+    answer = await admin_command(world, "now")
+
+    assert answer.startswith("Posted in")
+    earlier, retried = digest_posts(world)
+    assert earlier.content == "first try"
+    assert retried.embeds[0]["title"] == "Daily news — Friday 1 March 2024"
+
+
+async def test_now_when_a_digest_was_switched_off_by_an_admin_says_to_set_it(
+    world: World,
+) -> None:
+    await set_digest(world)
+    await admin_command(world, "off")
+
+    answer = await admin_command(world, "now")
+
+    assert answer == "The digest is off. Run /digest set to turn it back on first."
+    assert digest_posts(world) == []
+
+
+async def test_moving_the_digest_to_another_channel_after_todays_says_it_comes_tomorrow(
+    world: World, clock: FakeClock
+) -> None:
+    await set_digest(world, at="08:00", zone="UTC")
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+    clock.now = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+    world.channel = world.emu.add_channel(world.guild, "briefing")
+    await until(lambda: world.bot.get_channel(world.channel.id))
+
+    answer = await admin_command(world, "set", channel=world.channel, time="18:00", timezone="UTC")
+    clock.now = datetime(2024, 3, 1, 18, 0, tzinfo=UTC)
+    await poster(world).tick()
+
+    tomorrow = stamp(datetime(2024, 3, 2, 18, 0, tzinfo=UTC))
+    assert answer.endswith(
+        f"Today's digest was already posted, so the next one is tomorrow, {tomorrow}."
+    )
+    assert digest_posts(world) == []  # the new channel gets nothing today, as promised
+
+
+async def test_a_time_zone_where_it_is_already_tomorrow_gets_its_digest_today(
+    world: World, clock: FakeClock
+) -> None:
+    # Posted at 08:00 UTC on 1 March; at noon UTC it is already 2 March in Auckland (UTC+13).
+    await set_digest(world, at="08:00", zone="UTC")
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+    await add_fresh_story(world, "2024-03-01T10:00:00Z")
+    clock.now = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
+    answer = await admin_command(
+        world, "set", channel=world.channel, time="09:00", timezone="Pacific/Auckland"
+    )
+    clock.now = datetime(2024, 3, 1, 20, 0, tzinfo=UTC)  # 09:00 on 2 March in Auckland
+    await poster(world).tick()
+
+    assert answer.endswith(f"Next one: {stamp(clock.now)}.")
+    assert digest_posts(world)[-1].embeds[0]["title"] == "Daily news — Saturday 2 March 2024"
+
+
+async def test_set_in_the_evening_says_todays_time_has_passed(
+    world: World, clock: FakeClock
+) -> None:
+    clock.now = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+
+    answer = await admin_command(world, "set", channel=world.channel, time="9:00", timezone="UTC")
+
+    tomorrow = stamp(datetime(2024, 3, 2, 9, 0, tzinfo=UTC))
+    assert answer.endswith(
+        f"09:00 has already passed today, so the next one is tomorrow, {tomorrow}."
+    )
+
+
+# --- freshness ---------------------------------------------------------------------------------
+
+
+async def test_a_maximum_age_leaves_out_old_stories_and_preview_and_show_count_them(
+    world: World, clock: FakeClock
+) -> None:
+    await add_fresh_story(world, "2024-03-01T06:00:00Z")
+
+    answer = await admin_command(
+        world, "set", channel=world.channel, time="08:00", timezone="UTC", max_age="24h"
+    )
+    handle = await world.invoke("digest", {}, member=world.admin, subcommand="preview")
+    await handle.response()
+    [preview] = await handle.followups(1)
+    fields = await show_fields(world)
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    await poster(world).tick()
+
+    assert "5 stories on all topics, none older than 24 hours." in answer
+    assert preview.content == "Left out as older than 24 hours: 5 stories."
+    assert [embed["title"] for embed in preview.embeds[1:]] == ["Fresh news"]
+    assert fields["Freshness"] == "Left out as older than 24 hours: 5 stories."
+    [posted] = digest_posts(world)
+    assert posted.embeds == preview.embeds
+    assert posted.content == ""
+
+
+async def test_off_as_maximum_age_overrides_the_configured_default(
+    world: World, clock: FakeClock
+) -> None:
+    week = DigestPoster(world.store, world.bot, clock=clock, default_max_age=timedelta(days=7))
+    base = DigestSettings(world.guild.id, world.channel.id, time(8), "UTC")
+
+    by_default = await week.select(base)
+    unlimited = await week.select(replace(base, max_age=timedelta(0)))
+
+    assert (by_default.items, by_default.too_old, by_default.max_age) == ([], 5, timedelta(days=7))
+    assert (len(unlimited.items), unlimited.too_old, unlimited.max_age) == (4, 0, None)
+
+
+async def test_preview_with_nothing_fresh_says_nothing_new_and_how_many_were_too_old(
+    world: World,
+) -> None:
+    await admin_command(
+        world, "set", channel=world.channel, time="08:00", timezone="UTC", max_age="2w"
+    )
+
+    answer = await admin_command(world, "preview")
+
+    assert answer == "Nothing new to post right now. Left out as older than 2 weeks: 5 stories."
+
+
+async def test_command_line_preview_lists_what_digest_preview_shows(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await set_digest(world, count=3)
+    handle = await world.invoke("digest", {}, member=world.admin, subcommand="preview")
+    await handle.response()
+    [preview] = await handle.followups(1)
+    monkeypatch.setenv("NEWSBOT_DB", str(world.store.path))
+    monkeypatch.setenv("NEWSBOT_SEEDS", str(world.seeds))
+    monkeypatch.delenv("NEWSBOT_CONFIG", raising=False)
+    out = io.StringIO()
+
+    code = await asyncio.to_thread(main, ["digest", "preview", "--count", "3"], out)
+
+    lines = out.getvalue().splitlines()
+    assert code == 0
+    assert lines[1] == preview.embeds[0]["description"] == "3 stories on all topics."
+    listed = [line.split(". ", 1)[1] for line in lines if line[:3] in {"1. ", "2. ", "3. "}]
+    assert listed == [embed["title"] for embed in preview.embeds[1:]]
+
+
+# --- values a stale or modified client sends ---------------------------------------------------
+
+
+COUNT_RULE = "count must be a whole number between 1 and 10."
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"count": 0}, COUNT_RULE),
+        ({"count": -1}, COUNT_RULE),
+        ({"count": 11}, COUNT_RULE),
+        ({"count": 2**70}, COUNT_RULE),
+        ({"count": "five"}, COUNT_RULE),
+        ({"count": True}, COUNT_RULE),
+        ({"time": 900}, "time must be between 1 and 10 characters long."),
+        ({"time": ""}, "time must be between 1 and 10 characters long."),
+        (
+            {"timezone": "x" * 65},
+            "timezone must be between 1 and 64 characters long.",
+        ),
+        (
+            {"topics": "AI," * 200},
+            "topics must be between 1 and 500 characters long.",
+        ),
+    ],
+)
+async def test_out_of_range_values_get_a_clear_private_answer_and_change_nothing(
+    world: World, raw: dict, message: str
+) -> None:
+    options = {"channel": world.channel, "time": "09:00", "timezone": "UTC"}
+    options = {name: value for name, value in options.items() if name not in raw}
+    handle = await world.emu.invoke(
+        world.guild, world.channel, world.admin, "digest", options,
+        subcommand="set", raw_options=raw,
+    )  # fmt: skip
+
+    reply = await handle.response()
+
+    assert reply.ephemeral
+    assert reply.content == message
+    assert await world.store.digest_settings(world.guild.id) is None
+
+
+async def test_a_channel_of_another_server_is_refused(world: World) -> None:
+    elsewhere = world.emu.add_guild("Elsewhere")
+    foreign = world.emu.add_channel(elsewhere, "news")
+    await until(lambda: world.bot.get_channel(foreign.id))
+    handle = await world.emu.invoke(
+        world.guild, world.channel, world.admin, "digest", {"time": "09:00", "timezone": "UTC"},
+        subcommand="set", raw_options={"channel": foreign},
+    )  # fmt: skip
+
+    reply = await handle.response()
+
+    assert reply.ephemeral
+    assert reply.content == (
+        "That channel is not in this server (or newsbot cannot see it). Nothing was done."
+    )
+    assert await world.store.digest_settings(world.guild.id) is None
+    assert world.emu.messages(foreign) == []
+
+
+# --- what the log says --------------------------------------------------------------------------
+
+
+async def test_a_posted_digest_is_logged_once_at_info_with_server_channel_and_counts(
+    world: World, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await set_digest(world)
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+    with caplog.at_level(logging.INFO, logger="bot"):
+        await poster(world).tick()
+        await poster(world).tick()
+
+    posted = [r for r in caplog.records if r.name == "bot.poster" and r.levelno == logging.INFO]
+    assert [r.getMessage() for r in posted] == [
+        f"digest posted: server {world.guild.id}, channel {world.channel.id}, "
+        "4 stories in 1 message"
+    ]
+
+
+async def test_joining_and_leaving_a_server_is_logged(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="bot.app"):
+        guild = world.emu.add_guild("Newcomers")
+        await until(lambda: any("joined server" in r.getMessage() for r in caplog.records))
+        world.emu.remove_guild(guild)
+        await until(lambda: any("left server" in r.getMessage() for r in caplog.records))
+
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.app"]
+    assert f"joined server {guild.id} (Newcomers), now in 2 servers" in messages
+    assert f"left server {guild.id} (Newcomers), now in 1 servers" in messages

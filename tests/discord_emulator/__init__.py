@@ -53,9 +53,11 @@ World (synchronous; the matching gateway event goes out when the bot is connecte
     posts: MESSAGE_CREATE, content blanked without the MESSAGE_CONTENT intent).
     Permissions are ints or ``discord.Permissions``; bit constants are in ``state``.
 Interactions (async)
-    ``invoke(guild, channel, member, name, options=None, *, subcommand=None, force=False) ->
-    InteractionHandle``: ``options`` maps option names to values (``Channel``/``Member``/``Role``
-    objects or ids for snowflake options), checked and typed against the *registered* command;
+    ``invoke(guild, channel, member, name, options=None, *, subcommand=None, force=False,
+    raw_options=None) -> InteractionHandle``: ``options`` maps option names to values
+    (``Channel``/``Member``/``Role`` objects or ids for snowflake options), checked and typed
+    against the *registered* command; ``raw_options`` are sent unchecked (a stale or modified
+    client: out-of-range or mistyped values, a channel of another guild);
     ``subcommand`` is ``"reload"`` or ``"group sub"``. Raises ``CommandNotAvailable`` when
     ``default_member_permissions`` hides the command from ``member`` unless ``force=True`` (a
     stale client, which also sends text/integer/number/boolean values unchecked),

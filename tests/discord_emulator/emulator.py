@@ -227,9 +227,11 @@ class DiscordEmulator:
         guild.members[self.bot_user.id] = Member(self.bot_user, guild.id, [bot_role.id])
         self.guilds[guild.id] = guild
         self.commands.setdefault(guild.id, {})
-        self.gateway.dispatch(
-            "GUILD_CREATE", self.guild_create_payload(guild), intent=INTENT_GUILDS
-        )
+        # The bot joins it: Discord leaves "unavailable" out of a join's GUILD_CREATE (false
+        # means "available again after an outage"), which is how clients tell the two apart.
+        payload = self.guild_create_payload(guild)
+        del payload["unavailable"]
+        self.gateway.dispatch("GUILD_CREATE", payload, intent=INTENT_GUILDS)
         return guild
 
     def add_channel(
@@ -583,13 +585,15 @@ class DiscordEmulator:
         *,
         subcommand: str | None = None,
         force: bool = False,
+        raw_options: dict[str, Any] | None = None,
     ) -> ix.InteractionHandle:
         """A member runs ``/name [subcommand] options...``; returns the dispatched interaction.
 
         Raises ``CommandNotAvailable`` when ``default_member_permissions`` hides the command from
-        ``member``, and ``ValueError``/``TypeError`` for anything Discord's client would not let
-        the user send. ``force=True`` simulates a stale client: it still shows the command, and
-        sends text, integer, number and boolean values as given, unchecked.
+        ``member`` (pass ``force=True`` to simulate a stale client that still shows it), and
+        ``ValueError``/``TypeError`` for anything Discord's client would not let the user send.
+        ``raw_options`` are sent unchecked, as a stale or modified client may: values out of
+        range or of the wrong type, a channel of another guild (by object or id).
         """
         command = self.find_command(guild, name)
         if not force:
@@ -600,7 +604,8 @@ class DiscordEmulator:
             member=member,
             options=options or {},
             subcommand=subcommand,
-            raw=force,
+            raw_options=raw_options,
+            channels=self.channels,
         )
         return self._dispatch_interaction(
             type=ix.APPLICATION_COMMAND, guild=guild, channel=channel, member=member, data=data

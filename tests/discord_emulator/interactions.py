@@ -259,12 +259,8 @@ def _coerce(
     guild: Guild,
     member: Member,
     resolved: dict[str, dict[str, Any]],
-    *,
-    raw: bool = False,
 ) -> Any:
     kind, name = opt["type"], opt["name"]
-    if raw and kind in (3, 4, 5, 10):
-        return value
     if kind == 3:
         value = str(value)
         if len(value) < opt.get("min_length", 0) or len(value) > opt.get("max_length", 6000):
@@ -335,6 +331,28 @@ def _resolve(
     raise ValueError(f"option {name!r}: no role {target_id} in {guild.name}")
 
 
+def _raw_channel(
+    value: Any, channels: dict[int, Channel], resolved: dict[str, dict[str, Any]]
+) -> str:
+    """A channel option naming any channel the emulator knows, resolved as Discord would
+    describe it (its own guild_id, no permissions for a guild the member is not in)."""
+    channel = channels.get(int(getattr(value, "id", value)))
+    if channel is None:
+        return str(getattr(value, "id", value))
+    resolved.setdefault("channels", {})[str(channel.id)] = {
+        "id": str(channel.id),
+        "name": channel.name,
+        "type": channel.type,
+        "guild_id": str(channel.guild_id),
+        "parent_id": None,
+        "nsfw": False,
+        "topic": channel.topic,
+        "position": channel.position,
+        "permissions": "0",
+    }
+    return str(channel.id)
+
+
 def build_command_data(
     command: dict[str, Any],
     *,
@@ -344,13 +362,14 @@ def build_command_data(
     subcommand: str | None,
     focused: str | None = None,
     focused_value: str = "",
-    raw: bool = False,
+    raw_options: dict[str, Any] | None = None,
+    channels: dict[int, Channel] | None = None,
 ) -> dict[str, Any]:
     """``data`` of a slash command (or its autocomplete) interaction.
 
-    ``raw`` sends scalar values as given, unchecked: what a stale client (one that still has an
-    older definition of the command) or a modified one sends.
-    """
+    ``raw_options`` are sent as given, unchecked (what a stale or modified client sends): any
+    value of any type, and for channel options the id of a channel of any guild in
+    ``channels``, resolved with the guild it really belongs to."""
     defs, path = select_options(command, subcommand)
     by_name = {o["name"]: o for o in defs}
     resolved: dict[str, dict[str, Any]] = {}
@@ -368,9 +387,17 @@ def build_command_data(
             {
                 "name": name,
                 "type": opt["type"],
-                "value": _coerce(opt, value, guild, member, resolved, raw=raw),
+                "value": _coerce(opt, value, guild, member, resolved),
             }
         )
+    for name, value in (raw_options or {}).items():
+        opt = by_name.get(name)
+        if opt is None:
+            raise ValueError(f"/{command['name']} has no option {name!r}; it has {list(by_name)}")
+        if opt["type"] == 7:
+            value = _raw_channel(value, channels or {}, resolved)
+        leaf.append({"name": name, "type": opt["type"], "value": value})
+        given[name] = value
     if focused is not None:
         opt = by_name[focused]
         if not opt.get("autocomplete"):

@@ -200,6 +200,27 @@ async def test_login_ready_and_guilds(world: World, bot: Bot) -> None:
     assert emu.unknown_requests == []
 
 
+async def test_a_guild_joined_later_is_a_join_not_a_guild_coming_back(
+    world: World, bot: Bot
+) -> None:
+    joined: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_guild_join(guild: discord.Guild) -> None:
+        joined.put_nowait(f"join {guild.name}")
+
+    async def on_guild_available(guild: discord.Guild) -> None:
+        joined.put_nowait(f"available {guild.name}")
+
+    bot.client.add_listener(on_guild_join)
+    bot.client.add_listener(on_guild_available)
+
+    world.emu.add_guild("Later Guild")
+
+    assert await asyncio.wait_for(joined.get(), 5) == "join Later Guild"
+    [frame] = [f for f in world.emu.gateway.session.frames if f.get("t") == "GUILD_CREATE"][-1:]
+    assert "unavailable" not in frame["d"]
+
+
 async def test_wrong_token_is_a_login_failure(discord_emulator: DiscordEmulator) -> None:
     client, _ = build_bot()
     try:
@@ -283,23 +304,31 @@ async def test_channel_and_integer_options_are_resolved(world: World, bot: Bot) 
         await emu.invoke(world.guild, world.channel, world.alice, "subscribe", {"hour": 7})
 
 
-async def test_a_stale_client_sends_option_values_unchecked(world: World, bot: Bot) -> None:
+async def test_raw_options_are_sent_unchecked_as_a_modified_client_would(
+    world: World, bot: Bot
+) -> None:
     emu = world.emu
-    options = {"channel": world.channel, "hour": 2**70}
+    elsewhere = emu.add_channel(emu.add_guild("Elsewhere"), "elsewhere")
 
     handle = await emu.invoke(
-        world.guild, world.channel, world.alice, "subscribe", options, force=True
-    )
-    sent = {option["name"]: option for option in handle.payload["data"]["options"]}
-    loose = await emu.invoke(
-        world.guild, world.channel, world.alice, "subscribe", {**options, "hour": "7"}, force=True
-    )
+        world.guild, world.channel, world.alice, "subscribe", {"channel": world.channel},
+        raw_options={"hour": 2**70},
+    )  # fmt: skip
+    foreign = await emu.invoke(
+        world.guild, world.channel, world.alice, "subscribe", {"hour": 7},
+        raw_options={"channel": elsewhere},
+    )  # fmt: skip
 
-    # discord.py does not check Range values on receipt: the command sees them as sent.
+    # discord.py does not hold values to Range on receipt: the command sees 2**70.
     assert (await handle.response()).content == f"digest in <#{world.channel.id}> at {2**70}:00"
-    assert sent["hour"] == {"name": "hour", "type": 4, "value": 2**70}
-    assert sent["channel"]["value"] == str(world.channel.id)
-    assert [o["value"] for o in loose.payload["data"]["options"]] == [str(world.channel.id), "7"]
+    assert handle.payload["data"]["options"][1] == {"name": "hour", "type": 4, "value": 2**70}
+    resolved = foreign.payload["data"]["resolved"]["channels"][str(elsewhere.id)]
+    assert resolved["guild_id"] == str(elsewhere.guild_id)
+    # It resolves channels in the interaction's guild only: this one fails to convert.
+    record = await bot.run.wait_for_error("Ignoring exception in command 'subscribe'")
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], app_commands.TransformerError)
+    bot.run.allow_error("Ignoring exception in command 'subscribe'")
 
 
 async def test_followup_token_rules(world: World, bot: Bot) -> None:

@@ -151,6 +151,15 @@ async def test_digest_settings_read_back_equal(store: SqliteStore) -> None:
     assert await store.digest_settings(12345) is None
 
 
+async def test_a_servers_maximum_age_reads_back_as_set_default_or_no_limit(
+    store: SqliteStore,
+) -> None:
+    for max_age in (timedelta(hours=24), timedelta(0), None):
+        await store.save_digest_settings(settings(max_age=max_age))
+        stored = await store.digest_settings(GUILD)
+        assert stored is not None and stored.max_age == max_age
+
+
 async def test_saving_digest_settings_again_replaces_them(store: SqliteStore) -> None:
     await store.save_digest_settings(settings(enabled=False, disabled_reason="gone"))
     replaced = settings(channel_id=OTHER_CHANNEL, local_time=time(18, 5), topics=("Space",))
@@ -337,6 +346,64 @@ async def test_an_outcome_is_refused_for_a_claimed_date(store: SqliteStore) -> N
     assert await store.record_digest_outcome(later) is True
     assert await store.last_digest_run(GUILD) == later
     assert await store.claim_digest_run(run_on(later.local_date)) is False
+
+
+@pytest.mark.parametrize("status", ["failed", "skipped", "empty"])
+async def test_a_date_without_a_posted_digest_is_claimed_again_as_the_next_attempt(
+    store: SqliteStore, status: str
+) -> None:
+    final = run_on(status=status, plan=(), sent_messages=1, finished_at=SCHEDULED, detail="x")
+    await store.record_digest_outcome(final)
+    again = run_on(claimed_at=SCHEDULED + timedelta(hours=3))
+
+    # The scheduler's claim never takes over a row; /digest now's does, once.
+    assert await store.claim_digest_run(again) is False
+    claimed = await store.reclaim_digest_run(again)
+    assert claimed == dataclasses.replace(again, attempt=1)
+    assert await store.reclaim_digest_run(again) is None
+    assert await store.last_digest_run(GUILD) == claimed
+
+    # After that attempt fails too, the next one is attempt 2.
+    await store.finish_digest_run(GUILD, DAY, "failed", "still no access")
+    third = await store.reclaim_digest_run(again)
+    assert third is not None and third.attempt == 2
+
+
+@pytest.mark.parametrize("status", ["sent", "claimed"])
+async def test_a_date_posted_or_being_posted_is_never_claimed_again(
+    store: SqliteStore, status: str
+) -> None:
+    await store.claim_digest_run(run_on())
+    if status == "sent":
+        await store.finish_digest_run(GUILD, DAY, "sent", "3 stories in 1 message")
+
+    assert await store.reclaim_digest_run(run_on(channel_id=OTHER_CHANNEL)) is None
+    last = await store.last_digest_run(GUILD)
+    assert last is not None and (last.status, last.channel_id, last.attempt) == (status, CHANNEL, 0)
+
+
+async def test_racing_reclaims_of_a_failed_date_give_it_to_exactly_one(
+    store: SqliteStore,
+) -> None:
+    await store.record_digest_outcome(run_on(status="failed", plan=(), finished_at=SCHEDULED))
+
+    results = await asyncio.gather(*(store.reclaim_digest_run(run_on()) for _ in range(8)))
+
+    assert [r.attempt for r in results if r is not None] == [1]
+
+
+async def test_reclaiming_a_free_date_is_a_first_claim(store: SqliteStore) -> None:
+    assert await store.reclaim_digest_run(run_on()) == run_on()
+
+
+async def test_a_servers_runs_since_a_date_are_its_own(store: SqliteStore) -> None:
+    for days in range(3):
+        await store.claim_digest_run(run_on(DAY + timedelta(days=days)))
+    await store.claim_digest_run(run_on(DAY + timedelta(days=2), guild_id=OTHER_GUILD))
+
+    runs = await store.guild_digest_runs_since(GUILD, DAY + timedelta(days=1))
+
+    assert list(runs) == [(GUILD, DAY + timedelta(days=1)), (GUILD, DAY + timedelta(days=2))]
 
 
 # --- undelivered stories -----------------------------------------------------------------
