@@ -18,7 +18,6 @@ from apscheduler.triggers.cron import CronTrigger
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.news import suggest_topics
 from bot.digest import (
     NextRun,
     describe_age,
@@ -34,6 +33,7 @@ from bot.embeds import ADMIN_COLOUR, CHOICE_LIMIT, WARNING_COLOUR, shorten, when
 from bot.models import DigestRun, DigestSettings
 from bot.pacing import Pacer
 from bot.poster import DigestPoster, PostResult, missing_permissions
+from bot.topics import suggest_topics
 from bot.tree import UserFacingError, reply
 
 if TYPE_CHECKING:
