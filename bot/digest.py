@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import math
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,7 +86,7 @@ def score(story: Story, now: datetime) -> float:
     score = 0.5 * recency + 0.3 * quality + 0.2 * heat.
     """
     age = max(_as_utc(now) - _as_utc(story.published_at), timedelta(0))
-    recency = 0.5 ** (age / RECENCY_HALF_LIFE)
+    recency = math.pow(0.5, age / RECENCY_HALF_LIFE)
     quality = _squash(story.quality, QUALITY_SCALE)
     heat = _squash(story.heat, HEAT_SCALE)
     return RECENCY_WEIGHT * recency + QUALITY_WEIGHT * quality + HEAT_WEIGHT * heat

@@ -205,7 +205,9 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_PAGE_
         # discord.py only logs what a dynamic item raises; the user would be left with
         # "This interaction failed".
         try:
-            news = interaction.client.get_cog("News")
+            client = interaction.client
+            assert isinstance(client, commands.Bot), "/news runs in newsbot's commands.Bot"
+            news = client.get_cog("News")
             assert isinstance(news, News), "the /news cog answers its own buttons"
             await news.turn_page(interaction, self.turn)
         except Exception as error:  # every failure gets the tree's answer, logged there
