@@ -27,7 +27,7 @@ import aiohttp
 import discord
 
 from bot import commands, config, version
-from bot.app import NewsBot, invite_url, use_endpoints
+from bot.app import NewsBot, build_bot, invite_url, use_endpoints
 from bot.digest import parse_max_age, too_old_note
 from bot.models import DigestSettings, SeedResult, Story
 from bot.poster import select_digest
@@ -237,16 +237,7 @@ REJECTED_TOKEN = (
 
 
 def _build_bot(settings: config.Settings, *, serving: bool = True) -> NewsBot:
-    store = create_store(settings.database)
-    reloader = SeedReloader(
-        store,
-        settings.seeds.folder,
-        max_file_bytes=settings.seeds.max_file_bytes,
-        workers=settings.seeds.workers,
-    )
-    return NewsBot(
-        settings, store, reloader, reload_seeds_at_start=serving, schedule_digests=serving
-    )
+    return build_bot(settings, reload_seeds_at_start=serving, schedule_digests=serving)
 
 
 def _token(settings: config.Settings) -> str:
