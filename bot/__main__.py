@@ -33,7 +33,7 @@ from bot.models import DigestSettings, SeedResult, Story
 from bot.poster import select_digest
 from bot.reload import ReloadReport, SeedFolderError, SeedReloader, check_folder
 from bot.store import NoDatabase, Store, StoreError, create_store
-from bot.topics import suggest_topics
+from bot.topics import UnknownTopic, resolve_topic
 
 log = logging.getLogger(__name__)
 
@@ -466,12 +466,12 @@ async def show_news(args: argparse.Namespace, context: Context) -> int:
 
 
 async def _resolve_topic(store: Store, name: str) -> str:
-    topic = await store.topic(name)
-    if topic is not None:
-        return topic.name
-    close = suggest_topics(name, [known.name for known in await store.topics()])
-    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-    raise UserError(f"no topic {name!r}; {hint}`newsbot topics` lists them")
+    try:
+        return await resolve_topic(store, name)
+    except UnknownTopic as unknown:
+        close = unknown.suggestions
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise UserError(f"no topic {name!r}; {hint}`newsbot topics` lists them") from None
 
 
 async def show_topics(args: argparse.Namespace, context: Context) -> int:
