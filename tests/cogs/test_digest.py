@@ -14,8 +14,8 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot.__main__ import main
 from bot.app import NewsBot
+from bot.cli import main
 from bot.cogs.digest import TICK_JOB, Digest
 from bot.digest import DueDigest, digest_nonce, due_digests
 from bot.models import DigestRun, DigestSettings
