@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import DatabaseSettings
 from bot.reload import SeedReloader
-from bot.store.sqlite import SqliteStore
+from bot.store import Store, create_store
 from bot.topics import UnknownTopic, resolve_topic, suggest_topics
 from tests.helpers import SHIPPED_SEEDS
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "news.db")
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = create_store(DatabaseSettings(tmp_path / "news.db"))
     await store.open()
     await SeedReloader(store, SHIPPED_SEEDS, workers=1).reload()
     try:
@@ -24,12 +25,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await store.close()
 
 
-async def test_a_topic_in_any_case_resolves_to_its_stored_spelling(store: SqliteStore) -> None:
+async def test_a_topic_in_any_case_resolves_to_its_stored_spelling(store: Store) -> None:
     assert await resolve_topic(store, "computer vision") == "Computer Vision"
     assert await resolve_topic(store, "ai") == "AI"
 
 
-async def test_unknown_topic_suggests_close_match(store: SqliteStore) -> None:
+async def test_unknown_topic_suggests_close_match(store: Store) -> None:
     with pytest.raises(UnknownTopic) as raised:
         await resolve_topic(store, "Computer Vison")
 
@@ -37,7 +38,7 @@ async def test_unknown_topic_suggests_close_match(store: SqliteStore) -> None:
     assert raised.value.suggestions == ["Computer Vision"]
 
 
-async def test_unknown_topic_with_nothing_close_has_no_suggestions(store: SqliteStore) -> None:
+async def test_unknown_topic_with_nothing_close_has_no_suggestions(store: Store) -> None:
     with pytest.raises(UnknownTopic) as raised:
         await resolve_topic(store, "Gardening")
 

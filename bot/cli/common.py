@@ -4,10 +4,10 @@ command runs in, and the store opened for it."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot import config
 from bot.store import NoDatabase, Store, create_store
@@ -35,7 +35,7 @@ class Context:
     out: TextIO
 
 
-Command = Callable[[argparse.Namespace, Context], Awaitable[int]]
+Command = Callable[[argparse.Namespace, Context], Coroutine[Any, Any, int]]
 
 
 def one_line(error: object) -> str:

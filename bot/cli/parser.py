@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeAlias
 
 from bot import version
 from bot.cli.common import EXIT_USAGE
@@ -22,6 +22,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+# What add_subparsers returns (argparse names no public type for it).
+Subcommands: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="newsbot", description="A Discord bot that delivers news.")
     parser.add_argument(
@@ -35,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_discord_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_discord_commands(commands: Subcommands) -> None:
     run = commands.add_parser("run", help="run the Discord bot (token from DISCORD_TOKEN)")
     run.set_defaults(handler=run_bot)
     sync = commands.add_parser("sync", help="register the slash commands with Discord now")
@@ -45,7 +49,7 @@ def _add_discord_commands(commands: argparse._SubParsersAction[argparse.Argument
     sync.set_defaults(handler=sync_commands)
 
 
-def _add_seed_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_seed_commands(commands: Subcommands) -> None:
     seeds = commands.add_parser("seeds", help="check or load seed files")
     seed_commands = seeds.add_subparsers(dest="seeds_command", required=True, metavar="ACTION")
     check = seed_commands.add_parser("check", help="validate seed files without writing anything")
@@ -58,7 +62,7 @@ def _add_seed_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     load.set_defaults(handler=seeds_load)
 
 
-def _add_reading_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_reading_commands(commands: Subcommands) -> None:
     news = commands.add_parser("news", help="the latest stories (the offline twin of /news)")
     news.add_argument("--topic", help="only stories on this topic (any case)")
     news.add_argument("--query", help="only stories whose title or excerpt has these words")
