@@ -47,7 +47,7 @@ def describe_reload(report: ReloadReport, *, stored: int) -> ReloadDescription:
         Section(
             "Duplicates",
             "duplicate",
-            tuple(f"{d.source}: same story as {d.kept}, which is kept" for d in report.duplicates),
+            tuple(duplicate_line(d.source, d.kept) for d in report.duplicates),
         ),
         Section(
             "Warnings",
@@ -68,6 +68,11 @@ def describe_reload(report: ReloadReport, *, stored: int) -> ReloadDescription:
 def rejection_line(source: str, reason: str, kept_last_good: bool) -> str:
     """A rejected seed file and why, and whether its last good story is still served."""
     return f"{source}: {reason}" + (" (last good version kept)" if kept_last_good else "")
+
+
+def duplicate_line(source: str, kept: str) -> str:
+    """A file that holds the same story as another, which is the one loaded."""
+    return f"{source}: same story as {kept}, which is kept"
 
 
 def n_stories(count: int) -> str:

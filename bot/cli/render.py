@@ -11,7 +11,7 @@ from bot.digest import too_old_note
 from bot.models import SeedResult, Story, TopicCount
 from bot.poster import Selection
 from bot.reload import ReloadReport
-from bot.reports import describe_reload
+from bot.reports import describe_reload, duplicate_line
 
 CheckRow = dict[str, Any]
 
@@ -75,7 +75,7 @@ def _check_row_text(row: CheckRow) -> list[str]:
     if row["status"] == "rejected":
         lines = [f"REJECTED  {row['file']}: {'; '.join(row['reasons'])}"]
     elif row["status"] == "duplicate":
-        lines = [f"duplicate {row['file']}: same story as {row['duplicate_of']}, which is kept"]
+        lines = [f"duplicate {duplicate_line(row['file'], row['duplicate_of'])}"]
     else:
         lines = [f"ok        {row['file']}"]
     return lines + [f"          warning: {warning}" for warning in row["warnings"]]
