@@ -45,8 +45,8 @@ import yarl
 from bench.common import Figure, median, percentile, report
 from bot.config import DigestConfig
 from bot.models import DigestSettings
-from tests.conftest import SHIPPED_SEEDS, FakeClock, build_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.helpers import SHIPPED_SEEDS, FakeClock, build_newsbot
 
 GLOBAL_RATE = 50.0
 DUE = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 With N synthetic stories stored (bench.million, default 1,000,000; a private copy of the cached
 database, since the bot writes its command-sync hash), newsbot (bot.app.NewsBot, built as
-tests/conftest.py's build_newsbot does, with reload_seeds_at_start=False so that no seed folder
+tests/helpers.py's build_newsbot does, with reload_seeds_at_start=False so that no seed folder
 retires the synthetic stories, and the digest scheduler off) runs against the local Discord
 emulator (tests/discord_emulator) *in this process and event loop*: the figures include the
 emulator's own work (building the INTERACTION_CREATE dispatch, serving the callback POST).
@@ -53,8 +53,8 @@ from bench.common import Figure, median, percentile, report
 from bench.corpus import TOPICS, WORDS
 from bench.million import million_store
 from bot.app import NewsBot
-from tests.conftest import build_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.helpers import build_newsbot
 
 TARGETS_MS = {
     "news_p50": 10.0,

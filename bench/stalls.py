@@ -41,8 +41,8 @@ import yarl
 
 from bench.common import CACHE, Figure, median, percentile, report
 from bench.corpus import generate
-from tests.conftest import build_newsbot
 from tests.discord_emulator import DiscordEmulator, InteractionNotAnswered, running_bot
+from tests.helpers import build_newsbot
 
 PROBE_INTERVAL = 0.005
 NEWS_INTERVAL = 0.25

@@ -1,7 +1,9 @@
-"""NewsBot: the discord.py client, its start-up order and its shutdown.
+"""NewsBot: the discord.py client, its start-up order and its shutdown, and `build_bot`, the
+one factory that builds it.
 
-Everything it needs (settings, store, seed reloader) is built in `main()` and injected, so
-tests build the same bot against a temporary database and a local Discord emulator.
+Everything the bot needs (settings, store, seed reloader) is built by `build_bot` and injected:
+the command line, the tests and the benchmarks all build newsbot through it, the tests and
+benchmarks against a temporary database and a local Discord emulator.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -19,10 +22,10 @@ from discord.ext import commands
 
 from bot import version
 from bot.commands import sync_if_changed
-from bot.config import DiscordSettings, Settings
+from bot.config import DiscordSettings, SeedSettings, Settings
 from bot.poster import utc_now
 from bot.reload import SeedReloader
-from bot.store import Store
+from bot.store import Store, create_store
 from bot.tree import NewsTree
 
 log = logging.getLogger(__name__)
@@ -146,3 +149,36 @@ class NewsBot(commands.Bot):
             await super().close()
         finally:
             await self.store.close()
+
+
+def build_bot(
+    settings: Settings,
+    *,
+    reload_seeds_at_start: bool = True,
+    schedule_digests: bool = True,
+    clock: Callable[[], datetime] = utc_now,
+    **options: Any,
+) -> NewsBot:
+    """newsbot as `settings` describe it: its store (not yet open) and seed reloader built and
+    injected. `options` go to discord.py's client (e.g. guild_ready_timeout); the keywords turn
+    off what only a serving bot does, or move its clock (tests)."""
+    store = create_store(settings.database)
+    return NewsBot(
+        settings,
+        store,
+        seed_reloader(store, settings.seeds),
+        reload_seeds_at_start=reload_seeds_at_start,
+        schedule_digests=schedule_digests,
+        clock=clock,
+        **options,
+    )
+
+
+def seed_reloader(store: Store, seeds: SeedSettings, folder: Path | None = None) -> SeedReloader:
+    """The reloader for the configured seed folder (or `folder`), with the configured limits."""
+    return SeedReloader(
+        store,
+        folder or seeds.folder,
+        max_file_bytes=seeds.max_file_bytes,
+        workers=seeds.workers,
+    )

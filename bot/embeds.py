@@ -14,6 +14,7 @@ import discord
 
 from bot.models import Story, TopicCount
 from bot.reload import ReloadReport
+from bot.reports import describe_reload, n_stories, rejection_line
 from bot.store import SeedStatus
 from bot.urls import is_web_url
 
@@ -168,7 +169,7 @@ def digest_header(local_date: date, stories: int, topics: Sequence[str]) -> disc
     about = ", ".join(topics) if topics else "all topics"
     return discord.Embed(
         title=f"Daily news — {local_date:%A} {local_date.day} {local_date:%B %Y}",
-        description=shorten(f"{_stories(stories)} on {about}.", DESCRIPTION_LIMIT),
+        description=shorten(f"{n_stories(stories)} on {about}.", DESCRIPTION_LIMIT),
         colour=NEWS_COLOUR,
     )
 
@@ -200,48 +201,28 @@ def topics_embed(topics: Sequence[TopicCount]) -> discord.Embed:
     if not topics:
         embed.description = "No stories yet: newsbot's operator loads them with /seeds reload."
         return embed
-    lines = [f"**{discord.utils.escape_markdown(t.name)}** — {_stories(t.count)}" for t in topics]
+    lines = [f"**{discord.utils.escape_markdown(t.name)}** — {n_stories(t.count)}" for t in topics]
     embed.description = _fit_lines(lines, DESCRIPTION_LIMIT)
     embed.set_footer(text="Use /news topic:<name> to read a topic.")
     return embed
 
 
-def _stories(count: int) -> str:
-    return "1 story" if count == 1 else f"{count} stories"
-
-
 def reload_report_embed(report: ReloadReport, *, stored: int) -> discord.Embed:
     """What a seed reload changed (or would change, for a dry run), cut to fit."""
-    title = "Seed reload (dry run: nothing changed)" if report.dry_run else "Seed reload"
+    described = describe_reload(report, stored=stored)
+    title = "Seed reload (dry run: nothing changed)" if described.dry_run else "Seed reload"
     embed = discord.Embed(
         title=title,
-        description=shorten(
-            f"{report.summary().removeprefix('dry run, would be: ')}. {_stories(stored)} stored.",
-            DESCRIPTION_LIMIT,
-        ),
+        description=shorten(f"{described.counts}. {described.stored}.", DESCRIPTION_LIMIT),
         colour=WARNING_COLOUR if report.rejected else ADMIN_COLOUR,
     )
-    sections = (
-        ("Added", [f"{c.source}: {c.title}" for c in report.added]),
-        ("Updated", [f"{c.source}: {c.title}" for c in report.updated]),
-        ("Retired", [f"{c.source}: {c.title}" if c.title else c.source for c in report.retired]),
-        (
-            "Rejected",
-            [
-                f"{r.source}: {r.reason}"
-                + (" (last good version kept)" if r.kept_last_good else "")
-                for r in report.rejected
-            ],
-        ),
-        ("Duplicates", [f"{d.source}: same story as {d.kept}" for d in report.duplicates]),
-        ("Warnings", [f"{source}: {problem}" for source, problem in report.warnings]),
-    )
-    present = [(name, lines) for name, lines in sections if lines]
     # Six full fields of 1,024 would exceed the 6,000 a message holds: share what is left.
-    room = (MESSAGE_TEXT_LIMIT - len(embed) - 200) // max(1, len(present))
-    for name, lines in present:
-        listing = _listing(lines, min(FIELD_VALUE_LIMIT, room))
-        embed.add_field(name=f"{name} ({len(lines)})", value=listing, inline=False)
+    room = (MESSAGE_TEXT_LIMIT - len(embed) - 200) // max(1, len(described.sections))
+    for section in described.sections:
+        listing = _listing(section.lines, min(FIELD_VALUE_LIMIT, room))
+        embed.add_field(
+            name=f"{section.heading} ({len(section.lines)})", value=listing, inline=False
+        )
     return _within_message_limit(embed)
 
 
@@ -252,10 +233,7 @@ def seed_status_embed(status: SeedStatus, *, stored: int, folder: str) -> discor
         name="Seed folder", value=shorten(f"`{folder}`", FIELD_VALUE_LIMIT), inline=True
     )
     embed.add_field(name="Last reload", value=when(status.reloaded_at), inline=True)
-    rejected = [
-        f"{path}: {reason}" + (" (last good version kept)" if kept else "")
-        for path, reason, kept in status.rejected
-    ]
+    rejected = [rejection_line(path, reason, kept) for path, reason, kept in status.rejected]
     embed.add_field(
         name=f"Rejected files ({len(rejected)})",
         value=_listing(rejected) if rejected else "None",

@@ -1,11 +1,33 @@
-"""Topic names as people type them: close matches for a name that is not a topic.
+"""Topic names as people type them: the stored topic a name means, or close matches for a name
+that is not a topic.
 
-Shared by /news, /digest and the command line, so each suggests the same topics.
+Shared by /news, /digest and the command line, so each finds and suggests the same topics; each
+words the refusal its own way (an ephemeral message, a line on stderr).
 """
 
 from __future__ import annotations
 
 import difflib
+
+from bot.store import Store
+
+
+class UnknownTopic(Exception):
+    """No stored topic has this name (in any case); `suggestions` are the close ones."""
+
+    def __init__(self, name: str, suggestions: list[str]) -> None:
+        super().__init__(f"no topic {name!r}")
+        self.name = name
+        self.suggestions = suggestions
+
+
+async def resolve_topic(store: Store, name: str) -> str:
+    """The stored topic `name` means, spelled as stored; UnknownTopic with suggestions if none."""
+    found = await store.topic(name)
+    if found is not None:
+        return found.name
+    # Only a miss reads the whole list: a known topic costs one lookup.
+    raise UnknownTopic(name, suggest_topics(name, [topic.name for topic in await store.topics()]))
 
 
 def suggest_topics(name: str, known: list[str]) -> list[str]:

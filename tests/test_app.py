@@ -14,14 +14,38 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import build_bot
 from bot.checks import OPERATOR_REFUSAL
+from bot.config import DatabaseSettings, SeedSettings, Settings
 from bot.reload import SeedReloader
 from bot.store.sqlite import SqliteStore
-from tests.conftest import SHIPPED_SEEDS, World, build_newsbot, start_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD
+from tests.helpers import SHIPPED_SEEDS, World, build_newsbot, start_newsbot
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+async def test_the_factory_builds_newsbot_on_the_configured_database_and_seed_limits(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        seeds=SeedSettings(folder=SHIPPED_SEEDS, max_file_bytes=100, workers=1),
+        database=DatabaseSettings(tmp_path / "news.db"),
+    )
+
+    bot = build_bot(settings, schedule_digests=False, guild_ready_timeout=0.1)
+    await bot.store.open()
+    try:
+        report = await bot.reloader.reload()
+    finally:
+        await bot.store.close()
+
+    assert (tmp_path / "news.db").is_file()
+    assert bot.reloader.folder == SHIPPED_SEEDS
+    # Every shipped seed is larger than the configured 100 bytes: the limit reached the reloader.
+    assert len(report.rejected) == 5 and not report.added
+    assert (bot.reload_seeds_at_start, bot.schedule_digests) == (True, False)
 
 
 def command_syncs(emu: DiscordEmulator) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot.__main__ import main
+from bot.cli import main
 from bot.store import sqlite as sqlite_store
 from bot.store.sqlite import SqliteStore
 from tests.discord_emulator import DiscordEmulator

@@ -33,7 +33,7 @@ from bot.embeds import ADMIN_COLOUR, CHOICE_LIMIT, WARNING_COLOUR, shorten, when
 from bot.models import DigestRun, DigestSettings
 from bot.pacing import Pacer
 from bot.poster import DigestPoster, PostResult, missing_permissions
-from bot.topics import suggest_topics
+from bot.topics import UnknownTopic, resolve_topic
 from bot.tree import UserFacingError, reply
 
 if TYPE_CHECKING:
@@ -262,17 +262,17 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         names = [name.strip() for name in (text or "").split(",") if name.strip()]
         resolved: list[str] = []
         for name in names:
-            topic = await self.store.topic(name)
-            if topic is None:
-                known = [t.name for t in await self.store.topics()]
-                close = suggest_topics(name, known)
+            try:
+                topic = await resolve_topic(self.store, name)
+            except UnknownTopic as unknown:
+                close = unknown.suggestions
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
                 raise UserFacingError(
                     f"There is no topic “{discord.utils.escape_markdown(name)}”.{hint} "
                     "/topics lists them all. Nothing was changed."
-                )
-            if topic.name not in resolved:
-                resolved.append(topic.name)
+                ) from None
+            if topic not in resolved:
+                resolved.append(topic)
         return tuple(resolved)
 
     def _about(self, settings: DigestSettings) -> str:

@@ -22,7 +22,7 @@ from discord.ext import commands
 
 from bot.embeds import CHOICE_LIMIT, page_starts, shorten, story_page, topics_embed
 from bot.store import Store
-from bot.topics import suggest_topics
+from bot.topics import UnknownTopic, resolve_topic
 from bot.tree import UserFacingError, handle_error, reply
 
 if TYPE_CHECKING:
@@ -398,15 +398,14 @@ class News(commands.Cog):
         await reply(interaction, embed=topics_embed(await self.store.topics()), ephemeral=private)
 
     async def _resolve_topic(self, name: str) -> str:
-        found = await self.store.topic(name)
-        if found is not None:
-            return found.name
-        suggestions = suggest_topics(name, [topic.name for topic in await self.store.topics()])
-        hint = f" Did you mean {_either(suggestions)}?" if suggestions else ""
-        raise UserFacingError(
-            f"There is no topic “{discord.utils.escape_markdown(name)}”.{hint} "
-            "/topics lists them all."
-        )
+        try:
+            return await resolve_topic(self.store, name)
+        except UnknownTopic as unknown:
+            hint = f" Did you mean {_either(unknown.suggestions)}?" if unknown.suggestions else ""
+            raise UserFacingError(
+                f"There is no topic “{discord.utils.escape_markdown(name)}”.{hint} "
+                "/topics lists them all."
+            ) from None
 
 
 def _either(names: list[str]) -> str:

@@ -14,14 +14,13 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot.__main__ import main
 from bot.app import NewsBot
+from bot.cli import main
 from bot.cogs.digest import TICK_JOB, Digest
 from bot.digest import DueDigest, digest_nonce, due_digests
 from bot.models import DigestRun, DigestSettings
 from bot.poster import DigestPoster
 from bot.store import InstanceLocked
-from tests.conftest import SHIPPED_SEEDS, FakeClock, World, build_newsbot, start_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import (
     EMBED_LINKS,
@@ -31,6 +30,7 @@ from tests.discord_emulator.state import (
     VIEW_CHANNEL,
     Channel,
 )
+from tests.helpers import SHIPPED_SEEDS, FakeClock, World, build_newsbot, start_newsbot
 
 NEW_YORK = "America/New_York"
 

@@ -11,10 +11,10 @@ import pytest
 
 from bot.app import NewsBot
 from bot.cogs.news import CUSTOM_ID_LIMIT, LongSearches, PageTurn, encode_search
-from tests.conftest import SHIPPED_SEEDS, FakeClock, World, build_newsbot
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
+from tests.helpers import SHIPPED_SEEDS, FakeClock, World, build_newsbot
 
 NEWEST_AI = SHIPPED_TITLES_NEWEST_FIRST
 

@@ -13,9 +13,9 @@ import pytest
 from discord.utils import escape_markdown
 
 from bot.checks import OPERATOR_REFUSAL
-from tests.conftest import SHIPPED_SEEDS, World, build_newsbot
 from tests.discord_emulator import CommandNotAvailable, DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
+from tests.helpers import SHIPPED_SEEDS, World, build_newsbot
 from tests.hostile_corpus import GOOD
 from tests.odd_entries import write_odd_entries
 

@@ -1,0 +1,64 @@
+"""The reading commands, offline twins of the slash commands: `newsbot news`, `newsbot topics`
+and `newsbot digest preview`."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, time, timedelta
+
+from bot.cli.common import EXIT_OK, Context, UserError, opened_store
+from bot.cli.render import (
+    digest_preview_text,
+    news_json,
+    news_text,
+    topics_json,
+    topics_text,
+    write_json,
+    write_lines,
+)
+from bot.models import DigestSettings
+from bot.poster import select_digest
+from bot.store import Store
+from bot.topics import UnknownTopic, resolve_topic
+
+
+async def show_news(args: argparse.Namespace, context: Context) -> int:
+    async with opened_store(context.settings, create=False) as store:
+        topic_name = await _resolve_topic(store, args.topic) if args.topic else None
+        stories = await store.latest(args.limit, topic=topic_name, query=args.query)
+    if args.json:
+        write_json(context.out, news_json(stories))
+    else:
+        write_lines(context.out, news_text(stories))
+    return EXIT_OK
+
+
+async def show_topics(args: argparse.Namespace, context: Context) -> int:
+    async with opened_store(context.settings, create=False) as store:
+        topics = await store.topics()
+    if args.json:
+        write_json(context.out, topics_json(topics))
+    else:
+        write_lines(context.out, topics_text(topics))
+    return EXIT_OK
+
+
+async def digest_preview(args: argparse.Namespace, context: Context) -> int:
+    async with opened_store(context.settings, create=False) as store:
+        names = [name.strip() for given in args.topics or () for name in given.split(",")]
+        topics = tuple([await _resolve_topic(store, name) for name in names if name])
+        # Channel 0 has received nothing, so every stored story is a candidate.
+        settings = DigestSettings(0, 0, time(0), "UTC", topics, args.count, max_age=args.max_age)
+        default_age = timedelta(days=context.settings.digest.max_age_days)
+        selection = await select_digest(store, settings, datetime.now(UTC), default_age)
+    write_lines(context.out, digest_preview_text(selection))
+    return EXIT_OK
+
+
+async def _resolve_topic(store: Store, name: str) -> str:
+    try:
+        return await resolve_topic(store, name)
+    except UnknownTopic as unknown:
+        close = unknown.suggestions
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise UserError(f"no topic {name!r}; {hint}`newsbot topics` lists them") from None

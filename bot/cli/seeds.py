@@ -1,0 +1,45 @@
+"""`newsbot seeds check` and `newsbot seeds load`."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.app import seed_reloader
+from bot.cli.common import EXIT_OK, EXIT_REJECTED, Context, opened_store
+from bot.cli.render import (
+    check_json,
+    check_row,
+    check_text,
+    reload_json,
+    reload_text,
+    write_json,
+    write_lines,
+)
+from bot.reload import check_folder
+
+
+async def seeds_check(args: argparse.Namespace, context: Context) -> int:
+    settings = context.settings.seeds
+    folder = args.path or settings.folder
+    results, report = await check_folder(
+        folder, max_file_bytes=settings.max_file_bytes, workers=settings.workers
+    )
+    duplicates = {duplicate.source: duplicate.kept for duplicate in report.duplicates}
+    rows = [check_row(result, duplicates.get(source)) for source, result in results.items()]
+    if args.json:
+        write_json(context.out, check_json(str(folder), rows))
+    else:
+        write_lines(context.out, check_text(rows))
+    return EXIT_REJECTED if report.rejected else EXIT_OK
+
+
+async def seeds_load(args: argparse.Namespace, context: Context) -> int:
+    settings = context.settings
+    async with opened_store(settings) as store:
+        report = await seed_reloader(store, settings.seeds, args.path).reload()
+        stored = await store.story_count()
+    if args.json:
+        write_json(context.out, reload_json(report, stored))
+    else:
+        write_lines(context.out, reload_text(report, stored))
+    return EXIT_OK
