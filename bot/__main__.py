@@ -29,10 +29,11 @@ import discord
 from bot import commands, config, version
 from bot.app import NewsBot, invite_url, use_endpoints
 from bot.digest import parse_max_age, too_old_note
+from bot.errors import DiscordUnavailable, SetupError, UserError
 from bot.models import DigestSettings, SeedResult, Story
 from bot.poster import select_digest
-from bot.reload import ReloadReport, SeedFolderError, SeedReloader, check_folder
-from bot.store import NoDatabase, Store, StoreError, create_store
+from bot.reload import ReloadReport, SeedReloader, check_folder
+from bot.store import NoDatabase, Store, create_store
 from bot.topics import suggest_topics
 
 log = logging.getLogger(__name__)
@@ -49,14 +50,6 @@ EXIT_INTERRUPTED = 130
 MISSING_ACCESS = 50001
 # Gateway close code: authentication failed (the token was revoked after login).
 AUTHENTICATION_FAILED = 4004
-
-
-class UserError(Exception):
-    """A mistake the user can fix; shown as one line."""
-
-
-class DiscordUnavailable(Exception):
-    """Discord cannot be reached or is failing; trying again later may work."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -173,7 +166,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         config.configure_logging("WARNING" if quiet else settings.log_level)
         handler: Command = args.handler
         return asyncio.run(handler(args, Context(settings, stdout)))
-    except (UserError, config.ConfigError, SeedFolderError, StoreError) as error:
+    except (UserError, SetupError) as error:
         return _fail(str(error), EXIT_USAGE)
     except DiscordUnavailable as error:
         return _fail(str(error), EXIT_DISCORD)

@@ -15,11 +15,13 @@ from typing import Any
 
 import yaml
 
+from bot.errors import SetupError
+
 DEFAULT_CONFIG_PATH = Path("config/newsbot.yaml")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class ConfigError(Exception):
+class ConfigError(SetupError):
     """A setting is missing, malformed or unknown."""
 
 

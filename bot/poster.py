@@ -37,6 +37,7 @@ from bot.digest import (
     split_by_age,
 )
 from bot.embeds import digest_messages
+from bot.errors import DeliveryFailure
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story
 from bot.pacing import Pacer
 from bot.store import Store
@@ -68,11 +69,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class PermanentFailure(Exception):
+class PermanentFailure(DeliveryFailure):
     """Posting to this server cannot work until an admin changes something."""
 
 
-class TransientFailure(Exception):
+class TransientFailure(DeliveryFailure):
     """Discord or the network failed for now; the digest stays claimed and is resumed."""
 
 

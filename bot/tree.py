@@ -13,13 +13,18 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.errors import UserError
+
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on our side. It has been logged; please try again later."
 
 
-class UserFacingError(app_commands.AppCommandError):
-    """A mistake the user can fix; its message is shown to them as it is."""
+class UserFacingError(UserError, app_commands.AppCommandError):
+    """A mistake the user can fix; its message is shown to them as it is.
+
+    Any `UserError` is; this one is also an `AppCommandError`, which a check must raise for
+    discord.py to hand it to the tree's error handler."""
 
 
 class BadOptionValue(app_commands.AppCommandError):
@@ -121,7 +126,7 @@ def explain(error: Exception) -> str | None:
     """The message for a user mistake, or None when the error is unexpected."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
-    if isinstance(error, UserFacingError):
+    if isinstance(error, UserError):
         return str(error)
     if isinstance(error, BadOptionValue):
         return option_rule(error.parameter)
