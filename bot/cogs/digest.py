@@ -18,6 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from discord import app_commands
 from discord.ext import commands
 
+from bot.checks import manager_only
 from bot.digest import (
     NextRun,
     describe_age,
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 TICK_JOB = "digest-tick"
 
 
+# Discord reads the hints only on the group; manager_only on each subcommand is the check that
+# holds when someone invokes one anyway.
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class Digest(commands.GroupCog, group_name="digest", group_description="This server's daily news"):
@@ -101,7 +104,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         count="How many stories (1-10, default 5)",
         max_age="Leave out stories older than this, such as 24h or 7d; off for no limit",
     )
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def set_digest(
         self,
         interaction: discord.Interaction,
@@ -169,7 +172,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         return [app_commands.Choice(name=choice, value=choice) for choice in choices]
 
     @app_commands.command(name="show")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def show(self, interaction: discord.Interaction) -> None:
         """This server's digest: settings, next and last run, and any problem."""
         settings = await self._settings(interaction)
@@ -206,7 +209,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         await reply(interaction, embed=embed, ephemeral=True)
 
     @app_commands.command(name="preview")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def preview(self, interaction: discord.Interaction) -> None:
         """Show, only to you, exactly what the digest would post now."""
         settings = await self._settings(interaction)
@@ -223,7 +226,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             await reply(interaction, content, embeds=embeds, ephemeral=True)
 
     @app_commands.command(name="now")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def now(self, interaction: discord.Interaction) -> None:
         """Post today's digest now (it counts as today's)."""
         settings = await self._settings(interaction)
@@ -242,7 +245,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         await reply(interaction, answer, ephemeral=True)
 
     @app_commands.command(name="off")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def off(self, interaction: discord.Interaction) -> None:
         """Stop the daily digest (its settings are kept for /digest set)."""
         settings = await self._settings(interaction)
