@@ -20,7 +20,7 @@ from discord.ext import commands
 from bot import version
 from bot.commands import sync_if_changed
 from bot.config import DiscordSettings, Settings
-from bot.poster import utc_now
+from bot.poster import REQUIRED_PERMISSIONS, utc_now
 from bot.reload import SeedReloader
 from bot.store import Store
 from bot.tree import NewsTree
@@ -31,8 +31,6 @@ EXTENSIONS = ("bot.cogs.news", "bot.cogs.seeds", "bot.cogs.digest")
 # What reading a gateway frame raises when the frame is not what discord.py expects: invalid
 # JSON (ValueError) or a dispatch without a field its parser needs (KeyError, TypeError).
 UNREADABLE_FRAME = (ValueError, KeyError, TypeError)
-# View Channels, Send Messages, Embed Links: all newsbot needs in a channel.
-INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
 
 
 def use_endpoints(settings: DiscordSettings) -> None:
@@ -49,7 +47,7 @@ def use_endpoints(settings: DiscordSettings) -> None:
 
 def invite_url(application_id: int) -> str:
     return discord.utils.oauth_url(
-        application_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+        application_id, permissions=REQUIRED_PERMISSIONS, scopes=("bot", "applications.commands")
     )
 
 

@@ -41,6 +41,7 @@ from bot.errors import DeliveryFailure
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story
 from bot.pacing import Pacer
 from bot.store import Store
+from bot.tree import permission_label
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,11 @@ PERMANENT_ERRORS = {
     50001: "newsbot has no access to the channel",
     50013: "newsbot lacks a permission in the channel",
 }
+# All newsbot needs in a channel, and so all its invite asks for: to see it, post in it, and
+# show embeds there (a plain-text message needs the first two only). Named here rather than
+# read back from a Permissions, which names View Channel by its old alias, read_messages.
 REQUIRED = ("view_channel", "send_messages", "embed_links")
-_LABELS = {
-    "view_channel": "View Channel",
-    "send_messages": "Send Messages",
-    "embed_links": "Embed Links",
-}
+REQUIRED_PERMISSIONS = discord.Permissions(**dict.fromkeys(REQUIRED, True))
 
 
 def utc_now() -> datetime:
@@ -410,7 +410,7 @@ def missing_permissions(channel: discord.abc.GuildChannel, *, embeds: bool = Tru
     """The permissions newsbot needs and lacks in `channel`, as Discord names them ("" if none)."""
     granted = channel.permissions_for(channel.guild.me)
     needed = REQUIRED if embeds else REQUIRED[:2]
-    return ", ".join(_LABELS[name] for name in needed if not getattr(granted, name))
+    return ", ".join(permission_label(name) for name in needed if not getattr(granted, name))
 
 
 def _pairs(items: Sequence[DigestItem]) -> list[tuple[Story, list[Story]]]:

@@ -27,6 +27,9 @@ from ftfy import fix_encoding
 from ftfy.chardata import UTF8_DETECTOR_RE
 from ftfy.fixes import unescape_html
 
+# Discord's limits for what a story shows; longer texts are stored whole and cut when rendered.
+from bot.discord_limits import DESCRIPTION_LIMIT as DISCORD_DESCRIPTION_LIMIT
+from bot.discord_limits import TITLE_LIMIT as DISCORD_TITLE_LIMIT
 from bot.models import Image, Problem, Provider, Related, SeedResult, Story, topic_key
 from bot.urls import InvalidURL, canonical_url, is_web_url, story_id
 
@@ -37,9 +40,6 @@ MAX_DEPTH = 16
 MAX_TOPICS = 25
 MAX_IMAGES = 10
 MAX_RELATED = 25
-# Discord's limits for what a story shows; longer texts are stored whole and cut when rendered.
-DISCORD_TITLE_LIMIT = 256
-DISCORD_DESCRIPTION_LIMIT = 4096
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _STR = "tag:yaml.org,2002:str"

@@ -131,7 +131,7 @@ def explain(error: Exception) -> str | None:
     if isinstance(error, BadOptionValue):
         return option_rule(error.parameter)
     if isinstance(error, app_commands.MissingPermissions):
-        labels = [_permission_label(name) for name in error.missing_permissions]
+        labels = [permission_label(name) for name in error.missing_permissions]
         noun = "permission" if len(labels) == 1 else "permissions"
         return f"You need the {' and '.join(labels)} {noun} to use this command."
     if isinstance(error, app_commands.NoPrivateMessage):
@@ -155,7 +155,8 @@ def _unusable_value(error: app_commands.TransformerError) -> str:
     return f"{shown} is not a value newsbot can use there. Nothing was done."
 
 
-def _permission_label(name: str) -> str:
+def permission_label(name: str) -> str:
+    """A permission as Discord's settings screens name it: manage_guild -> Manage Server."""
     # discord.py's names say "guild" where Discord's settings screens say "Server".
     return name.replace("guild", "server").replace("_", " ").title()
 

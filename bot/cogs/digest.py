@@ -30,7 +30,8 @@ from bot.digest import (
     too_old_note,
     zone,
 )
-from bot.embeds import ADMIN_COLOUR, CHOICE_LIMIT, WARNING_COLOUR, shorten, when
+from bot.discord_limits import AUTOCOMPLETE_CHOICES, CHOICE_LIMIT, FIELD_VALUE_LIMIT
+from bot.embeds import ADMIN_COLOUR, WARNING_COLOUR, shorten, when
 from bot.models import DigestRun, DigestSettings
 from bot.pacing import Pacer
 from bot.poster import DigestPoster, PostResult, missing_permissions
@@ -167,7 +168,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         # Complete the last comma-separated name, keeping the ones already typed.
         done, _, typing = current.rpartition(",")
         prefix = f"{done}, " if done else ""
-        found = await self.store.topics(matching=typing.strip(), limit=25)
+        found = await self.store.topics(matching=typing.strip(), limit=AUTOCOMPLETE_CHOICES)
         choices = [shorten(prefix + topic.name, CHOICE_LIMIT) for topic in found]
         return [app_commands.Choice(name=choice, value=choice) for choice in choices]
 
@@ -200,7 +201,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             why = settings.disabled_reason or "switched off with /digest off"
             embed.add_field(
                 name="Paused",
-                value=shorten(f"{why}. Run /digest set to resume.", 1024),
+                value=shorten(f"{why}. Run /digest set to resume.", FIELD_VALUE_LIMIT),
                 inline=False,
             )
         missing = self._missing_in_channel(settings)
@@ -331,7 +332,7 @@ def _describe_run(run: DigestRun | None) -> str:
         "claimed": "in progress",
     }[run.status]
     detail = f": {run.detail}" if run.detail else ""
-    return shorten(f"{run.local_date:%Y-%m-%d} — {outcome}{detail}", 1024)
+    return shorten(f"{run.local_date:%Y-%m-%d} — {outcome}{detail}", FIELD_VALUE_LIMIT)
 
 
 async def setup(bot: NewsBot) -> None:
