@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from bot.config import GlobalDigestSettings
 from bot.discord_limits import AUTOCOMPLETE_CHOICES, NONCE_LIMIT
 from bot.models import DigestRun, DigestSettings, Story
 
@@ -51,7 +52,7 @@ __all__ = [
 
 # A digest missed by a short outage is still worth posting; one missed by most of a day is
 # stale news and would land at an odd hour, so it is recorded as skipped instead.
-DEFAULT_CATCH_UP = timedelta(hours=6)
+DEFAULT_CATCH_UP = timedelta(hours=GlobalDigestSettings().catch_up_hours)
 
 # --- scoring ----------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 import aiohttp
 import discord
 
+from bot.config import GlobalDigestSettings
 from bot.digest import (
     DEFAULT_CATCH_UP,
     DigestItem,
@@ -126,7 +127,7 @@ class DigestPoster:
         self._client = client
         self._clock = clock
         self._catch_up = catch_up
-        self._pacer = pacer or Pacer(48.0)
+        self._pacer = pacer or Pacer(GlobalDigestSettings().send_rate)
         self._retry_delays = tuple(retry_delays)
         self._sleep = sleep
         # Digests being sent by this process: a tick never starts a second send of one.

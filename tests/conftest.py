@@ -21,7 +21,13 @@ from typing import Any
 import pytest
 
 from bot.app import NewsBot
-from bot.config import DatabaseSettings, DigestConfig, DiscordSettings, SeedSettings, Settings
+from bot.config import (
+    DatabaseSettings,
+    DiscordSettings,
+    GlobalDigestSettings,
+    SeedSettings,
+    Settings,
+)
 from bot.reload import SeedReloader
 from bot.store.sqlite import SqliteStore
 from tests.discord_emulator import DiscordEmulator, RunningBot, running_bot
@@ -93,7 +99,7 @@ def build_newsbot(
     reload_seeds_at_start: bool = True,
     workers: int = 1,
     database: Path | None = None,
-    digest: DigestConfig | None = None,
+    digest: GlobalDigestSettings | None = None,
     **discord: Any,
 ) -> NewsBot:
     """newsbot as `main()` builds it; by default the digest scheduler is off so that tests
@@ -102,7 +108,7 @@ def build_newsbot(
         seeds=SeedSettings(folder=seeds, workers=workers),
         database=DatabaseSettings(database or root / "news.db"),
         discord=DiscordSettings(**discord),
-        digest=digest or DigestConfig(),
+        digest=digest or GlobalDigestSettings(),
     )
     store = SqliteStore(settings.database.path)
     reloader = SeedReloader(store, seeds, workers=workers)
