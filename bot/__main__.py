@@ -26,7 +26,7 @@ from typing import Any, NoReturn, TextIO
 import aiohttp
 import discord
 
-from bot import commands, config, version
+from bot import command_sync, config, version
 from bot.app import NewsBot, invite_url, use_endpoints
 from bot.digest import parse_max_age, too_old_note
 from bot.errors import DiscordUnavailable, SetupError, UserError
@@ -306,7 +306,7 @@ async def sync_commands(args: argparse.Namespace, context: Context) -> int:
             # login() is REST only (no gateway session) and runs setup_hook: store and cogs.
             await bot.login(token)
             try:
-                count = await commands.sync(bot.tree, bot.store, args.guild)
+                count = await command_sync.sync(bot.tree, bot.store, args.guild)
             except discord.Forbidden as error:
                 if args.guild is None or error.code != MISSING_ACCESS:
                     raise

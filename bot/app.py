@@ -18,7 +18,7 @@ from discord.backoff import ExponentialBackoff
 from discord.ext import commands
 
 from bot import version
-from bot.commands import sync_if_changed
+from bot.command_sync import sync_if_changed
 from bot.config import DiscordSettings, Settings
 from bot.poster import REQUIRED_PERMISSIONS, utc_now
 from bot.reload import SeedReloader
