@@ -20,7 +20,8 @@ from discord.ext import commands
 from bot import version
 from bot.command_sync import sync_if_changed
 from bot.config import DiscordSettings, Settings
-from bot.poster import REQUIRED_PERMISSIONS, utc_now
+from bot.delivery import REQUIRED_PERMISSIONS
+from bot.poster import utc_now
 from bot.reload import SeedReloader
 from bot.store import Store
 from bot.tree import NewsTree

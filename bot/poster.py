@@ -20,10 +20,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
-import aiohttp
 import discord
 
 from bot.config import GlobalDigestSettings
+from bot.delivery import (
+    RETRY_DELAYS,
+    PermanentFailure,
+    TransientFailure,
+    admin_notice_channels,
+    missing_permissions,
+    send_with_retries,
+)
 from bot.digest import (
     DEFAULT_CATCH_UP,
     DigestItem,
@@ -38,11 +45,9 @@ from bot.digest import (
     split_by_age,
 )
 from bot.embeds import digest_messages
-from bot.errors import DeliveryFailure
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story
 from bot.pacing import Pacer
 from bot.store import Store
-from bot.tree import permission_label
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +56,10 @@ Messages = list[tuple[list[discord.Embed], tuple[int, ...]]]
 
 # How many of the newest undelivered stories compete for a digest's places.
 CANDIDATES = 100
-RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
-# Discord error codes that will not go away by retrying: the digest is switched off.
-PERMANENT_ERRORS = {
-    10003: "the channel no longer exists",
-    10004: "newsbot is no longer in the server",
-    50001: "newsbot has no access to the channel",
-    50013: "newsbot lacks a permission in the channel",
-}
-# All newsbot needs in a channel, and so all its invite asks for: to see it, post in it, and
-# show embeds there (a plain-text message needs the first two only). Named here rather than
-# read back from a Permissions, which names View Channel by its old alias, read_messages.
-REQUIRED = ("view_channel", "send_messages", "embed_links")
-REQUIRED_PERMISSIONS = discord.Permissions(**dict.fromkeys(REQUIRED, True))
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class PermanentFailure(DeliveryFailure):
-    """Posting to this server cannot work until an admin changes something."""
-
-
-class TransientFailure(DeliveryFailure):
-    """Discord or the network failed for now; the digest stays claimed and is resumed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,36 +307,21 @@ class DigestPoster:
     async def _send(
         self, channel: discord.abc.Messageable, embeds: list[discord.Embed], nonce: str
     ) -> None:
-        for delay in (*self._retry_delays, None):
-            await self._pacer.acquire()
-            try:
-                await channel.send(
-                    embeds=embeds, nonce=nonce, allowed_mentions=discord.AllowedMentions.none()
-                )
-                return
-            except (discord.Forbidden, discord.NotFound) as error:
-                raise PermanentFailure(PERMANENT_ERRORS.get(error.code, error.text)) from error
-            except discord.HTTPException as error:
-                if error.status < 500 and error.status != 429:
-                    raise PermanentFailure(f"Discord refused the digest: {error.text}") from error
-                problem = f"HTTP {error.status}"
-            except (aiohttp.ClientError, TimeoutError, OSError) as error:
-                problem = type(error).__name__
-            if delay is None:
-                raise TransientFailure(problem)
-            await self._sleep(delay)
+        await send_with_retries(
+            lambda: channel.send(
+                embeds=embeds, nonce=nonce, allowed_mentions=discord.AllowedMentions.none()
+            ),
+            self._retry_delays,
+            pace=self._pacer.acquire,
+            sleep=self._sleep,
+        )
 
     async def _tell_admins(self, guild_id: int, failed_channel_id: int, reason: str) -> None:
         """Say why the digest stopped, in a channel where newsbot can still post, if any."""
         guild = self._client.get_guild(guild_id)
         if guild is None:
             return
-        candidates = [guild.system_channel, *sorted(guild.text_channels, key=lambda c: c.position)]
-        for channel in candidates:
-            if channel is None or channel.id == failed_channel_id:
-                continue
-            if missing_permissions(channel, embeds=False):
-                continue
+        for channel in admin_notice_channels(guild, failed_channel_id):
             await self._pacer.acquire()
             try:
                 await channel.send(
@@ -405,13 +374,6 @@ async def select_digest(
         too_old=len(too_old),
         too_old_exact=len(candidates) < CANDIDATES,
     )
-
-
-def missing_permissions(channel: discord.abc.GuildChannel, *, embeds: bool = True) -> str:
-    """The permissions newsbot needs and lacks in `channel`, as Discord names them ("" if none)."""
-    granted = channel.permissions_for(channel.guild.me)
-    needed = REQUIRED if embeds else REQUIRED[:2]
-    return ", ".join(permission_label(name) for name in needed if not getattr(granted, name))
 
 
 def _pairs(items: Sequence[DigestItem]) -> list[tuple[Story, list[Story]]]:

@@ -11,7 +11,7 @@ from bot.__main__ import DiscordUnavailable as CliDiscordUnavailable
 from bot.__main__ import UserError as CliUserError
 from bot.checks import NotOperator
 from bot.config import ConfigError
-from bot.poster import PermanentFailure, TransientFailure
+from bot.delivery import PermanentFailure, TransientFailure
 from bot.reload import SeedFolderError, SeedFolderMissing
 from bot.store import InstanceLocked, NoDatabase, StaleReload, StoreError
 from bot.tree import UserFacingError, explain

@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.checks import manager_only
+from bot.delivery import missing_permissions
 from bot.digest import (
     NextRun,
     describe_age,
@@ -34,7 +35,7 @@ from bot.discord_limits import AUTOCOMPLETE_CHOICES, CHOICE_LIMIT, FIELD_VALUE_L
 from bot.embeds import ADMIN_COLOUR, WARNING_COLOUR, shorten, when
 from bot.models import DigestRun, DigestSettings
 from bot.pacing import Pacer
-from bot.poster import DigestPoster, PostResult, missing_permissions
+from bot.poster import DigestPoster, PostResult
 from bot.topics import suggest_topics
 from bot.tree import UserFacingError, reply
 
