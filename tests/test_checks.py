@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 import pytest
@@ -12,7 +12,9 @@ from discord import app_commands
 from bot.checks import manager_only
 from bot.cogs.digest import Digest
 from bot.tree import explain
-from tests.conftest import World
+
+if TYPE_CHECKING:
+    from tests.conftest import World
 
 
 def guarded_command() -> app_commands.Command[Any, Any, None]:
