@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 
 from bot import errors
-from bot.__main__ import DiscordUnavailable as CliDiscordUnavailable
-from bot.__main__ import UserError as CliUserError
 from bot.checks import NotOperator
 from bot.config import ConfigError
 from bot.delivery import PermanentFailure, TransientFailure
@@ -22,7 +20,7 @@ from bot.tree import UserFacingError, explain
     [
         UserFacingError("Pick a number from 1 to 10."),
         NotOperator(),
-        CliUserError("no topic 'Quantum'"),
+        errors.UserError("no topic 'Quantum'"),
     ],
 )
 def test_mistakes_a_user_can_fix_are_user_errors(error: Exception) -> None:
@@ -48,19 +46,13 @@ def test_problems_of_the_installation_are_setup_errors(error: Exception) -> None
 
 def test_every_error_newsbot_raises_on_purpose_shares_one_base() -> None:
     for error in (
-        CliDiscordUnavailable("Discord is not answering"),
+        errors.DiscordUnavailable("Discord is not answering"),
         PermanentFailure("the channel no longer exists"),
         TransientFailure("HTTP 503"),
         ConfigError("x"),
         UserFacingError("x"),
     ):
         assert isinstance(error, errors.NewsbotError)
-
-
-def test_the_command_line_and_its_errors_module_name_the_same_classes() -> None:
-    # Code that imports the CLI's errors from bot.__main__ keeps working.
-    assert CliUserError is errors.UserError
-    assert CliDiscordUnavailable is errors.DiscordUnavailable
 
 
 def test_the_tree_shows_any_user_error_as_it_is() -> None:
