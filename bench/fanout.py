@@ -43,7 +43,7 @@ import discord.http
 import yarl
 
 from bench.common import Figure, median, percentile, report
-from bot.config import DigestConfig
+from bot.config import GlobalDigestSettings
 from bot.models import DigestSettings
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.helpers import SHIPPED_SEEDS, FakeClock, build_newsbot
@@ -65,7 +65,11 @@ async def one_run(servers: int, send_rate: float | None, profile: bool) -> dict[
                 guild = emu.add_guild(f"Server {number}")
                 channels.append(emu.add_channel(guild, "news"))
             clock = FakeClock(datetime(2024, 3, 1, 7, 0, tzinfo=UTC))
-            digest = DigestConfig() if send_rate is None else DigestConfig(send_rate=send_rate)
+            digest = (
+                GlobalDigestSettings()
+                if send_rate is None
+                else GlobalDigestSettings(send_rate=send_rate)
+            )
             bot = build_newsbot(root, seeds, clock=clock, digest=digest)
             started = time.perf_counter()
             async with running_bot(bot, emu, ready_timeout=120, loggers=("discord", "bot")) as run:
@@ -139,7 +143,7 @@ async def one_run(servers: int, send_rate: float | None, profile: bool) -> dict[
             # Where the time goes: before the first send, between sends, after the last one.
             at = sorted(r.at - m0 for r in posts)
             gaps = [b - a for a, b in itertools.pairwise(at)]
-            interval = 1.0 / (send_rate or DigestConfig().send_rate)
+            interval = 1.0 / (send_rate or GlobalDigestSettings().send_rate)
             timeline = {
                 "first_post_s": at[0] if at else None,
                 "last_post_s": at[-1] if at else None,
@@ -154,7 +158,9 @@ async def one_run(servers: int, send_rate: float | None, profile: bool) -> dict[
             too_many = statuses.get(429, 0)
             return {
                 "servers": servers,
-                "send_rate": send_rate if send_rate is not None else DigestConfig().send_rate,
+                "send_rate": send_rate
+                if send_rate is not None
+                else GlobalDigestSettings().send_rate,
                 "connect_seconds": connected,
                 "tick_seconds": seconds,
                 "messages": sent_messages,

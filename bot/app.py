@@ -21,8 +21,9 @@ from discord.backoff import ExponentialBackoff
 from discord.ext import commands
 
 from bot import version
-from bot.commands import sync_if_changed
+from bot.command_sync import sync_if_changed
 from bot.config import DiscordSettings, SeedSettings, Settings
+from bot.delivery import REQUIRED_PERMISSIONS
 from bot.poster import utc_now
 from bot.reload import SeedReloader
 from bot.store import Store, create_store
@@ -34,8 +35,6 @@ EXTENSIONS = ("bot.cogs.news", "bot.cogs.seeds", "bot.cogs.digest")
 # What reading a gateway frame raises when the frame is not what discord.py expects: invalid
 # JSON (ValueError) or a dispatch without a field its parser needs (KeyError, TypeError).
 UNREADABLE_FRAME = (ValueError, KeyError, TypeError)
-# View Channels, Send Messages, Embed Links: all newsbot needs in a channel.
-INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
 
 
 def use_endpoints(settings: DiscordSettings) -> None:
@@ -52,7 +51,7 @@ def use_endpoints(settings: DiscordSettings) -> None:
 
 def invite_url(application_id: int) -> str:
     return discord.utils.oauth_url(
-        application_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+        application_id, permissions=REQUIRED_PERMISSIONS, scopes=("bot", "applications.commands")
     )
 
 

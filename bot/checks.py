@@ -53,6 +53,21 @@ async def is_operator(interaction: discord.Interaction) -> bool:
         raise app_commands.AppCommandError("cannot tell who owns the application") from error
 
 
+def manager_only() -> Callable[[T], T]:
+    """Only the server's managers (Manage Server) may run the command, and only in a server.
+
+    The hints (`default_permissions`, `guild_only`) decide who sees the command where Discord
+    reads them, on a top-level command or group; `has_permissions` is the check that holds when
+    someone invokes it anyway, and its refusal names the missing permission."""
+
+    def decorate(command: T) -> T:
+        checked = app_commands.checks.has_permissions(manage_guild=True)(command)
+        hinted = app_commands.default_permissions(manage_guild=True)(checked)
+        return app_commands.guild_only()(hinted)
+
+    return decorate
+
+
 def operator_only() -> Callable[[T], T]:
     """Only newsbot's operator may run the command (see `is_operator`); others get a short
     refusal. Discord offers the command only to members with Manage Server, so ordinary members

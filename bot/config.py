@@ -15,11 +15,13 @@ from typing import Any
 
 import yaml
 
+from bot.errors import SetupError
+
 DEFAULT_CONFIG_PATH = Path("config/newsbot.yaml")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class ConfigError(Exception):
+class ConfigError(SetupError):
     """A setting is missing, malformed or unknown."""
 
 
@@ -67,7 +69,10 @@ class DiscordSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class DigestConfig:
+class GlobalDigestSettings:
+    """How newsbot posts every server's digest (each server's own choices are its
+    `bot.models.DigestSettings`)."""
+
     # A digest missed by less than this (downtime) is posted at start; older ones are skipped.
     catch_up_hours: float = 6.0
     # Digest messages sent per second across all servers: under Discord's global 50/s, with
@@ -83,10 +88,14 @@ class Settings:
     seeds: SeedSettings = SeedSettings()
     database: DatabaseSettings = DatabaseSettings()
     discord: DiscordSettings = DiscordSettings()
-    digest: DigestConfig = DigestConfig()
+    digest: GlobalDigestSettings = GlobalDigestSettings()
     log_level: str = "INFO"
     discord_token: Secret | None = None
     config_path: Path | None = None
+
+
+# Each default is the dataclass field's: the loader reads them from these.
+_DEFAULT = Settings()
 
 
 def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,54 +104,15 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     explicit = path or (Path(env["NEWSBOT_CONFIG"]) if env.get("NEWSBOT_CONFIG") else None)
     config_path = explicit or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
     raw = _read(config_path) if config_path else {}
-
-    seeds_raw = _section(raw, "seeds", {"folder", "max_file_bytes", "workers"})
-    database_raw = _section(raw, "database", {"path"})
-    discord_raw = _section(
-        raw,
-        "discord",
-        {"api_base", "gateway_url", "sync_commands", "page_timeout", "operator_guild"},
-    )
-    digest_raw = _section(raw, "digest", {"catch_up_hours", "send_rate", "max_age_days"})
     unknown = set(raw) - {"seeds", "database", "discord", "digest", "log_level"}
     if unknown:
         raise ConfigError(f"{config_path}: unknown setting {sorted(unknown)[0]!r}")
-
-    seeds = SeedSettings(
-        folder=_path(env, "NEWSBOT_SEEDS", seeds_raw, "seeds.folder", config_path, "seeds"),
-        max_file_bytes=_positive_int(seeds_raw, "seeds.max_file_bytes", 256 * 1024),
-        workers=_positive_int(seeds_raw, "seeds.workers", 0, allow_zero=True),
-    )
-    database = DatabaseSettings(
-        path=_path(env, "NEWSBOT_DB", database_raw, "database.path", config_path, "data/newsbot.db")
-    )
-    discord = DiscordSettings(
-        api_base=_endpoint(
-            env.get("DISCORD_API_BASE") or discord_raw.get("api_base"),
-            "discord.api_base",
-            ("http://", "https://"),
-        ),
-        gateway_url=_endpoint(
-            env.get("DISCORD_GATEWAY_URL") or discord_raw.get("gateway_url"),
-            "discord.gateway_url",
-            ("ws://", "wss://"),
-        ),
-        sync_commands=_choice(discord_raw, "discord.sync_commands", ("auto", "never")),
-        page_timeout=_positive_number(discord_raw, "discord.page_timeout", 180.0),
-        operator_guild=_snowflake(discord_raw, "discord.operator_guild"),
-    )
-    catch_up = _positive_number(digest_raw, "digest.catch_up_hours", 6.0)
-    if catch_up >= 24:
-        raise ConfigError("setting 'digest.catch_up_hours' must be under 24")
-    max_age_days = _positive_number(digest_raw, "digest.max_age_days", 0.0, allow_zero=True)
-    if not max_age_days <= 36500:  # also refuses .nan
-        raise ConfigError("setting 'digest.max_age_days' must be at most 36500 (0 = no limit)")
-    digest = DigestConfig(
-        catch_up_hours=catch_up,
-        send_rate=min(_positive_number(digest_raw, "digest.send_rate", 48.0), 50.0),
-        max_age_days=max_age_days,
-    )
-    log_level = (env.get("NEWSBOT_LOG_LEVEL") or _string(raw, "log_level", "INFO")).upper()
+    seeds = _seed_settings(raw, env, config_path)
+    database = _database_settings(raw, env, config_path)
+    discord = _discord_settings(raw, env)
+    digest = _digest_settings(raw)
+    log_level = env.get("NEWSBOT_LOG_LEVEL") or _string(raw, "log_level", _DEFAULT.log_level)
+    log_level = log_level.upper()
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, not {log_level!r}")
     token = env.get("DISCORD_TOKEN", "").strip()
@@ -154,6 +124,74 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         log_level=log_level,
         discord_token=Secret(token) if token else None,
         config_path=config_path,
+    )
+
+
+def _seed_settings(
+    raw: Mapping[str, Any], env: Mapping[str, str], config_path: Path | None
+) -> SeedSettings:
+    section = _section(raw, "seeds", {"folder", "max_file_bytes", "workers"})
+    default = _DEFAULT.seeds
+    return SeedSettings(
+        folder=_path(env, "NEWSBOT_SEEDS", section, "seeds.folder", config_path, default.folder),
+        max_file_bytes=_positive_int(section, "seeds.max_file_bytes", default.max_file_bytes),
+        workers=_positive_int(section, "seeds.workers", default.workers, allow_zero=True),
+    )
+
+
+def _database_settings(
+    raw: Mapping[str, Any], env: Mapping[str, str], config_path: Path | None
+) -> DatabaseSettings:
+    section = _section(raw, "database", {"path"})
+    default = _DEFAULT.database
+    return DatabaseSettings(
+        path=_path(env, "NEWSBOT_DB", section, "database.path", config_path, default.path)
+    )
+
+
+def _discord_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> DiscordSettings:
+    section = _section(
+        raw,
+        "discord",
+        {"api_base", "gateway_url", "sync_commands", "page_timeout", "operator_guild"},
+    )
+    default = _DEFAULT.discord
+    return DiscordSettings(
+        api_base=_endpoint(
+            env.get("DISCORD_API_BASE") or section.get("api_base"),
+            "discord.api_base",
+            ("http://", "https://"),
+        ),
+        gateway_url=_endpoint(
+            env.get("DISCORD_GATEWAY_URL") or section.get("gateway_url"),
+            "discord.gateway_url",
+            ("ws://", "wss://"),
+        ),
+        sync_commands=_choice(
+            section, "discord.sync_commands", ("auto", "never"), default.sync_commands
+        ),
+        page_timeout=_positive_number(section, "discord.page_timeout", default.page_timeout),
+        operator_guild=_snowflake(section, "discord.operator_guild"),
+    )
+
+
+def _digest_settings(raw: Mapping[str, Any]) -> GlobalDigestSettings:
+    section = _section(raw, "digest", {"catch_up_hours", "send_rate", "max_age_days"})
+    default = _DEFAULT.digest
+    catch_up = _positive_number(section, "digest.catch_up_hours", default.catch_up_hours)
+    if catch_up >= 24:
+        raise ConfigError("setting 'digest.catch_up_hours' must be under 24")
+    max_age_days = _positive_number(
+        section, "digest.max_age_days", default.max_age_days, allow_zero=True
+    )
+    if not max_age_days <= 36500:  # also refuses .nan
+        raise ConfigError("setting 'digest.max_age_days' must be at most 36500 (0 = no limit)")
+    send_rate = _positive_number(section, "digest.send_rate", default.send_rate)
+    return GlobalDigestSettings(
+        catch_up_hours=catch_up,
+        # Discord's global limit; more would only bounce off it.
+        send_rate=min(send_rate, 50.0),
+        max_age_days=max_age_days,
     )
 
 
@@ -198,7 +236,7 @@ def _path(
     raw: Mapping[str, Any],
     name: str,
     config_path: Path | None,
-    default: str,
+    default: Path,
 ) -> Path:
     """A path from the environment (as given: relative to the current folder), else from the
     config file (relative to the file's folder, so that the bot started from anywhere finds its
@@ -206,8 +244,8 @@ def _path(
     if env.get(variable):
         return Path(env[variable])
     if name.rsplit(".", 1)[-1] not in raw or config_path is None:
-        return Path(default)
-    return (config_path.parent / _string(raw, name, default)).resolve()
+        return default
+    return (config_path.parent / _string(raw, name, str(default))).resolve()
 
 
 def _positive_int(
@@ -240,8 +278,8 @@ def _endpoint(value: object, name: str, schemes: tuple[str, ...]) -> str | None:
     return value.rstrip("/")
 
 
-def _choice(raw: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
-    value = raw.get(name.rsplit(".", 1)[-1], choices[0])
+def _choice(raw: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = raw.get(name.rsplit(".", 1)[-1], default)
     if value not in choices:
         raise ConfigError(f"setting {name!r} must be one of {', '.join(choices)}, not {value!r}")
     return str(value)

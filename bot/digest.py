@@ -23,6 +23,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from bot.config import GlobalDigestSettings
+from bot.discord_limits import AUTOCOMPLETE_CHOICES, NONCE_LIMIT
 from bot.models import DigestRun, DigestSettings, Story
 
 __all__ = [
@@ -51,9 +53,7 @@ __all__ = [
 
 # A digest missed by a short outage is still worth posting; one missed by most of a day is
 # stale news and would land at an odd hour, so it is recorded as skipped instead.
-DEFAULT_CATCH_UP = timedelta(hours=6)
-
-NONCE_LIMIT = 25  # Discord rejects longer nonces
+DEFAULT_CATCH_UP = timedelta(hours=GlobalDigestSettings().catch_up_hours)
 
 # --- scoring ----------------------------------------------------------------------------------
 
@@ -470,7 +470,7 @@ def suggest_zones(text: str, limit: int = 3) -> list[str]:
     return list(dict.fromkeys(suggested))[:limit]
 
 
-def matching_zones(text: str, limit: int = 25) -> list[str]:
+def matching_zones(text: str, limit: int = AUTOCOMPLETE_CHOICES) -> list[str]:
     """IANA zone names containing `text`, in any case, spaces matching underscores ("new york"
     finds "America/New_York"), at most `limit` (for autocomplete). Names starting with `text`
     come first, then names with a part starting with it ("new" -> "America/New_York"), then

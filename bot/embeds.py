@@ -12,23 +12,19 @@ from datetime import date, datetime
 
 import discord
 
+from bot.discord_limits import (
+    AUTHOR_LIMIT,
+    DESCRIPTION_LIMIT,
+    EMBEDS_PER_MESSAGE,
+    FIELD_VALUE_LIMIT,
+    MESSAGE_TEXT_LIMIT,
+    TITLE_LIMIT,
+)
 from bot.models import Story, TopicCount
 from bot.reload import ReloadReport
 from bot.reports import describe_reload, n_stories, rejection_line
 from bot.store import SeedStatus
 from bot.urls import is_web_url
-
-TITLE_LIMIT = 256
-DESCRIPTION_LIMIT = 4096
-FIELD_NAME_LIMIT = 256
-FIELD_VALUE_LIMIT = 1024
-FIELD_COUNT_LIMIT = 25
-FOOTER_LIMIT = 2048
-AUTHOR_LIMIT = 256
-CONTENT_LIMIT = 2000
-MESSAGE_TEXT_LIMIT = 6000  # all embeds of one message together
-EMBEDS_PER_MESSAGE = 10
-CHOICE_LIMIT = 100  # autocomplete choice names and values
 
 RELATED_SHOWN = 3
 NEWS_COLOUR = discord.Colour(0x1F6FEB)

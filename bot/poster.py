@@ -20,9 +20,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
-import aiohttp
 import discord
 
+from bot.config import GlobalDigestSettings
+from bot.delivery import (
+    RETRY_DELAYS,
+    PermanentFailure,
+    TransientFailure,
+    admin_notice_channels,
+    missing_permissions,
+    send_with_retries,
+)
 from bot.digest import (
     DEFAULT_CATCH_UP,
     DigestItem,
@@ -48,32 +56,10 @@ Messages = list[tuple[list[discord.Embed], tuple[int, ...]]]
 
 # How many of the newest undelivered stories compete for a digest's places.
 CANDIDATES = 100
-RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
-# Discord error codes that will not go away by retrying: the digest is switched off.
-PERMANENT_ERRORS = {
-    10003: "the channel no longer exists",
-    10004: "newsbot is no longer in the server",
-    50001: "newsbot has no access to the channel",
-    50013: "newsbot lacks a permission in the channel",
-}
-REQUIRED = ("view_channel", "send_messages", "embed_links")
-_LABELS = {
-    "view_channel": "View Channel",
-    "send_messages": "Send Messages",
-    "embed_links": "Embed Links",
-}
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class PermanentFailure(Exception):
-    """Posting to this server cannot work until an admin changes something."""
-
-
-class TransientFailure(Exception):
-    """Discord or the network failed for now; the digest stays claimed and is resumed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +111,7 @@ class DigestPoster:
         self._client = client
         self._clock = clock
         self._catch_up = catch_up
-        self._pacer = pacer or Pacer(48.0)
+        self._pacer = pacer or Pacer(GlobalDigestSettings().send_rate)
         self._retry_delays = tuple(retry_delays)
         self._sleep = sleep
         # Digests being sent by this process: a tick never starts a second send of one.
@@ -321,36 +307,21 @@ class DigestPoster:
     async def _send(
         self, channel: discord.abc.Messageable, embeds: list[discord.Embed], nonce: str
     ) -> None:
-        for delay in (*self._retry_delays, None):
-            await self._pacer.acquire()
-            try:
-                await channel.send(
-                    embeds=embeds, nonce=nonce, allowed_mentions=discord.AllowedMentions.none()
-                )
-                return
-            except (discord.Forbidden, discord.NotFound) as error:
-                raise PermanentFailure(PERMANENT_ERRORS.get(error.code, error.text)) from error
-            except discord.HTTPException as error:
-                if error.status < 500 and error.status != 429:
-                    raise PermanentFailure(f"Discord refused the digest: {error.text}") from error
-                problem = f"HTTP {error.status}"
-            except (aiohttp.ClientError, TimeoutError, OSError) as error:
-                problem = type(error).__name__
-            if delay is None:
-                raise TransientFailure(problem)
-            await self._sleep(delay)
+        await send_with_retries(
+            lambda: channel.send(
+                embeds=embeds, nonce=nonce, allowed_mentions=discord.AllowedMentions.none()
+            ),
+            self._retry_delays,
+            pace=self._pacer.acquire,
+            sleep=self._sleep,
+        )
 
     async def _tell_admins(self, guild_id: int, failed_channel_id: int, reason: str) -> None:
         """Say why the digest stopped, in a channel where newsbot can still post, if any."""
         guild = self._client.get_guild(guild_id)
         if guild is None:
             return
-        candidates = [guild.system_channel, *sorted(guild.text_channels, key=lambda c: c.position)]
-        for channel in candidates:
-            if channel is None or channel.id == failed_channel_id:
-                continue
-            if missing_permissions(channel, embeds=False):
-                continue
+        for channel in admin_notice_channels(guild, failed_channel_id):
             await self._pacer.acquire()
             try:
                 await channel.send(
@@ -403,13 +374,6 @@ async def select_digest(
         too_old=len(too_old),
         too_old_exact=len(candidates) < CANDIDATES,
     )
-
-
-def missing_permissions(channel: discord.abc.GuildChannel, *, embeds: bool = True) -> str:
-    """The permissions newsbot needs and lacks in `channel`, as Discord names them ("" if none)."""
-    granted = channel.permissions_for(channel.guild.me)
-    needed = REQUIRED if embeds else REQUIRED[:2]
-    return ", ".join(_LABELS[name] for name in needed if not getattr(granted, name))
 
 
 def _pairs(items: Sequence[DigestItem]) -> list[tuple[Story, list[Story]]]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import NamedTuple, TypeVar
 
+from bot.errors import SetupError
 from bot.models import Problem, SeedResult, Story
 from bot.seeds import DEFAULT_MAX_FILE_BYTES, parse_files, rank
 from bot.store import (
@@ -47,7 +48,7 @@ _STALE_RETRIES = 3
 _TITLED_RETIREMENTS = 100
 
 
-class SeedFolderError(Exception):
+class SeedFolderError(SetupError):
     """The seed folder cannot be used (missing, not a folder, unreadable)."""
 
     def __init__(self, folder: Path, problem: str) -> None:

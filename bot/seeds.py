@@ -27,19 +27,19 @@ from ftfy import fix_encoding
 from ftfy.chardata import UTF8_DETECTOR_RE
 from ftfy.fixes import unescape_html
 
+from bot.config import SeedSettings
+from bot.discord_limits import DESCRIPTION_LIMIT as DISCORD_DESCRIPTION_LIMIT
+from bot.discord_limits import TITLE_LIMIT as DISCORD_TITLE_LIMIT
 from bot.models import Image, Problem, Provider, Related, SeedResult, Story, topic_key
 from bot.urls import InvalidURL, canonical_url, is_web_url, story_id
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_FILE_BYTES = 256 * 1024
+DEFAULT_MAX_FILE_BYTES = SeedSettings().max_file_bytes
 MAX_DEPTH = 16
 MAX_TOPICS = 25
 MAX_IMAGES = 10
 MAX_RELATED = 25
-# Discord's limits for what a story shows; longer texts are stored whole and cut when rendered.
-DISCORD_TITLE_LIMIT = 256
-DISCORD_DESCRIPTION_LIMIT = 4096
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _STR = "tag:yaml.org,2002:str"

@@ -13,13 +13,18 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.errors import UserError
+
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on our side. It has been logged; please try again later."
 
 
-class UserFacingError(app_commands.AppCommandError):
-    """A mistake the user can fix; its message is shown to them as it is."""
+class UserFacingError(UserError, app_commands.AppCommandError):
+    """A mistake the user can fix; its message is shown to them as it is.
+
+    Any `UserError` is; this one is also an `AppCommandError`, which a check must raise for
+    discord.py to hand it to the tree's error handler."""
 
 
 class BadOptionValue(app_commands.AppCommandError):
@@ -121,12 +126,12 @@ def explain(error: Exception) -> str | None:
     """The message for a user mistake, or None when the error is unexpected."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
-    if isinstance(error, UserFacingError):
+    if isinstance(error, UserError):
         return str(error)
     if isinstance(error, BadOptionValue):
         return option_rule(error.parameter)
     if isinstance(error, app_commands.MissingPermissions):
-        labels = [_permission_label(name) for name in error.missing_permissions]
+        labels = [permission_label(name) for name in error.missing_permissions]
         noun = "permission" if len(labels) == 1 else "permissions"
         return f"You need the {' and '.join(labels)} {noun} to use this command."
     if isinstance(error, app_commands.NoPrivateMessage):
@@ -150,7 +155,8 @@ def _unusable_value(error: app_commands.TransformerError) -> str:
     return f"{shown} is not a value newsbot can use there. Nothing was done."
 
 
-def _permission_label(name: str) -> str:
+def permission_label(name: str) -> str:
+    """A permission as Discord's settings screens name it: manage_guild -> Manage Server."""
     # discord.py's names say "guild" where Discord's settings screens say "Server".
     return name.replace("guild", "server").replace("_", " ").title()
 

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import NewsBot, build_bot
-from bot.config import DatabaseSettings, DigestConfig, DiscordSettings, SeedSettings, Settings
+from bot.config import (
+    DatabaseSettings,
+    DiscordSettings,
+    GlobalDigestSettings,
+    SeedSettings,
+    Settings,
+)
 from bot.store.sqlite import SqliteStore
 from tests.discord_emulator import DiscordEmulator, RunningBot
 from tests.discord_emulator.interactions import InteractionHandle
@@ -85,7 +91,7 @@ def build_newsbot(
     reload_seeds_at_start: bool = True,
     workers: int = 1,
     database: Path | None = None,
-    digest: DigestConfig | None = None,
+    digest: GlobalDigestSettings | None = None,
     **discord: Any,
 ) -> NewsBot:
     """newsbot as `main()` builds it (through the same factory); by default the digest
@@ -94,7 +100,7 @@ def build_newsbot(
         seeds=SeedSettings(folder=seeds, workers=workers),
         database=DatabaseSettings(database or root / "news.db"),
         discord=DiscordSettings(**discord),
-        digest=digest or DigestConfig(),
+        digest=digest or GlobalDigestSettings(),
     )
     overrides: dict[str, Any] = {"clock": clock} if clock else {}
     # A short guild_ready_timeout: discord.py otherwise waits 2 s of quiet before on_ready.

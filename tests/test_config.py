@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot import config
 from bot.config import ConfigError, Secret
+from bot.digest import DEFAULT_CATCH_UP
+from bot.seeds import DEFAULT_MAX_FILE_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -221,8 +224,8 @@ def test_digest_max_age_days_defaults_to_no_limit_and_is_read(tmp_path: Path) ->
     shipped = config.load(REPO / "config" / "newsbot.yaml", environ={})
     path = write(tmp_path, "digest:\n  max_age_days: 1.5\n")
 
-    assert shipped.digest == config.DigestConfig()
-    assert config.DigestConfig().max_age_days == 0
+    assert shipped.digest == config.GlobalDigestSettings()
+    assert config.GlobalDigestSettings().max_age_days == 0
     assert config.load(path, environ={}).digest.max_age_days == 1.5
 
 
@@ -248,3 +251,20 @@ def test_the_scheduler_does_not_log_every_tick() -> None:
     finally:
         root.setLevel(saved[0])
         apscheduler.setLevel(saved[1])
+
+
+def test_an_empty_config_file_gives_every_dataclass_default(tmp_path: Path) -> None:
+    defaults = config.Settings()
+
+    loaded = config.load(write(tmp_path, ""), environ={})
+
+    assert loaded.seeds == defaults.seeds
+    assert loaded.database == defaults.database
+    assert loaded.discord == defaults.discord
+    assert loaded.digest == defaults.digest
+    assert loaded.log_level == defaults.log_level
+
+
+def test_the_seed_reader_and_the_poster_default_to_the_settings_defaults() -> None:
+    assert config.SeedSettings().max_file_bytes == DEFAULT_MAX_FILE_BYTES
+    assert timedelta(hours=config.GlobalDigestSettings().catch_up_hours) == DEFAULT_CATCH_UP

@@ -30,13 +30,10 @@ from bot.cli.common import (
     EXIT_USAGE,
     Command,
     Context,
-    DiscordUnavailable,
-    UserError,
     one_line,
 )
 from bot.cli.parser import build_parser
-from bot.reload import SeedFolderError
-from bot.store import StoreError
+from bot.errors import DiscordUnavailable, SetupError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +51,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         config.configure_logging("WARNING" if quiet else settings.log_level)
         handler: Command = args.handler
         return asyncio.run(handler(args, Context(settings, stdout)))
-    except (UserError, config.ConfigError, SeedFolderError, StoreError) as error:
+    except (UserError, SetupError) as error:
         return _fail(str(error), EXIT_USAGE)
     except DiscordUnavailable as error:
         return _fail(str(error), EXIT_DISCORD)

@@ -1,5 +1,5 @@
-"""What every command of the command line shares: exit codes, its two errors, the context a
-command runs in, and the store opened for it."""
+"""What every command of the command line shares: exit codes, the context a command runs in,
+and the store opened for it. Its errors are bot.errors' (re-exported here for the commands)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from bot import config
+from bot.errors import DiscordUnavailable, UserError
 from bot.store import NoDatabase, Store, create_store
 
 EXIT_OK = 0
@@ -20,13 +21,7 @@ EXIT_DISCORD = 3
 EXIT_BUG = 70
 EXIT_INTERRUPTED = 130
 
-
-class UserError(Exception):
-    """A mistake the user can fix; shown as one line."""
-
-
-class DiscordUnavailable(Exception):
-    """Discord cannot be reached or is failing; trying again later may work."""
+__all__ = ["DiscordUnavailable", "UserError"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from dataclasses import replace
 import aiohttp
 import discord
 
-from bot import commands, config
+from bot import command_sync, config
 from bot.app import build_bot, invite_url, use_endpoints
 from bot.cli.common import EXIT_OK, Context, DiscordUnavailable, UserError, one_line
 
@@ -98,7 +98,7 @@ async def sync_commands(args: argparse.Namespace, context: Context) -> int:
             # login() is REST only (no gateway session) and runs setup_hook: store and cogs.
             await bot.login(token)
             try:
-                count = await commands.sync(bot.tree, bot.store, args.guild)
+                count = await command_sync.sync(bot.tree, bot.store, args.guild)
             except discord.Forbidden as error:
                 if args.guild is None or error.code != MISSING_ACCESS:
                     raise

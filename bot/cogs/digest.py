@@ -18,6 +18,8 @@ from apscheduler.triggers.cron import CronTrigger
 from discord import app_commands
 from discord.ext import commands
 
+from bot.checks import manager_only
+from bot.delivery import missing_permissions
 from bot.digest import (
     NextRun,
     describe_age,
@@ -29,10 +31,11 @@ from bot.digest import (
     too_old_note,
     zone,
 )
-from bot.embeds import ADMIN_COLOUR, CHOICE_LIMIT, WARNING_COLOUR, shorten, when
+from bot.discord_limits import AUTOCOMPLETE_CHOICES, CHOICE_LIMIT, FIELD_VALUE_LIMIT
+from bot.embeds import ADMIN_COLOUR, WARNING_COLOUR, shorten, when
 from bot.models import DigestRun, DigestSettings
 from bot.pacing import Pacer
-from bot.poster import DigestPoster, PostResult, missing_permissions
+from bot.poster import DigestPoster, PostResult
 from bot.topics import UnknownTopic, resolve_topic
 from bot.tree import UserFacingError, reply
 
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 TICK_JOB = "digest-tick"
 
 
+# Discord reads the hints only on the group; manager_only on each subcommand is the check that
+# holds when someone invokes one anyway.
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class Digest(commands.GroupCog, group_name="digest", group_description="This server's daily news"):
@@ -101,7 +106,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         count="How many stories (1-10, default 5)",
         max_age="Leave out stories older than this, such as 24h or 7d; off for no limit",
     )
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def set_digest(
         self,
         interaction: discord.Interaction,
@@ -164,12 +169,12 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         # Complete the last comma-separated name, keeping the ones already typed.
         done, _, typing = current.rpartition(",")
         prefix = f"{done}, " if done else ""
-        found = await self.store.topics(matching=typing.strip(), limit=25)
+        found = await self.store.topics(matching=typing.strip(), limit=AUTOCOMPLETE_CHOICES)
         choices = [shorten(prefix + topic.name, CHOICE_LIMIT) for topic in found]
         return [app_commands.Choice(name=choice, value=choice) for choice in choices]
 
     @app_commands.command(name="show")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def show(self, interaction: discord.Interaction) -> None:
         """This server's digest: settings, next and last run, and any problem."""
         settings = await self._settings(interaction)
@@ -197,7 +202,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             why = settings.disabled_reason or "switched off with /digest off"
             embed.add_field(
                 name="Paused",
-                value=shorten(f"{why}. Run /digest set to resume.", 1024),
+                value=shorten(f"{why}. Run /digest set to resume.", FIELD_VALUE_LIMIT),
                 inline=False,
             )
         missing = self._missing_in_channel(settings)
@@ -206,7 +211,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         await reply(interaction, embed=embed, ephemeral=True)
 
     @app_commands.command(name="preview")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def preview(self, interaction: discord.Interaction) -> None:
         """Show, only to you, exactly what the digest would post now."""
         settings = await self._settings(interaction)
@@ -223,7 +228,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             await reply(interaction, content, embeds=embeds, ephemeral=True)
 
     @app_commands.command(name="now")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def now(self, interaction: discord.Interaction) -> None:
         """Post today's digest now (it counts as today's)."""
         settings = await self._settings(interaction)
@@ -242,7 +247,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         await reply(interaction, answer, ephemeral=True)
 
     @app_commands.command(name="off")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @manager_only()
     async def off(self, interaction: discord.Interaction) -> None:
         """Stop the daily digest (its settings are kept for /digest set)."""
         settings = await self._settings(interaction)
@@ -328,7 +333,7 @@ def _describe_run(run: DigestRun | None) -> str:
         "claimed": "in progress",
     }[run.status]
     detail = f": {run.detail}" if run.detail else ""
-    return shorten(f"{run.local_date:%Y-%m-%d} — {outcome}{detail}", 1024)
+    return shorten(f"{run.local_date:%Y-%m-%d} — {outcome}{detail}", FIELD_VALUE_LIMIT)
 
 
 async def setup(bot: NewsBot) -> None:

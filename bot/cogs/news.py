@@ -20,7 +20,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import CHOICE_LIMIT, page_starts, shorten, story_page, topics_embed
+from bot.discord_limits import AUTOCOMPLETE_CHOICES, CHOICE_LIMIT, CONTENT_LIMIT, CUSTOM_ID_LIMIT
+from bot.embeds import page_starts, shorten, story_page, topics_embed
 from bot.store import Store
 from bot.topics import UnknownTopic, resolve_topic
 from bot.tree import UserFacingError, handle_error, reply
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUTOCOMPLETE_CHOICES = 25
-CUSTOM_ID_LIMIT = 100  # characters, Discord's limit for a component's custom id
 NOT_YOURS = "These buttons belong to whoever ran this /news. Run /news yourself to browse."
 EXPIRED = "These buttons have expired; run /news again."
 
@@ -45,7 +44,7 @@ class NewsQuery:
     def heading(self, page: int) -> str:
         about = f" on **{discord.utils.escape_markdown(self.topic)}**" if self.topic else ""
         matching = f" matching “{discord.utils.escape_markdown(self.words)}”" if self.words else ""
-        return shorten(f"Latest stories{about}{matching} · page {page}", 2000)
+        return shorten(f"Latest stories{about}{matching} · page {page}", CONTENT_LIMIT)
 
 
 @dataclass(frozen=True, slots=True)

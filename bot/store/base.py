@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
+from bot.errors import SetupError
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story, TopicCount
 
 FileStatus = Literal["loaded", "duplicate", "rejected"]
 
 
-class StoreError(Exception):
+class StoreError(SetupError):
     """A storage problem the user can act on (unreadable file, newer schema, ...)."""
 
 

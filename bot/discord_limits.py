@@ -1,0 +1,24 @@
+"""Discord's limits that newsbot keeps to, in one place (characters unless said otherwise).
+
+Discord refuses a message, an answer or a component that exceeds them, so the code that builds
+one cuts or splits to fit these. Checked against the Discord API documentation.
+"""
+
+from __future__ import annotations
+
+# An embed.
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_VALUE_LIMIT = 1024
+AUTHOR_LIMIT = 256
+
+# A message.
+CONTENT_LIMIT = 2000
+MESSAGE_TEXT_LIMIT = 6000  # all embeds of one message together
+EMBEDS_PER_MESSAGE = 10
+NONCE_LIMIT = 25  # longer nonces are refused
+
+# Autocomplete and components.
+AUTOCOMPLETE_CHOICES = 25  # choices in one answer
+CHOICE_LIMIT = 100  # a choice's name and value
+CUSTOM_ID_LIMIT = 100  # a component's custom id

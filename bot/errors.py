@@ -1,0 +1,33 @@
+"""newsbot's errors: one base, and branches that say who can act on them.
+
+Every message is one line, written for whoever sees it. The CLI prints a `UserError` or a
+`SetupError` as that line (exit status 2) and a `DiscordUnavailable` too (status 3); the command
+tree (bot.tree) shows a `UserError` to the member as it is, while a `SetupError` reaching it is
+logged and apologised for, since a server member cannot fix newsbot's installation and its
+message may name the operator's files.
+
+The errors keep their homes next to the code that raises them (`ConfigError` in bot.config,
+`StoreError` in bot.store, ...); they only share these bases.
+"""
+
+from __future__ import annotations
+
+
+class NewsbotError(Exception):
+    """Anything newsbot raises on purpose; its message is one line."""
+
+
+class UserError(NewsbotError):
+    """A mistake the person who gave the command can fix: the message is the whole answer."""
+
+
+class SetupError(NewsbotError):
+    """newsbot's installation needs its operator: the settings, the database, the seed folder."""
+
+
+class DiscordUnavailable(NewsbotError):
+    """Discord cannot be reached or is failing; trying again later may work."""
+
+
+class DeliveryFailure(NewsbotError):
+    """Posting one server's digest failed; the poster decides what that means for it."""
