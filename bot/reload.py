@@ -123,7 +123,7 @@ class ParsedSeed(NamedTuple):
     the store's form. Plain values, so that worker processes send it back cheaply."""
 
     source: str
-    digest: str
+    content_hash: str
     story: EncodedStory | None
     rank: tuple[int, ...] = ()
     reason: str = ""
@@ -131,10 +131,10 @@ class ParsedSeed(NamedTuple):
 
     @classmethod
     def of(cls, result: SeedResult, encode: Callable[[Story], EncodedStory]) -> ParsedSeed:
-        story = result.story
+        story, file_hash = result.story, result.content_hash
         if story is None:
-            return cls(result.source, result.digest, None, (), result.reason, result.warnings)
-        return cls(result.source, result.digest, encode(story), rank(story), "", result.warnings)
+            return cls(result.source, file_hash, None, (), result.reason, result.warnings)
+        return cls(result.source, file_hash, encode(story), rank(story), "", result.warnings)
 
 
 def parse_for_reload(
@@ -364,7 +364,7 @@ def plan_reload(
         if (
             result is not None
             and record is not None
-            and record.digest == result.digest
+            and record.content_hash == result.content_hash
             and record.status != "duplicate"
         ):
             result = None  # touched, not edited: the stored verdict stands
@@ -384,7 +384,7 @@ def plan_reload(
             story = result.story
             claims.setdefault(story.id, []).append(_Claim(path, result.rank, story))
             records[path] = SeedFileRecord(
-                path, stat.size, stat.mtime_ns, result.digest, "loaded", story.id, result.rank
+                path, stat.size, stat.mtime_ns, result.content_hash, "loaded", story.id, result.rank
             )
             continue
         # A file that used to be the source of a story keeps it while it is broken.
@@ -395,7 +395,7 @@ def plan_reload(
             path,
             stat.size,
             stat.mtime_ns,
-            result.digest,
+            result.content_hash,
             "rejected",
             previous if kept else None,
             record.rank if kept and record is not None else (),
@@ -467,7 +467,7 @@ def plan_reload(
 
 
 def _skipped_verdict(path: str, reason: str) -> ParsedSeed:
-    # The digest stands for what is known of the entry: a new reason is a new verdict.
+    # The content hash stands for what is known of the entry: a new reason is a new verdict.
     return ParsedSeed(path, f"skipped: {reason}", None, (), reason)
 
 

@@ -255,7 +255,8 @@ class _Rejected(Exception):
         self.problem = problem
 
 
-def file_digest(data: bytes) -> str:
+def content_hash(data: bytes) -> str:
+    """blake2b of a file's bytes: lets a reload tell a touched file from an edited one."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -294,7 +295,7 @@ def parse_files(
 
 def parse_seed(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> SeedResult:
     """The verdict on one seed file's bytes: a story with warnings, or a rejection."""
-    digest = file_digest(data)
+    file_hash = content_hash(data)
     warnings: list[Problem] = []
     try:
         if len(data) > max_bytes:
@@ -304,8 +305,8 @@ def parse_seed(data: bytes, source: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES
         fields = _load_yaml(front, first_line)
         story = _build_story(fields, body, warnings)
     except _Rejected as rejected:
-        return SeedResult(source, None, (rejected.problem,), tuple(warnings), digest)
-    return SeedResult(source, story, (), tuple(warnings), digest)
+        return SeedResult(source, None, (rejected.problem,), tuple(warnings), file_hash)
+    return SeedResult(source, story, (), tuple(warnings), file_hash)
 
 
 def rank(story: Story) -> tuple[int, ...]:

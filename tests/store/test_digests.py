@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-import bot.store.sqlite as sqlite_store
+import bot.store.sqlite.digests as sqlite_digests
 from bot.models import DigestRun, DigestSettings, Story
 from bot.store.base import InstanceLocked, StoreError
 from bot.store.sqlite import SqliteStore
@@ -203,13 +203,13 @@ async def test_invalid_digest_settings_are_refused_in_one_line(store: SqliteStor
 
 async def test_a_date_is_claimed_once(store: SqliteStore) -> None:
     claimed = run_on()
-    assert await store.claim_digest_run(claimed) is True
-    assert await store.claim_digest_run(run_on(channel_id=OTHER_CHANNEL, plan=())) is False
+    assert await store.add_digest_run(claimed) is True
+    assert await store.add_digest_run(run_on(channel_id=OTHER_CHANNEL, plan=())) is False
 
     assert await store.last_digest_run(GUILD) == claimed
     # Another server, or another date, is a claim of its own.
-    assert await store.claim_digest_run(run_on(guild_id=OTHER_GUILD)) is True
-    assert await store.claim_digest_run(run_on(DAY + timedelta(days=1))) is True
+    assert await store.add_digest_run(run_on(guild_id=OTHER_GUILD)) is True
+    assert await store.add_digest_run(run_on(DAY + timedelta(days=1))) is True
 
 
 async def test_a_digest_run_reads_back_equal(store: SqliteStore) -> None:
@@ -224,8 +224,8 @@ async def test_a_digest_run_reads_back_equal(store: SqliteStore) -> None:
         detail="missing permissions in #news",
     )
     bare = run_on(DAY - timedelta(days=1), plan=())
-    await store.record_digest_outcome(full)
-    await store.claim_digest_run(bare)
+    await store.add_digest_run(full)
+    await store.add_digest_run(bare)
 
     runs = await store.digest_runs_since(DAY - timedelta(days=1))
     assert runs == {(GUILD, DAY): full, (GUILD, bare.local_date): bare}
@@ -239,7 +239,7 @@ async def test_recording_a_message_counts_it_and_delivers_its_stories(
     store: SqliteStore,
 ) -> None:
     await reload(store, [story_at(n) for n in range(1, 6)])
-    await store.claim_digest_run(run_on())
+    await store.add_digest_run(run_on())
 
     await store.record_digest_message(GUILD, DAY, 0, CHANNEL, [nth(1), nth(2)])
     run = await store.last_digest_run(GUILD)
@@ -258,7 +258,7 @@ async def test_a_message_that_cannot_be_recorded_records_nothing(
     store: SqliteStore,
 ) -> None:
     await reload(store, [story_at(n) for n in range(1, 4)])
-    await store.claim_digest_run(run_on())
+    await store.add_digest_run(run_on())
 
     # The second delivery violates NOT NULL after the count and the first were written.
     story_ids: list[Any] = [nth(1), None]
@@ -276,7 +276,7 @@ async def test_a_message_that_cannot_be_recorded_records_nothing(
 
 
 async def test_finishing_a_run_sets_its_status_detail_and_time(store: SqliteStore) -> None:
-    await store.claim_digest_run(run_on())
+    await store.add_digest_run(run_on())
     before = datetime.now(UTC).replace(microsecond=0)
     await store.finish_digest_run(GUILD, DAY, "failed", "Missing Access")
     after = datetime.now(UTC)
@@ -296,8 +296,8 @@ async def test_finishing_a_run_sets_its_status_detail_and_time(store: SqliteStor
 
 async def test_digest_runs_since_a_date(store: SqliteStore) -> None:
     for days in range(-3, 2):
-        await store.claim_digest_run(run_on(DAY + timedelta(days=days)))
-    await store.claim_digest_run(run_on(DAY, guild_id=OTHER_GUILD))
+        await store.add_digest_run(run_on(DAY + timedelta(days=days)))
+    await store.add_digest_run(run_on(DAY, guild_id=OTHER_GUILD))
 
     runs = await store.digest_runs_since(DAY)
     assert sorted(runs) == [
@@ -312,21 +312,23 @@ async def test_digest_runs_since_a_date(store: SqliteStore) -> None:
 async def test_last_digest_run_is_the_latest_date_of_that_server(store: SqliteStore) -> None:
     assert await store.last_digest_run(GUILD) is None
     for days in (2, 5, -1):
-        await store.claim_digest_run(run_on(DAY + timedelta(days=days)))
-    await store.claim_digest_run(run_on(DAY + timedelta(days=9), guild_id=OTHER_GUILD))
+        await store.add_digest_run(run_on(DAY + timedelta(days=days)))
+    await store.add_digest_run(run_on(DAY + timedelta(days=9), guild_id=OTHER_GUILD))
 
     last = await store.last_digest_run(GUILD)
     assert last is not None and last.local_date == DAY + timedelta(days=5)
 
 
-async def test_unfinished_runs_are_the_claimed_ones(store: SqliteStore) -> None:
-    await store.claim_digest_run(run_on(DAY - timedelta(days=1)))
-    await store.claim_digest_run(run_on(DAY))
-    await store.claim_digest_run(run_on(DAY, guild_id=OTHER_GUILD))
-    await store.record_digest_outcome(run_on(DAY + timedelta(days=1), status="empty", plan=()))
+async def test_runs_since_a_date_show_the_unfinished_ones_as_claimed(store: SqliteStore) -> None:
+    await store.add_digest_run(run_on(DAY - timedelta(days=1)))
+    await store.add_digest_run(run_on(DAY))
+    await store.add_digest_run(run_on(DAY, guild_id=OTHER_GUILD))
+    await store.add_digest_run(run_on(DAY + timedelta(days=1), status="empty", plan=()))
     await store.finish_digest_run(GUILD, DAY - timedelta(days=1), "sent")
 
-    unfinished = await store.unfinished_digest_runs()
+    # What the poster does at each tick to find the runs a crash interrupted.
+    runs = await store.digest_runs_since(DAY - timedelta(days=1))
+    unfinished = [run for run in runs.values() if run.status == "claimed"]
     assert [(run.guild_id, run.local_date) for run in unfinished] == [
         (GUILD, DAY),
         (OTHER_GUILD, DAY),
@@ -334,18 +336,18 @@ async def test_unfinished_runs_are_the_claimed_ones(store: SqliteStore) -> None:
 
 
 async def test_an_outcome_is_refused_for_a_claimed_date(store: SqliteStore) -> None:
-    await store.claim_digest_run(run_on())
+    await store.add_digest_run(run_on())
     finished_at = SCHEDULED + timedelta(seconds=3)
     skipped = run_on(status="skipped", plan=(), finished_at=finished_at, detail="late")
 
-    assert await store.record_digest_outcome(skipped) is False
+    assert await store.add_digest_run(skipped) is False
     last = await store.last_digest_run(GUILD)
     assert last is not None and last.status == "claimed"
 
     later = dataclasses.replace(skipped, local_date=DAY + timedelta(days=1))
-    assert await store.record_digest_outcome(later) is True
+    assert await store.add_digest_run(later) is True
     assert await store.last_digest_run(GUILD) == later
-    assert await store.claim_digest_run(run_on(later.local_date)) is False
+    assert await store.add_digest_run(run_on(later.local_date)) is False
 
 
 @pytest.mark.parametrize("status", ["failed", "skipped", "empty"])
@@ -353,11 +355,11 @@ async def test_a_date_without_a_posted_digest_is_claimed_again_as_the_next_attem
     store: SqliteStore, status: str
 ) -> None:
     final = run_on(status=status, plan=(), sent_messages=1, finished_at=SCHEDULED, detail="x")
-    await store.record_digest_outcome(final)
+    await store.add_digest_run(final)
     again = run_on(claimed_at=SCHEDULED + timedelta(hours=3))
 
     # The scheduler's claim never takes over a row; /digest now's does, once.
-    assert await store.claim_digest_run(again) is False
+    assert await store.add_digest_run(again) is False
     claimed = await store.reclaim_digest_run(again)
     assert claimed == dataclasses.replace(again, attempt=1)
     assert await store.reclaim_digest_run(again) is None
@@ -373,7 +375,7 @@ async def test_a_date_without_a_posted_digest_is_claimed_again_as_the_next_attem
 async def test_a_date_posted_or_being_posted_is_never_claimed_again(
     store: SqliteStore, status: str
 ) -> None:
-    await store.claim_digest_run(run_on())
+    await store.add_digest_run(run_on())
     if status == "sent":
         await store.finish_digest_run(GUILD, DAY, "sent", "3 stories in 1 message")
 
@@ -385,7 +387,7 @@ async def test_a_date_posted_or_being_posted_is_never_claimed_again(
 async def test_racing_reclaims_of_a_failed_date_give_it_to_exactly_one(
     store: SqliteStore,
 ) -> None:
-    await store.record_digest_outcome(run_on(status="failed", plan=(), finished_at=SCHEDULED))
+    await store.add_digest_run(run_on(status="failed", plan=(), finished_at=SCHEDULED))
 
     results = await asyncio.gather(*(store.reclaim_digest_run(run_on()) for _ in range(8)))
 
@@ -398,8 +400,8 @@ async def test_reclaiming_a_free_date_is_a_first_claim(store: SqliteStore) -> No
 
 async def test_a_servers_runs_since_a_date_are_its_own(store: SqliteStore) -> None:
     for days in range(3):
-        await store.claim_digest_run(run_on(DAY + timedelta(days=days)))
-    await store.claim_digest_run(run_on(DAY + timedelta(days=2), guild_id=OTHER_GUILD))
+        await store.add_digest_run(run_on(DAY + timedelta(days=days)))
+    await store.add_digest_run(run_on(DAY + timedelta(days=2), guild_id=OTHER_GUILD))
 
     runs = await store.guild_digest_runs_since(GUILD, DAY + timedelta(days=1))
 
@@ -411,7 +413,7 @@ async def test_a_servers_runs_since_a_date_are_its_own(store: SqliteStore) -> No
 
 async def deliver(store: SqliteStore, channel_id: int, ns: Iterable[int]) -> None:
     """Record stories story_at(n) as delivered to a channel, through a run of its own."""
-    await store.claim_digest_run(run_on(guild_id=channel_id, channel_id=channel_id))
+    await store.add_digest_run(run_on(guild_id=channel_id, channel_id=channel_id))
     await store.record_digest_message(channel_id, DAY, 0, channel_id, [nth(n) for n in ns])
 
 
@@ -493,7 +495,7 @@ async def test_undelivered_stories_on_very_many_topics_are_the_same(
     walked = await store.undelivered_stories(CHANNEL, topics, 5)
 
     # Past the number of per-topic walks, one walk of all stories answers instead.
-    monkeypatch.setattr(sqlite_store, "_MAX_TOPIC_WALKS", 2)
+    monkeypatch.setattr(sqlite_digests, "_MAX_TOPIC_WALKS", 2)
     assert await store.undelivered_stories(CHANNEL, topics, 5) == walked
     assert minutes(walked) == [10, 8, 7, 6, 5]
     plan = await store.explain_undelivered(CHANNEL, topics)
@@ -547,7 +549,7 @@ async def test_a_database_of_the_previous_schema_gains_the_digest_tables(
     await reopened.open()
     try:
         assert await reopened.story(nth(1)) == story_at(1)
-        assert await reopened.claim_digest_run(run_on()) is True
+        assert await reopened.add_digest_run(run_on()) is True
         await reopened.save_digest_settings(settings())
         assert await reopened.all_digest_settings() == [settings()]
     finally:

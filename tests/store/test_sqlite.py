@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import bot.store.sqlite as sqlite_store
+import bot.store.sqlite.seeds as sqlite_seeds
+import bot.store.sqlite.stories as sqlite_stories
 from bot.models import Image, Provider, Story, TopicCount
 from bot.store.base import (
     FileStatus,
@@ -22,6 +23,7 @@ from bot.store.base import (
     StoreError,
 )
 from bot.store.sqlite import SqliteStore, encode_story
+from bot.store.sqlite.migrations import load_migrations
 from tests.factories import make_related, make_story
 
 RELOADED_AT = datetime(2024, 6, 1, 8, 30, tzinfo=UTC)
@@ -64,7 +66,7 @@ def titles(stories: Iterable[Story]) -> list[str]:
 
 
 def newest_migration() -> int:
-    return max(number for number, _, _ in sqlite_store._load_migrations())
+    return max(number for number, _, _ in load_migrations())
 
 
 # --- opening, migrations, closing ---------------------------------------------------------
@@ -518,7 +520,7 @@ def record(
         path=path,
         size=size,
         mtime_ns=1_700_000_000_123_456_789,
-        digest=f"digest-of-{path}",
+        content_hash=f"hash-of-{path}",
         status=status,
         story_id=story_id,
         rank=rank,
@@ -629,7 +631,7 @@ async def test_a_reload_interrupted_midway_changes_nothing(
         raise RuntimeError("disk on fire")
 
     # Stories are deleted by then, new ones not yet inserted.
-    monkeypatch.setattr(sqlite_store, "_insert_stories", crash)
+    monkeypatch.setattr(sqlite_seeds, "_insert_stories", crash)
     with pytest.raises(RuntimeError, match="disk on fire"):
         await loaded.apply_reload(failing_reload())
     monkeypatch.undo()
@@ -682,13 +684,15 @@ async def test_topics_are_listed_from_an_index_without_sorting(
 ) -> None:
     await searchable(store)
     with sqlite3.connect(db_path) as db:
-        plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sqlite_store._TOPICS)]
+        plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sqlite_stories._TOPICS)]
     assert not any("TEMP B-TREE" in step for step in plan), plan
     assert any("topics_by_count" in step for step in plan), plan
 
 
 def test_sqlite_store_has_the_signatures_of_the_store_protocol() -> None:
-    members = [name for name in vars(Store) if not name.startswith("_")]
+    # Store is the union of the roles: its members are those of every protocol it extends.
+    roles = [role for role in Store.__mro__ if getattr(role, "_is_protocol", False)]
+    members = sorted({name for role in roles for name in vars(role) if not name.startswith("_")})
     assert "apply_reload" in members
     for name in members:
         expected = inspect.signature(getattr(Store, name))
