@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from bot.models import Problem, SeedResult, Story
 from bot.reload.plan import (
@@ -28,7 +28,7 @@ from bot.reload.plan import (
 )
 from bot.reload.scan import FolderScan, scan_folder
 from bot.seeds import DEFAULT_MAX_FILE_BYTES, parse_files
-from bot.store import EncodedStory, SeedIndex, StaleReload, Store
+from bot.store import EncodedStory, SeedBookkeeping, SeedIndex, StaleReload, StoryReader
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,16 @@ _STALE_RETRIES = 3
 _TITLED_RETIREMENTS = 100
 
 
+class ReloadTarget(SeedBookkeeping, StoryReader, Protocol):
+    """The roles of a store a reload uses: the seed index, and retired stories' titles."""
+
+
 class SeedReloader:
     """Reloads one seed folder into a store; reloads are serialised, parsing runs off the loop."""
 
     def __init__(
         self,
-        store: Store,
+        store: ReloadTarget,
         folder: Path,
         *,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
