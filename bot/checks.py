@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import discord
 from discord import app_commands
@@ -37,7 +37,8 @@ async def is_operator(interaction: discord.Interaction) -> bool:
     """Whether the user runs this newsbot: the application's owner or one of its team's admins
     and developers (as discord.py's `Bot.is_owner` resolves them), or a member with Manage
     Server in the configured operator server (`discord.operator_guild`)."""
-    bot: NewsBot = interaction.client  # type: ignore[assignment]
+    # Only NewsBot registers these commands, so the client that dispatches them is one.
+    bot = cast("NewsBot", interaction.client)
     operator_guild = bot.settings.discord.operator_guild
     if (
         operator_guild is not None

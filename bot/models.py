@@ -107,7 +107,7 @@ class SeedResult:
     errors: tuple[Problem, ...] = ()
     warnings: tuple[Problem, ...] = ()
     # blake2b of the file's bytes: lets a reload tell a touched file from an edited one.
-    digest: str = ""
+    content_hash: str = ""
 
     @property
     def ok(self) -> bool:

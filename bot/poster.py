@@ -220,12 +220,12 @@ class DigestPoster:
                 # Recording it would use up the day: the scheduled digest would not run.
                 return PostResult("empty", "no new stories")
             empty = replace(run, status="empty", finished_at=now, detail="no new stories")
-            if await self._store.record_digest_outcome(empty):
+            if await self._store.add_digest_run(empty):
                 return PostResult("empty", "no new stories")
             return None
         if manual:
             return await self._store.reclaim_digest_run(run)
-        return run if await self._store.claim_digest_run(run) else None
+        return run if await self._store.add_digest_run(run) else None
 
     async def _resume(self, run: DigestRun) -> PostResult:
         key = (run.guild_id, run.local_date)
@@ -337,7 +337,7 @@ class DigestPoster:
     async def _record_skipped(self, due: DueDigest, now: datetime) -> None:
         late = now - due.scheduled_for
         hours = late.total_seconds() / 3600
-        await self._store.record_digest_outcome(
+        await self._store.add_digest_run(
             DigestRun(
                 guild_id=due.settings.guild_id,
                 local_date=due.local_date,

@@ -117,7 +117,9 @@ async def reply(
     becomes the followup that replaces it.
     """
     if interaction.response.is_done():
-        await interaction.followup.send(content, **kwargs)
+        # discord.py annotates a followup's content as str, but sends None as "no content",
+        # as send_message (annotated Optional[str]) does.
+        await interaction.followup.send(content, **kwargs)  # type: ignore[arg-type]
     else:
         await interaction.response.send_message(content, **kwargs)
 

@@ -19,8 +19,8 @@ import discord
 import pytest
 
 from bot.cli import main
-from bot.store import sqlite as sqlite_store
 from bot.store.sqlite import SqliteStore
+from bot.store.sqlite import connection as sqlite_connection
 from tests.discord_emulator import DiscordEmulator
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
 from tests.hostile_corpus import DAMAGED, GOOD, write_hostile_corpus
@@ -462,9 +462,9 @@ def test_seeds_load_on_a_locked_database_is_one_line(
     # Wait 50 ms for the lock instead of the store's 5 s: the outcome is the same.
     pragmas = tuple(
         "PRAGMA busy_timeout = 50" if pragma.startswith("PRAGMA busy_timeout") else pragma
-        for pragma in sqlite_store._PRAGMAS
+        for pragma in sqlite_connection._PRAGMAS
     )
-    monkeypatch.setattr(sqlite_store, "_PRAGMAS", pragmas)
+    monkeypatch.setattr(sqlite_connection, "_PRAGMAS", pragmas)
     holder = sqlite3.connect(environment, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     capsys.readouterr()

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import reload as reload_module
 from bot.reload import SeedFolderError, SeedFolderMissing, SeedReloader, check_folder, scan_folder
+from bot.reload import reloader as reloader_module
+from bot.reload import scan as scan_module
 from bot.store import ReloadChanges, StaleReload
 from bot.store.sqlite import SqliteStore
 from tests.hostile_corpus import DAMAGED, GOOD, write_hostile_corpus
@@ -96,7 +97,7 @@ async def test_unchanged_folder_is_not_parsed_again(reloader: SeedReloader) -> N
 
     assert report.parsed == 0
     assert report.unchanged == 5
-    assert not report.changed
+    assert not (report.added or report.updated or report.retired)
 
 
 async def test_only_the_edited_file_is_parsed_and_updated(
@@ -126,7 +127,7 @@ async def test_touched_but_unedited_file_changes_nothing(
     again = await reloader.reload()
 
     assert report.parsed == 1
-    assert not report.changed
+    assert not (report.added or report.updated or report.retired)
     assert again.parsed == 0
 
 
@@ -142,7 +143,7 @@ async def test_file_turned_bad_keeps_its_last_good_story_and_every_other(
 
     assert [(r.source, r.kept_last_good) for r in report.rejected] == [(POLITICO, True)]
     assert "invalid YAML" in report.rejected[0].reason
-    assert not report.changed
+    assert not (report.added or report.updated or report.retired)
     assert await titles(store) == before
 
 
@@ -333,8 +334,8 @@ async def test_reload_plans_again_when_another_writer_got_there_first(
 async def test_large_reloads_parse_in_worker_processes(
     store: SqliteStore, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reload_module, "_PROCESS_POOL_THRESHOLD", 2)
-    monkeypatch.setattr(reload_module, "_CHUNK", 2)
+    monkeypatch.setattr(reloader_module, "_PROCESS_POOL_THRESHOLD", 2)
+    monkeypatch.setattr(reloader_module, "_CHUNK", 2)
 
     report = await SeedReloader(store, folder, workers=2).reload()
 
@@ -408,7 +409,8 @@ async def test_odd_entries_are_reported_again_without_changing_anything(
     report = await reloader.reload()
 
     assert {r.source: r.reason for r in report.rejected} == expected
-    assert (report.parsed, report.changed) == (0, False)
+    assert report.parsed == 0
+    assert not (report.added or report.updated or report.retired)
 
 
 async def test_symlinks_inside_the_folder_are_followed(store: SqliteStore, tmp_path: Path) -> None:
@@ -457,7 +459,7 @@ async def test_an_unreadable_subfolder_is_reported_and_the_rest_loads(
 ) -> None:
     (folder / "private").mkdir()
     (folder / "private" / "a.txt").write_text(GOOD)
-    real_entries = reload_module._entries
+    real_entries = scan_module._entries
 
     def entries(directory: str) -> list[os.DirEntry[str]]:
         # Permission bits do not stop root, who runs some test machines: refuse by hand.
@@ -465,7 +467,7 @@ async def test_an_unreadable_subfolder_is_reported_and_the_rest_loads(
             raise PermissionError(13, "Permission denied")
         return real_entries(directory)
 
-    monkeypatch.setattr(reload_module, "_entries", entries)
+    monkeypatch.setattr(scan_module, "_entries", entries)
 
     report = await SeedReloader(store, folder, workers=1).reload()
 
@@ -491,7 +493,7 @@ async def test_an_unreadable_seed_folder_is_a_clear_error(
     def entries(directory: str) -> list[os.DirEntry[str]]:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(reload_module, "_entries", entries)
+    monkeypatch.setattr(scan_module, "_entries", entries)
 
     with pytest.raises(SeedFolderError, match="cannot be read: Permission denied"):
         await SeedReloader(store, folder, workers=1).reload()

@@ -179,7 +179,7 @@ def test_depth_rule_is_newsbots_own_whichever_parser_is_underneath(
     with_libyaml = parse_seed(data, "deep.txt", max_bytes=len(data))
     # PyYAML's pure-Python parser has no nesting limit of its own: what newsbot says must not
     # depend on whether (or which) libyaml is installed.
-    monkeypatch.setattr("bot.seeds._loader", lambda: yaml.SafeLoader)
+    monkeypatch.setattr("bot.seeds.yaml_events._loader", lambda: yaml.SafeLoader)
     pure_python = parse_seed(data, "deep.txt", max_bytes=len(data))
 
     assert with_libyaml.errors == pure_python.errors
@@ -394,7 +394,7 @@ def test_without_libyaml_parsing_falls_back_with_a_logged_warning(
 ) -> None:
     import yaml
 
-    from bot import seeds as seeds_module
+    from bot.seeds import yaml_events as seeds_module
 
     monkeypatch.delattr(yaml, "CSafeLoader")
     seeds_module._loader.cache_clear()
@@ -414,7 +414,7 @@ def test_without_libyaml_parsing_falls_back_with_a_logged_warning(
 def test_libyaml_is_used_when_present() -> None:
     import yaml
 
-    from bot import seeds as seeds_module
+    from bot.seeds import yaml_events as seeds_module
 
     assert issubclass(seeds_module._loader(), yaml.CSafeLoader)
 

@@ -1,17 +1,21 @@
-"""Storage: the Store protocol and the backend that implements it."""
+"""Storage: the roles callers use (bot.store.base) and the backend that implements them."""
 
 from bot.config import DatabaseSettings
 from bot.store.base import (
+    DigestLedger,
     EncodedStory,
     InstanceLocked,
     NoDatabase,
     ReloadChanges,
+    SeedBookkeeping,
     SeedFileRecord,
     SeedIndex,
     SeedStatus,
     StaleReload,
+    State,
     Store,
     StoreError,
+    StoryReader,
 )
 
 
@@ -27,15 +31,19 @@ def create_store(database: DatabaseSettings, *, create: bool = True) -> Store:
 
 
 __all__ = [
+    "DigestLedger",
     "EncodedStory",
     "InstanceLocked",
     "NoDatabase",
     "ReloadChanges",
+    "SeedBookkeeping",
     "SeedFileRecord",
     "SeedIndex",
     "SeedStatus",
     "StaleReload",
+    "State",
     "Store",
     "StoreError",
+    "StoryReader",
     "create_store",
 ]

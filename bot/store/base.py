@@ -1,12 +1,14 @@
-"""What every storage backend offers: the interface the rest of newsbot is written against.
+"""What a storage backend offers: the roles the rest of newsbot is written against.
 
-SQLite (bot.store.sqlite) is the embedded default; a PostgreSQL backend implements this same
-protocol, so callers never change. Every method returns plain dataclasses from bot.models.
+Callers ask for the role they use (StoryReader, SeedBookkeeping, DigestLedger, State); `Store`
+is all of them, what a backend implements. SQLite (bot.store.sqlite) is the one backend; the
+contract tests in tests/store/ say what any backend must do. Every method returns plain
+dataclasses from bot.models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, NamedTuple, Protocol
@@ -46,7 +48,8 @@ class SeedFileRecord:
     path: str
     size: int
     mtime_ns: int
-    digest: str
+    # A hash of the file's bytes (bot.seeds.content_hash): unchanged files are not parsed again.
+    content_hash: str
     status: FileStatus
     story_id: int | None = None
     # Orders two files that yield the same story: the higher rank is kept (see bot.seeds.rank).
@@ -104,18 +107,8 @@ class ReloadChanges:
     folder: str = ""
 
 
-class Store(Protocol):
-    """Async access to stories, topics and seed bookkeeping."""
-
-    # A pure function, picklable by name: a story as `apply_reload` takes it. The reloader
-    # runs it where the story was parsed (in worker processes for a large folder), so that
-    # the process applying a reload only plans and writes.
-    encode_story: Callable[[Story], EncodedStory]
-
-    async def open(self) -> None:
-        """Connect and apply pending migrations; raises StoreError with a one-line reason."""
-
-    async def close(self) -> None: ...
+class StoryReader(Protocol):
+    """Reading stories and topics: /news, /topics, digests' contents."""
 
     async def latest(
         self,
@@ -127,94 +120,134 @@ class Store(Protocol):
     ) -> list[Story]:
         """Newest first (published_at, then id, descending), optionally on a topic (any case)
         and/or matching every word of `query` in title or excerpt."""
+        ...
 
     async def story(self, story_id: int) -> Story | None: ...
+
+    async def stories_by_id(self, story_ids: Sequence[int]) -> dict[int, Story]: ...
 
     async def story_count(self) -> int: ...
 
     async def topics(self, *, matching: str = "", limit: int | None = None) -> list[TopicCount]:
         """Topics with at least one story, most stories first, then by name. With `matching`,
         only names containing it (any case), those starting with it first."""
+        ...
 
     async def topic(self, name: str) -> TopicCount | None:
         """The topic whose name equals `name` ignoring case and spacing, if any."""
+        ...
 
     async def linked_stories(self, story_ids: Sequence[int]) -> dict[int, set[int]]:
         """For each given id, the other stored stories it is linked with as related coverage
         (in either direction). Ids without links are absent."""
+        ...
+
+
+class SeedBookkeeping(Protocol):
+    """What the reloader needs: the seed index, and applying a reload."""
+
+    @staticmethod
+    def encode_story(story: Story) -> EncodedStory:
+        """A story as `apply_reload` takes it. A pure function, picklable by name: the reloader
+        runs it where the story was parsed (in worker processes for a large folder), so that
+        the process applying a reload only plans and writes."""
+        ...
 
     async def seed_index(self) -> SeedIndex: ...
 
     async def seed_status(self) -> SeedStatus:
         """The last reload and the files rejected now, without reading the whole index."""
+        ...
 
-    # --- one bot per database ------------------------------------------------------------------
+    async def apply_reload(self, changes: ReloadChanges) -> None:
+        """Apply one reload atomically: all of it, or nothing (raises StaleReload/StoreError)."""
+        ...
 
-    async def acquire_instance_lock(self) -> None:
-        """Claim this database for one running bot until close(); raises InstanceLocked if
-        another live process holds it (a crashed holder never blocks)."""
 
-    # --- daily digests ---------------------------------------------------------------------------
+class DigestLedger(Protocol):
+    """Daily digests: each server's settings, one ledger row per (server, local date), and the
+    deliveries that keep a story from reaching a channel twice."""
 
     async def digest_settings(self, guild_id: int) -> DigestSettings | None: ...
 
     async def all_digest_settings(self) -> list[DigestSettings]:
         """Every enabled digest (what the scheduler looks at each minute)."""
+        ...
 
     async def save_digest_settings(self, settings: DigestSettings) -> None:
         """Insert or replace a server's digest settings."""
+        ...
 
     async def disable_digest(self, guild_id: int, reason: str | None) -> None:
         """Switch a digest off, keeping its settings; `reason` is None when an admin did it."""
+        ...
 
     async def digest_runs_since(self, local_date: date) -> dict[tuple[int, date], DigestRun]:
         """Ledger rows for local dates on or after `local_date`, keyed by (guild, date)."""
-
-    async def last_digest_run(self, guild_id: int) -> DigestRun | None:
-        """The server's ledger row with the latest local date."""
-
-    async def unfinished_digest_runs(self) -> list[DigestRun]:
-        """Claimed rows not yet finished: what a crash interrupted."""
-
-    async def claim_digest_run(self, run: DigestRun) -> bool:
-        """Insert the ledger row; False (and nothing written) if (guild, date) already has one."""
-
-    async def reclaim_digest_run(self, run: DigestRun) -> DigestRun | None:
-        """/digest now: claim the date like claim_digest_run, or take over its row when that
-        is final without a digest posted (failed, skipped, empty), as the next attempt. The
-        claimed row as stored (with its attempt), or None when the date is sent or claimed."""
+        ...
 
     async def guild_digest_runs_since(
         self, guild_id: int, local_date: date
     ) -> dict[tuple[int, date], DigestRun]:
         """One server's ledger rows for local dates on or after `local_date`."""
+        ...
+
+    async def last_digest_run(self, guild_id: int) -> DigestRun | None:
+        """The server's ledger row with the latest local date."""
+        ...
+
+    async def add_digest_run(self, run: DigestRun) -> bool:
+        """Insert the ledger row as given: a claim, or a run final at once (empty, skipped).
+        False (and nothing written) if (guild, date) already has one."""
+        ...
+
+    async def reclaim_digest_run(self, run: DigestRun) -> DigestRun | None:
+        """/digest now: add the row like add_digest_run, or take over the date's row when that
+        is final without a digest posted (failed, skipped, empty), as the next attempt. The
+        claimed row as stored (with its attempt), or None when the date is sent or claimed."""
+        ...
 
     async def record_digest_message(
         self, guild_id: int, local_date: date, index: int, channel_id: int, story_ids: Sequence[int]
     ) -> None:
         """In one transaction: message `index` (0-based) of that run was sent, so sent_messages
         becomes index + 1 and its stories count as delivered to `channel_id`."""
+        ...
 
     async def finish_digest_run(
         self, guild_id: int, local_date: date, status: DigestStatus, detail: str = ""
     ) -> None:
         """Set the final status (sent, empty, skipped, failed), detail and finished_at."""
-
-    async def record_digest_outcome(self, run: DigestRun) -> bool:
-        """Insert a run that is final at once (empty or skipped); False if the date has a row."""
+        ...
 
     async def undelivered_stories(
         self, channel_id: int, topics: Sequence[str], limit: int
     ) -> list[Story]:
         """The newest `limit` stories never delivered to `channel_id`, on any of `topics` (all
         stories when empty; topic names in any case), newest first."""
+        ...
 
-    async def stories_by_id(self, story_ids: Sequence[int]) -> dict[int, Story]: ...
+
+class State(Protocol):
+    """What the bot keeps about itself: values between runs, and one bot per database."""
 
     async def get_state(self, key: str) -> str | None:
         """A value the bot keeps between runs (such as the hash of the last command sync)."""
+        ...
 
     async def set_state(self, key: str, value: str) -> None: ...
 
-    async def apply_reload(self, changes: ReloadChanges) -> None:
-        """Apply one reload atomically: all of it, or nothing (raises StaleReload/StoreError)."""
+    async def acquire_instance_lock(self) -> None:
+        """Claim this database for one running bot until close(); raises InstanceLocked if
+        another live process holds it (a crashed holder never blocks)."""
+        ...
+
+
+class Store(StoryReader, SeedBookkeeping, DigestLedger, State, Protocol):
+    """Every role, with opening and closing: what a backend implements."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations; raises StoreError with a one-line reason."""
+        ...
+
+    async def close(self) -> None: ...

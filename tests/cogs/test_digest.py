@@ -321,7 +321,8 @@ async def test_crash_between_sending_and_recording_does_not_post_twice(
         # What a tick does for a due digest, run alone so the crash surfaces here.
         await poster(world)._post(await _due_today(world, clock))
     monkeypatch.setattr(world.store, "record_digest_message", real_record)
-    [unfinished] = await world.store.unfinished_digest_runs()
+    unfinished = await world.store.last_digest_run(world.guild.id)
+    assert unfinished is not None and unfinished.status == "claimed"
     assert unfinished.sent_messages == 0
     assert len(digest_posts(world)) == 1
 
@@ -330,9 +331,9 @@ async def test_crash_between_sending_and_recording_does_not_post_twice(
     await fresh.tick()
 
     assert len(digest_posts(world)) == 1
-    assert await world.store.unfinished_digest_runs() == []
     run = await world.store.last_digest_run(world.guild.id)
     assert run is not None
+    assert run.status != "claimed"
     assert run.status == "sent"
 
 
@@ -490,8 +491,9 @@ async def test_one_servers_failure_does_not_hold_up_the_others(
 
     assert [len(digest_posts(world, channel)) for channel in healthy] == [1, 1, 1]
     assert digest_posts(world) == []
-    [unfinished] = await world.store.unfinished_digest_runs()
-    assert unfinished.guild_id == world.guild.id  # kept claimed: the next tick resumes it
+    unfinished = await world.store.last_digest_run(world.guild.id)
+    # kept claimed: the next tick resumes it
+    assert unfinished is not None and unfinished.status == "claimed"
 
 
 # --- /digest preview, now, off, show --------------------------------------------------------------
@@ -827,7 +829,7 @@ async def test_now_posts_a_day_whose_digest_did_not_go_out(
 ) -> None:
     await set_digest(world, at="08:00", zone="UTC")
     clock.now = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
-    await world.store.record_digest_outcome(
+    await world.store.add_digest_run(
         DigestRun(world.guild.id, date(2024, 3, 1), world.channel.id, status,  # type: ignore[arg-type]
                   clock.now, clock.now, finished_at=clock.now, detail="earlier")
     )  # fmt: skip
@@ -850,7 +852,7 @@ async def test_now_after_a_try_whose_message_got_through_is_not_swallowed_as_a_r
     channel = world.bot.get_channel(world.channel.id)
     assert isinstance(channel, discord.TextChannel)
     await channel.send("first try", nonce=digest_nonce(world.guild.id, today, 0))
-    await world.store.record_digest_outcome(
+    await world.store.add_digest_run(
         DigestRun(world.guild.id, today, world.channel.id, "failed", clock.now, clock.now,
                   finished_at=clock.now, detail="Discord refused the digest")
     )  # fmt: skip

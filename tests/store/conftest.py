@@ -1,13 +1,26 @@
-"""Fixtures for the store's tests: a fresh, opened SQLite store per test."""
+"""Fixtures for the store's tests: a fresh, opened store per test, once per backend.
+
+The contract tests (test_contract_*.py) take `store` and run against every backend in
+BACKENDS; a second backend plugs in by adding its factory here. test_sqlite.py overrides
+`store` with the SQLite store alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
+from bot.store import Store
 from bot.store.sqlite import SqliteStore
+from tests.factories import make_related
+from tests.store.helpers import record, reload, story_at
+
+# Backend name -> a new store on a database under the given path, not yet opened.
+BACKENDS: dict[str, Callable[[Path], Store]] = {
+    "sqlite": SqliteStore,
+}
 
 
 @pytest.fixture
@@ -15,9 +28,22 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "news.db"
 
 
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(db_path)
+@pytest.fixture(params=sorted(BACKENDS))
+async def store(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[Store]:
+    store = BACKENDS[request.param](db_path)
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def loaded(store: Store) -> Store:
+    await reload(
+        store,
+        [
+            story_at(1, title="first one", related=(make_related(story_at(2).url),)),
+            story_at(2, title="first two", topics=("Space",)),
+        ],
+        put_files=[record("one.yaml", story_id=story_at(1).id)],
+    )
+    return store

@@ -1,135 +1,35 @@
-"""Behaviour of the SQLite store for daily digests: the instance lock, digest settings, the
-digest ledger, deliveries and the stories a channel has not received yet."""
+"""The contract every store backend keeps for daily digests: settings, the ledger, deliveries and
+the stories a channel has not received yet. Runs against each backend (see conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import sqlite3
-import sys
-from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
 import pytest
 
-import bot.store.sqlite as sqlite_store
-from bot.models import DigestRun, DigestSettings, Story
-from bot.store.base import InstanceLocked, StoreError
-from bot.store.sqlite import SqliteStore
-from tests.store.test_sqlite import T0, reload, story_at
+from bot.store.base import Store, StoreError
+from tests.store.helpers import (
+    CHANNEL,
+    DAY,
+    GUILD,
+    SCHEDULED,
+    deliver,
+    minutes,
+    nth,
+    reload,
+    run_on,
+    settings,
+    story_at,
+)
 
-GUILD = 1_100_000_000_000_000_001
 OTHER_GUILD = 1_100_000_000_000_000_002
-CHANNEL = 1_200_000_000_000_000_001
 OTHER_CHANNEL = 1_200_000_000_000_000_002
-DAY = date(2024, 6, 3)
-SCHEDULED = datetime(2024, 6, 3, 7, 0, tzinfo=UTC)
 
 
-def minutes(stories: Iterable[Story]) -> list[int]:
-    """Which story_at(n) each story is (n minutes after T0), in order."""
-    return [int((story.published_at - T0).total_seconds() // 60) for story in stories]
-
-
-def nth(n: int) -> int:
-    return story_at(n).id
-
-
-def run_on(local_date: date = DAY, *, guild_id: int = GUILD, **fields: object) -> DigestRun:
-    defaults: dict[str, object] = {
-        "channel_id": CHANNEL,
-        "status": "claimed",
-        "scheduled_for": SCHEDULED,
-        "claimed_at": SCHEDULED + timedelta(seconds=2),
-        "plan": ((nth(1), nth(2)), (nth(3),)),
-    }
-    return DigestRun(guild_id, local_date, **{**defaults, **fields})  # type: ignore[arg-type]
-
-
-# --- the instance lock -------------------------------------------------------------------
-
-
-async def test_a_second_store_on_the_database_is_refused_until_the_first_closes(
-    db_path: Path,
-) -> None:
-    first, second = SqliteStore(db_path), SqliteStore(db_path)
-    # Before open(): a bot locks first, then migrates.
-    await first.acquire_instance_lock()
-    await first.acquire_instance_lock()  # a no-op the second time
-    assert first.lock_path == db_path.with_name("news.db.lock")
-    assert first.lock_path.read_text().strip() == str(os.getpid())
-
-    with pytest.raises(InstanceLocked) as refused:
-        await second.acquire_instance_lock()
-    assert str(refused.value) == (
-        f"another newsbot is already running on {db_path} (pid {os.getpid()}); stop it first"
-    )
-
-    await first.close()
-    await second.acquire_instance_lock()
-    await second.close()
-
-
-async def test_closing_an_open_store_releases_the_lock(db_path: Path) -> None:
-    first = SqliteStore(db_path)
-    await first.open()
-    await first.acquire_instance_lock()
-    with pytest.raises(InstanceLocked):
-        await SqliteStore(db_path).acquire_instance_lock()
-    await first.close()
-
-    again = SqliteStore(db_path)
-    await again.open()
-    await again.acquire_instance_lock()
-    await again.close()
-
-
-_HOLD_LOCK = """
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.write(fd, str(os.getpid()).encode())
-print("locked", flush=True)
-time.sleep(60)
-"""
-
-
-async def test_a_lock_held_by_a_process_that_died_does_not_block(db_path: Path) -> None:
-    store = SqliteStore(db_path)
-    db_path.parent.mkdir(parents=True)
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _HOLD_LOCK, str(store.lock_path), stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert holder.stdout is not None
-        assert await asyncio.wait_for(holder.stdout.readline(), 10) == b"locked\n"
-        with pytest.raises(InstanceLocked, match=rf"\(pid {holder.pid}\); stop it first$"):
-            await store.acquire_instance_lock()
-    finally:
-        holder.kill()
-        await holder.wait()
-
-    await store.acquire_instance_lock()
-    assert store.lock_path.read_text().strip() == str(os.getpid())
-    await store.close()
-
-
-# --- digest settings ---------------------------------------------------------------------
-
-
-def settings(guild_id: int = GUILD, **fields: object) -> DigestSettings:
-    defaults: dict[str, object] = {
-        "channel_id": CHANNEL,
-        "local_time": time(7, 30),
-        "timezone": "Europe/Paris",
-    }
-    return DigestSettings(guild_id, **{**defaults, **fields})  # type: ignore[arg-type]
-
-
-async def test_digest_settings_read_back_equal(store: SqliteStore) -> None:
+async def test_digest_settings_read_back_equal(store: Store) -> None:
     plus_two = timezone(timedelta(hours=2))
     full = settings(
         topics=("Computer Vision", "AI"),
@@ -152,7 +52,7 @@ async def test_digest_settings_read_back_equal(store: SqliteStore) -> None:
 
 
 async def test_a_servers_maximum_age_reads_back_as_set_default_or_no_limit(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     for max_age in (timedelta(hours=24), timedelta(0), None):
         await store.save_digest_settings(settings(max_age=max_age))
@@ -160,7 +60,7 @@ async def test_a_servers_maximum_age_reads_back_as_set_default_or_no_limit(
         assert stored is not None and stored.max_age == max_age
 
 
-async def test_saving_digest_settings_again_replaces_them(store: SqliteStore) -> None:
+async def test_saving_digest_settings_again_replaces_them(store: Store) -> None:
     await store.save_digest_settings(settings(enabled=False, disabled_reason="gone"))
     replaced = settings(channel_id=OTHER_CHANNEL, local_time=time(18, 5), topics=("Space",))
     await store.save_digest_settings(replaced)
@@ -168,7 +68,7 @@ async def test_saving_digest_settings_again_replaces_them(store: SqliteStore) ->
     assert await store.digest_settings(GUILD) == replaced
 
 
-async def test_disabling_a_digest_keeps_its_settings(store: SqliteStore) -> None:
+async def test_disabling_a_digest_keeps_its_settings(store: Store) -> None:
     kept = settings(topics=("AI",), count=3)
     await store.save_digest_settings(kept)
 
@@ -182,7 +82,7 @@ async def test_disabling_a_digest_keeps_its_settings(store: SqliteStore) -> None
     assert await store.digest_settings(12345) is None
 
 
-async def test_all_digest_settings_are_the_enabled_ones(store: SqliteStore) -> None:
+async def test_all_digest_settings_are_the_enabled_ones(store: Store) -> None:
     enabled = settings(OTHER_GUILD)
     await store.save_digest_settings(settings())
     await store.save_digest_settings(enabled)
@@ -191,28 +91,25 @@ async def test_all_digest_settings_are_the_enabled_ones(store: SqliteStore) -> N
     assert await store.all_digest_settings() == [enabled]
 
 
-async def test_invalid_digest_settings_are_refused_in_one_line(store: SqliteStore) -> None:
+async def test_invalid_digest_settings_are_refused_in_one_line(store: Store) -> None:
     with pytest.raises(StoreError, match="CHECK constraint failed") as refused:
         await store.save_digest_settings(settings(count=0))
     assert "\n" not in str(refused.value)
     assert await store.digest_settings(GUILD) is None
 
 
-# --- the digest ledger -------------------------------------------------------------------
-
-
-async def test_a_date_is_claimed_once(store: SqliteStore) -> None:
+async def test_a_date_is_claimed_once(store: Store) -> None:
     claimed = run_on()
-    assert await store.claim_digest_run(claimed) is True
-    assert await store.claim_digest_run(run_on(channel_id=OTHER_CHANNEL, plan=())) is False
+    assert await store.add_digest_run(claimed) is True
+    assert await store.add_digest_run(run_on(channel_id=OTHER_CHANNEL, plan=())) is False
 
     assert await store.last_digest_run(GUILD) == claimed
     # Another server, or another date, is a claim of its own.
-    assert await store.claim_digest_run(run_on(guild_id=OTHER_GUILD)) is True
-    assert await store.claim_digest_run(run_on(DAY + timedelta(days=1))) is True
+    assert await store.add_digest_run(run_on(guild_id=OTHER_GUILD)) is True
+    assert await store.add_digest_run(run_on(DAY + timedelta(days=1))) is True
 
 
-async def test_a_digest_run_reads_back_equal(store: SqliteStore) -> None:
+async def test_a_digest_run_reads_back_equal(store: Store) -> None:
     plus_two = timezone(timedelta(hours=2))
     full = run_on(
         status="failed",
@@ -224,8 +121,8 @@ async def test_a_digest_run_reads_back_equal(store: SqliteStore) -> None:
         detail="missing permissions in #news",
     )
     bare = run_on(DAY - timedelta(days=1), plan=())
-    await store.record_digest_outcome(full)
-    await store.claim_digest_run(bare)
+    await store.add_digest_run(full)
+    await store.add_digest_run(bare)
 
     runs = await store.digest_runs_since(DAY - timedelta(days=1))
     assert runs == {(GUILD, DAY): full, (GUILD, bare.local_date): bare}
@@ -236,10 +133,10 @@ async def test_a_digest_run_reads_back_equal(store: SqliteStore) -> None:
 
 
 async def test_recording_a_message_counts_it_and_delivers_its_stories(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     await reload(store, [story_at(n) for n in range(1, 6)])
-    await store.claim_digest_run(run_on())
+    await store.add_digest_run(run_on())
 
     await store.record_digest_message(GUILD, DAY, 0, CHANNEL, [nth(1), nth(2)])
     run = await store.last_digest_run(GUILD)
@@ -255,10 +152,10 @@ async def test_recording_a_message_counts_it_and_delivers_its_stories(
 
 
 async def test_a_message_that_cannot_be_recorded_records_nothing(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     await reload(store, [story_at(n) for n in range(1, 4)])
-    await store.claim_digest_run(run_on())
+    await store.add_digest_run(run_on())
 
     # The second delivery violates NOT NULL after the count and the first were written.
     story_ids: list[Any] = [nth(1), None]
@@ -275,8 +172,8 @@ async def test_a_message_that_cannot_be_recorded_records_nothing(
     assert minutes(await store.undelivered_stories(CHANNEL, (), 10)) == [3, 2, 1]
 
 
-async def test_finishing_a_run_sets_its_status_detail_and_time(store: SqliteStore) -> None:
-    await store.claim_digest_run(run_on())
+async def test_finishing_a_run_sets_its_status_detail_and_time(store: Store) -> None:
+    await store.add_digest_run(run_on())
     before = datetime.now(UTC).replace(microsecond=0)
     await store.finish_digest_run(GUILD, DAY, "failed", "Missing Access")
     after = datetime.now(UTC)
@@ -294,10 +191,10 @@ async def test_finishing_a_run_sets_its_status_detail_and_time(store: SqliteStor
         await store.finish_digest_run(OTHER_GUILD, DAY, "sent")
 
 
-async def test_digest_runs_since_a_date(store: SqliteStore) -> None:
+async def test_digest_runs_since_a_date(store: Store) -> None:
     for days in range(-3, 2):
-        await store.claim_digest_run(run_on(DAY + timedelta(days=days)))
-    await store.claim_digest_run(run_on(DAY, guild_id=OTHER_GUILD))
+        await store.add_digest_run(run_on(DAY + timedelta(days=days)))
+    await store.add_digest_run(run_on(DAY, guild_id=OTHER_GUILD))
 
     runs = await store.digest_runs_since(DAY)
     assert sorted(runs) == [
@@ -309,55 +206,57 @@ async def test_digest_runs_since_a_date(store: SqliteStore) -> None:
     assert await store.digest_runs_since(DAY + timedelta(days=2)) == {}
 
 
-async def test_last_digest_run_is_the_latest_date_of_that_server(store: SqliteStore) -> None:
+async def test_last_digest_run_is_the_latest_date_of_that_server(store: Store) -> None:
     assert await store.last_digest_run(GUILD) is None
     for days in (2, 5, -1):
-        await store.claim_digest_run(run_on(DAY + timedelta(days=days)))
-    await store.claim_digest_run(run_on(DAY + timedelta(days=9), guild_id=OTHER_GUILD))
+        await store.add_digest_run(run_on(DAY + timedelta(days=days)))
+    await store.add_digest_run(run_on(DAY + timedelta(days=9), guild_id=OTHER_GUILD))
 
     last = await store.last_digest_run(GUILD)
     assert last is not None and last.local_date == DAY + timedelta(days=5)
 
 
-async def test_unfinished_runs_are_the_claimed_ones(store: SqliteStore) -> None:
-    await store.claim_digest_run(run_on(DAY - timedelta(days=1)))
-    await store.claim_digest_run(run_on(DAY))
-    await store.claim_digest_run(run_on(DAY, guild_id=OTHER_GUILD))
-    await store.record_digest_outcome(run_on(DAY + timedelta(days=1), status="empty", plan=()))
+async def test_runs_since_a_date_show_the_unfinished_ones_as_claimed(store: Store) -> None:
+    await store.add_digest_run(run_on(DAY - timedelta(days=1)))
+    await store.add_digest_run(run_on(DAY))
+    await store.add_digest_run(run_on(DAY, guild_id=OTHER_GUILD))
+    await store.add_digest_run(run_on(DAY + timedelta(days=1), status="empty", plan=()))
     await store.finish_digest_run(GUILD, DAY - timedelta(days=1), "sent")
 
-    unfinished = await store.unfinished_digest_runs()
+    # What the poster does at each tick to find the runs a crash interrupted.
+    runs = await store.digest_runs_since(DAY - timedelta(days=1))
+    unfinished = [run for run in runs.values() if run.status == "claimed"]
     assert [(run.guild_id, run.local_date) for run in unfinished] == [
         (GUILD, DAY),
         (OTHER_GUILD, DAY),
     ]
 
 
-async def test_an_outcome_is_refused_for_a_claimed_date(store: SqliteStore) -> None:
-    await store.claim_digest_run(run_on())
+async def test_an_outcome_is_refused_for_a_claimed_date(store: Store) -> None:
+    await store.add_digest_run(run_on())
     finished_at = SCHEDULED + timedelta(seconds=3)
     skipped = run_on(status="skipped", plan=(), finished_at=finished_at, detail="late")
 
-    assert await store.record_digest_outcome(skipped) is False
+    assert await store.add_digest_run(skipped) is False
     last = await store.last_digest_run(GUILD)
     assert last is not None and last.status == "claimed"
 
     later = dataclasses.replace(skipped, local_date=DAY + timedelta(days=1))
-    assert await store.record_digest_outcome(later) is True
+    assert await store.add_digest_run(later) is True
     assert await store.last_digest_run(GUILD) == later
-    assert await store.claim_digest_run(run_on(later.local_date)) is False
+    assert await store.add_digest_run(run_on(later.local_date)) is False
 
 
 @pytest.mark.parametrize("status", ["failed", "skipped", "empty"])
 async def test_a_date_without_a_posted_digest_is_claimed_again_as_the_next_attempt(
-    store: SqliteStore, status: str
+    store: Store, status: str
 ) -> None:
     final = run_on(status=status, plan=(), sent_messages=1, finished_at=SCHEDULED, detail="x")
-    await store.record_digest_outcome(final)
+    await store.add_digest_run(final)
     again = run_on(claimed_at=SCHEDULED + timedelta(hours=3))
 
     # The scheduler's claim never takes over a row; /digest now's does, once.
-    assert await store.claim_digest_run(again) is False
+    assert await store.add_digest_run(again) is False
     claimed = await store.reclaim_digest_run(again)
     assert claimed == dataclasses.replace(again, attempt=1)
     assert await store.reclaim_digest_run(again) is None
@@ -371,9 +270,9 @@ async def test_a_date_without_a_posted_digest_is_claimed_again_as_the_next_attem
 
 @pytest.mark.parametrize("status", ["sent", "claimed"])
 async def test_a_date_posted_or_being_posted_is_never_claimed_again(
-    store: SqliteStore, status: str
+    store: Store, status: str
 ) -> None:
-    await store.claim_digest_run(run_on())
+    await store.add_digest_run(run_on())
     if status == "sent":
         await store.finish_digest_run(GUILD, DAY, "sent", "3 stories in 1 message")
 
@@ -383,39 +282,30 @@ async def test_a_date_posted_or_being_posted_is_never_claimed_again(
 
 
 async def test_racing_reclaims_of_a_failed_date_give_it_to_exactly_one(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
-    await store.record_digest_outcome(run_on(status="failed", plan=(), finished_at=SCHEDULED))
+    await store.add_digest_run(run_on(status="failed", plan=(), finished_at=SCHEDULED))
 
     results = await asyncio.gather(*(store.reclaim_digest_run(run_on()) for _ in range(8)))
 
     assert [r.attempt for r in results if r is not None] == [1]
 
 
-async def test_reclaiming_a_free_date_is_a_first_claim(store: SqliteStore) -> None:
+async def test_reclaiming_a_free_date_is_a_first_claim(store: Store) -> None:
     assert await store.reclaim_digest_run(run_on()) == run_on()
 
 
-async def test_a_servers_runs_since_a_date_are_its_own(store: SqliteStore) -> None:
+async def test_a_servers_runs_since_a_date_are_its_own(store: Store) -> None:
     for days in range(3):
-        await store.claim_digest_run(run_on(DAY + timedelta(days=days)))
-    await store.claim_digest_run(run_on(DAY + timedelta(days=2), guild_id=OTHER_GUILD))
+        await store.add_digest_run(run_on(DAY + timedelta(days=days)))
+    await store.add_digest_run(run_on(DAY + timedelta(days=2), guild_id=OTHER_GUILD))
 
     runs = await store.guild_digest_runs_since(GUILD, DAY + timedelta(days=1))
 
     assert list(runs) == [(GUILD, DAY + timedelta(days=1)), (GUILD, DAY + timedelta(days=2))]
 
 
-# --- undelivered stories -----------------------------------------------------------------
-
-
-async def deliver(store: SqliteStore, channel_id: int, ns: Iterable[int]) -> None:
-    """Record stories story_at(n) as delivered to a channel, through a run of its own."""
-    await store.claim_digest_run(run_on(guild_id=channel_id, channel_id=channel_id))
-    await store.record_digest_message(channel_id, DAY, 0, channel_id, [nth(n) for n in ns])
-
-
-async def test_undelivered_stories_are_newest_first_and_limited(store: SqliteStore) -> None:
+async def test_undelivered_stories_are_newest_first_and_limited(store: Store) -> None:
     tied = [story_at(n, minutes=50) for n in (10, 11, 12)]
     await reload(store, [story_at(n) for n in range(1, 6)] + tied)
 
@@ -427,7 +317,7 @@ async def test_undelivered_stories_are_newest_first_and_limited(store: SqliteSto
 
 
 async def test_undelivered_stories_skip_those_delivered_to_that_channel_only(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     await reload(store, [story_at(n) for n in range(1, 7)])
     await deliver(store, CHANNEL, [6, 4, 2])
@@ -439,7 +329,7 @@ async def test_undelivered_stories_skip_those_delivered_to_that_channel_only(
 
 
 async def test_undelivered_stories_on_a_topic_ignore_case_and_spacing(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     await reload(
         store,
@@ -459,7 +349,7 @@ async def test_undelivered_stories_on_a_topic_ignore_case_and_spacing(
 
 
 async def test_undelivered_stories_on_several_topics_list_each_story_once(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     await reload(
         store,
@@ -481,74 +371,9 @@ async def test_undelivered_stories_on_several_topics_list_each_story_once(
     assert minutes(await store.undelivered_stories(OTHER_CHANNEL, three, 10)) == [6, 5, 3, 2, 1]
 
 
-async def test_undelivered_stories_on_very_many_topics_are_the_same(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await reload(
-        store,
-        [story_at(n, topics=(f"Topic {n % 4}", f"Topic {n % 3}", "Other")) for n in range(1, 13)],
-    )
-    await deliver(store, CHANNEL, [12, 9, 4])
-    topics = ["topic 0", "TOPIC 1", "Robotics"]
-    walked = await store.undelivered_stories(CHANNEL, topics, 5)
-
-    # Past the number of per-topic walks, one walk of all stories answers instead.
-    monkeypatch.setattr(sqlite_store, "_MAX_TOPIC_WALKS", 2)
-    assert await store.undelivered_stories(CHANNEL, topics, 5) == walked
-    assert minutes(walked) == [10, 8, 7, 6, 5]
-    plan = await store.explain_undelivered(CHANNEL, topics)
-    assert any("INDEX stories_by_published" in step for step in plan), plan
-
-
-async def test_undelivered_stories_walk_indexes_without_sorting_the_stories(
-    store: SqliteStore,
-) -> None:
-    await reload(store, [story_at(n, topics=("AI", "Space")) for n in range(5)])
-
-    plan = await store.explain_undelivered(CHANNEL)
-    assert not any("TEMP B-TREE" in step for step in plan), plan
-    assert any("SCAN s USING INDEX stories_by_published" in step for step in plan), plan
-    assert any("d USING PRIMARY KEY (channel_id=? AND story_id=?)" in step for step in plan)
-
-    # On topics: one walk of each topic's primary key range; only their (limited) results
-    # are merged and sorted.
-    plan = await store.explain_undelivered(CHANNEL, ["AI", "space"])
-    walks = [step for step in plan if "st USING PRIMARY KEY (topic_id=?)" in step]
-    assert len(walks) == 2, plan
-    assert not any("SCAN st" in step or "SCAN s " in step for step in plan), plan
-
-
-# --- stories by id -----------------------------------------------------------------------
-
-
-async def test_stories_by_id_returns_the_stored_ones(store: SqliteStore) -> None:
+async def test_stories_by_id_returns_the_stored_ones(store: Store) -> None:
     await reload(store, [story_at(n) for n in range(1, 4)])
 
     found = await store.stories_by_id([nth(3), nth(1), nth(99), nth(3)])
     assert found == {nth(3): story_at(3), nth(1): story_at(1)}
     assert await store.stories_by_id([]) == {}
-
-
-# --- schema ------------------------------------------------------------------------------
-
-
-async def test_a_database_of_the_previous_schema_gains_the_digest_tables(
-    store: SqliteStore, db_path: Path
-) -> None:
-    await reload(store, [story_at(1)])
-    await store.close()
-    with sqlite3.connect(db_path) as db:
-        db.executescript(
-            "DROP TABLE deliveries; DROP TABLE digest_runs; DROP TABLE digest_settings;"
-            " PRAGMA user_version = 2;"
-        )
-
-    reopened = SqliteStore(db_path)
-    await reopened.open()
-    try:
-        assert await reopened.story(nth(1)) == story_at(1)
-        assert await reopened.claim_digest_run(run_on()) is True
-        await reopened.save_digest_settings(settings())
-        assert await reopened.all_digest_settings() == [settings()]
-    finally:
-        await reopened.close()

@@ -1,4 +1,4 @@
--- Initial schema of the SQLite store (bot/store/sqlite.py owns every query against it).
+-- Initial schema of the SQLite store (the modules of bot/store/sqlite/ own every query against it).
 --
 -- Built so that the hot reads stay index range scans at a million stories: counts are
 -- stored and adjusted by each reload instead of being recomputed, and the nested parts of a

@@ -1,5 +1,5 @@
 -- Daily digests: each server's settings, the ledger of digests posted, and which stories each
--- channel has received (bot/store/sqlite.py owns every query against these tables).
+-- channel has received (the modules of bot/store/sqlite/ own every query against these tables).
 --
 -- Instants are unix seconds, UTC, as in 0001; local dates are ISO text (YYYY-MM-DD), which
 -- sorts and compares as dates. No foreign keys, as in 0001: a digest outlives the stories it

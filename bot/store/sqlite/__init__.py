@@ -1,0 +1,37 @@
+"""The embedded SQLite store: the default implementation of the roles in bot.store.base.
+
+One module per area, all SQL next to the method that runs it:
+
+- connection: the base, which owns the connections, the one transaction helper and the
+  wrapping of SQLite errors into StoreError
+- migrations/: the numbered schema migrations and what applies them
+- codec: dataclasses to rows and back
+- stories: /news pages, search and topics (StoryReader)
+- seeds: the seed index and applying a reload (SeedBookkeeping)
+- digests: settings, the ledger and deliveries (DigestLedger)
+- state, lock: values kept between runs and one bot per database (State)
+"""
+
+from __future__ import annotations
+
+from bot.models import Story
+from bot.store.base import EncodedStory
+from bot.store.sqlite.codec import encode_story
+from bot.store.sqlite.digests import DigestsMixin
+from bot.store.sqlite.lock import InstanceLockMixin
+from bot.store.sqlite.seeds import SeedsMixin
+from bot.store.sqlite.state import StateMixin
+from bot.store.sqlite.stories import StoriesMixin
+
+
+class SqliteStore(StoriesMixin, SeedsMixin, DigestsMixin, StateMixin, InstanceLockMixin):
+    """Stories, topics, seed bookkeeping and digests in one SQLite file."""
+
+    @staticmethod
+    def encode_story(story: Story) -> EncodedStory:
+        # A static method (not the codec function assigned to the class) for the type checker;
+        # picklable by name all the same, for the reload's worker processes.
+        return encode_story(story)
+
+
+__all__ = ["SqliteStore", "encode_story"]

@@ -1,0 +1,213 @@
+"""The base of the SQLite store: its connections, its one transaction helper and the wrapping of
+SQLite errors into StoreError.
+
+Three connections: reads go through read-only ones, so that while a reload is being applied
+they keep seeing the last committed state (WAL) instead of waiting for it or, worse, seeing
+half of it; the writer serialises reloads, seed index snapshots and the digest ledger's short
+transactions behind a lock. Word searches get a reader of their own: at a million stories one
+can take a few hundred milliseconds, and the quick reads (topic pages, autocomplete) must not
+queue behind it on one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.store.base import NoDatabase, StoreError
+from bot.store.sqlite.migrations import Migration, load_migrations, migrate
+
+log = logging.getLogger(__name__)
+
+# Per connection, in KiB (negative cache_size means KiB): the writer and the reader at 16 MB
+# and the searcher at 8 MB stay within the ~40 MB the bot can spare for SQLite out of its
+# 150 MB budget at a million stories. No mmap: mapped pages count towards RSS and would eat
+# that budget as the file grows.
+_CACHE_KIB = 16 * 1024
+# The search connection mostly streams through the full-text index: a small cache does.
+_SEARCH_CACHE_KIB = 8 * 1024
+# After a large reload has been checkpointed, give the disk back instead of keeping a WAL file
+# as big as the largest reload ever was.
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+_PRAGMAS = (
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA temp_store = MEMORY",
+    f"PRAGMA cache_size = -{_CACHE_KIB}",
+    f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}",
+)
+
+
+@asynccontextmanager
+async def transaction(
+    connection: aiosqlite.Connection, *, immediate: bool = True
+) -> AsyncIterator[aiosqlite.Connection]:
+    """BEGIN (IMMEDIATE: take the write lock now), COMMIT when the block ends, ROLLBACK when it
+    raises. A failed rollback is logged rather than hiding the error that caused it."""
+    # Another process's write transaction makes BEGIN IMMEDIATE itself fail: the caller's
+    # error wrapping sees that like any other failure.
+    await connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield connection
+        await connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            try:
+                await connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("rolling back a failed transaction failed")
+        raise
+
+
+class SqliteBase:
+    """Connections, transactions and error wrapping; the areas of the store build on it."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self._path = Path(path)
+        # False: open() fails with NoDatabase rather than creating the file or its folder.
+        self._create = create
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._searcher: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        # The open lock file while this store holds the instance lock (see lock.py).
+        self._lock_fd: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        connections: list[aiosqlite.Connection] = []
+        try:
+            migrations = await asyncio.to_thread(self._prepare)
+            writer = await self._connect(connections)
+            await migrate(writer, migrations, self._path)
+            reader = await self._connect(connections)
+            await reader.execute("PRAGMA query_only = ON")
+            searcher = await self._connect(connections)
+            await searcher.execute("PRAGMA query_only = ON")
+            await searcher.execute(f"PRAGMA cache_size = -{_SEARCH_CACHE_KIB}")
+        except BaseException as error:
+            for connection in connections:
+                await _close_quietly(connection)
+            if isinstance(error, StoreError):
+                raise
+            if isinstance(error, sqlite3.Error | OSError):
+                raise StoreError(f"cannot open database {self._path}: {one_line(error)}") from error
+            raise
+        self._writer, self._reader, self._searcher = writer, reader, searcher
+        log.debug("opened %s", self._path)
+
+    async def close(self) -> None:
+        # Under the write lock, so that a reload being applied finishes rather than being cut
+        # off mid-transaction.
+        async with self._write_lock:
+            writer, reader, searcher = self._writer, self._reader, self._searcher
+            self._writer = self._reader = self._searcher = None
+            for connection in (searcher, reader, writer):
+                if connection is not None:
+                    await _close_quietly(connection)
+            # Last, so that no other bot starts writing before this one has stopped.
+            lock_fd, self._lock_fd = self._lock_fd, None
+            if lock_fd is not None:
+                _unlock_quietly(lock_fd)
+
+    @asynccontextmanager
+    async def _transaction(
+        self, *, immediate: bool = True, failing: str = "database"
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer inside one transaction, under the write lock; SQLite errors become a
+        StoreError that starts with `failing` and the database path."""
+        writer = self._require(self._writer)
+        async with self._write_lock:
+            with self._errors(failing):
+                async with transaction(writer, immediate=immediate):
+                    yield writer
+
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one writing statement as its own transaction; returns the rows it changed."""
+        writer = self._require(self._writer)
+        async with self._write_lock:
+            with self._errors():
+                async with writer.execute(sql, params) as cursor:
+                    return cursor.rowcount
+
+    async def _read(self, sql: str, params: Sequence[Any], *, searching: bool = False) -> list[Any]:
+        reader = self._require(self._searcher if searching else self._reader)
+        with self._errors():
+            return list(await reader.execute_fetchall(sql, params))
+
+    @contextmanager
+    def _errors(self, failing: str = "database") -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise StoreError(f"{failing} {self._path}: {one_line(error)}") from error
+
+    def _require(self, connection: aiosqlite.Connection | None) -> aiosqlite.Connection:
+        if connection is None:
+            raise StoreError(f"database {self._path} is not open")
+        return connection
+
+    async def _connect(self, opened: list[aiosqlite.Connection]) -> aiosqlite.Connection:
+        # isolation_level=None: the store issues BEGIN/COMMIT itself, sqlite3 must not.
+        if self._create:
+            connection = await aiosqlite.connect(self._path, isolation_level=None)
+        else:
+            # mode=rw: SQLite itself refuses to create the file, even if it vanished meanwhile.
+            uri = f"{self._path.absolute().as_uri()}?mode=rw"
+            connection = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        opened.append(connection)
+        for pragma in _PRAGMAS:
+            rows = await connection.execute_fetchall(pragma)
+            if pragma.startswith("PRAGMA journal_mode") and next(iter(rows))[0] != "wal":
+                log.warning(
+                    "%s: WAL is not available here; readers may wait for reloads", self._path
+                )
+        return connection
+
+    def _prepare(self) -> list[Migration]:
+        """Blocking part of open(): make the folder (or check the file exists) and read the
+        migrations."""
+        if self._create:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self._path.is_file():
+            raise NoDatabase(f"no database at {self._path}")
+        return load_migrations()
+
+
+async def _close_quietly(connection: aiosqlite.Connection) -> None:
+    try:
+        await connection.close()
+    except (sqlite3.Error, ValueError):
+        log.warning("closing a database connection failed", exc_info=True)
+
+
+def _unlock_quietly(fd: int) -> None:
+    # Closing the only descriptor of this open of the file releases the lock.
+    try:
+        os.close(fd)
+    except OSError:
+        log.warning("releasing the instance lock failed", exc_info=True)
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+        # Another connection held a write transaction for longer than busy_timeout.
+        text += " (another program, such as a running newsbot, is writing to it; try again)"
+    return text

@@ -1,0 +1,327 @@
+"""Seed bookkeeping on SQLite: the seed index (what is known of each seed file), its status, and
+applying one reload in one transaction.
+
+A reload keeps the data the schema denormalises for fast reads (topic rows and counts, links,
+the full-text index, the story count) in step with the stories it writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.store.base import ReloadChanges, SeedFileRecord, SeedIndex, SeedStatus, StaleReload
+from bot.store.sqlite.codec import SEED_FILE_COLUMNS, add_seed_files, seed_file_row, to_json
+from bot.store.sqlite.connection import SqliteBase
+
+log = logging.getLogger(__name__)
+
+_META = "SELECT key, value FROM meta"
+_SEED_FILES = "SELECT " + SEED_FILE_COLUMNS + " FROM seed_files"
+# Records read and decoded per step of seed_index().
+_SEED_FILE_CHUNK = 20_000
+_REJECTED_FILES = (
+    "SELECT path, error, story_id FROM seed_files WHERE status = 'rejected' ORDER BY path"
+)
+
+
+class SeedsMixin(SqliteBase):
+    """The SeedBookkeeping role on SQLite."""
+
+    async def seed_index(self) -> SeedIndex:
+        files: dict[str, SeedFileRecord] = {}
+        # One read transaction, so the generation belongs to exactly these records.
+        async with self._transaction(immediate=False) as writer:
+            meta: dict[str, str] = {
+                key: value for key, value in await writer.execute_fetchall(_META)
+            }
+            # In chunks, each turned into records off the event loop: at a million seed files,
+            # all raw rows at once would double the peak memory, and building the records
+            # takes seconds.
+            async with writer.execute(_SEED_FILES) as cursor:
+                while rows := await cursor.fetchmany(_SEED_FILE_CHUNK):
+                    await asyncio.to_thread(add_seed_files, files, rows)
+        reloaded_at = meta.get("reloaded_at")
+        return SeedIndex(
+            generation=int(meta["seed_generation"]),
+            files=files,
+            reloaded_at=datetime.fromisoformat(reloaded_at) if reloaded_at else None,
+            folder=meta.get("seed_folder") or "",
+        )
+
+    async def seed_status(self) -> SeedStatus:
+        meta = dict(await self._read(_META, ()))
+        rejected = await self._read(_REJECTED_FILES, ())
+        reloaded_at = meta.get("reloaded_at")
+        return SeedStatus(
+            reloaded_at=datetime.fromisoformat(reloaded_at) if reloaded_at else None,
+            folder=meta.get("seed_folder") or "",
+            rejected=tuple(
+                (path, error or "", story_id is not None) for path, error, story_id in rejected
+            ),
+        )
+
+    async def apply_reload(self, changes: ReloadChanges) -> None:
+        # Encoding 20,000 stories is about half a second of pure Python: done off the event
+        # loop so that the Discord gateway heartbeat is not held up, and before taking the
+        # write lock so that it is held for the SQL only.
+        rows = await asyncio.to_thread(_ReloadRows.of, changes)
+        async with self._transaction(failing="reload not applied to") as writer:
+            await _apply(writer, changes, rows)
+        log.info(
+            "reload applied: generation %d, %d stories upserted, %d retired, "
+            "%d seed file records written, %d deleted",
+            changes.expected_generation + 1,
+            len(rows.stories),
+            len(changes.retire),
+            len(rows.files),
+            len(changes.delete_files),
+        )
+
+
+# --- the reload transaction ----------------------------------------------------------------------
+
+_GENERATION = "SELECT value FROM meta WHERE key = 'seed_generation'"
+_SET_META = "UPDATE meta SET value = ? WHERE key = ?"
+_ADD_TO_TOPIC = "UPDATE topics SET story_count = story_count + ? WHERE id = ?"
+_ADD_TO_STORY_COUNT = "UPDATE meta SET value = value + ? WHERE key = 'story_count'"
+_PUT_FILE = (
+    "INSERT INTO seed_files (" + SEED_FILE_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+    " digest = excluded.digest, status = excluded.status, story_id = excluded.story_id,"
+    " rank = excluded.rank, error = excluded.error"
+)
+_DELETE_FILE = "DELETE FROM seed_files WHERE path = ?"
+
+
+@dataclass(slots=True)
+class _ReloadRows:
+    """The parameter rows of one reload, computed before its transaction starts.
+
+    Stories come in ascending id order throughout: FTS5 writes its in-memory buffer out as a
+    new segment whenever a rowid arrives lower than the one before, and story ids are hashes,
+    so 20,000 stories in seed order would make thousands of tiny segments.
+    """
+
+    # Retired and replaced stories, ascending.
+    deleted_ids: list[int] = field(default_factory=list)
+    # Rows of _INSERT_STORY.
+    stories: list[tuple[Any, ...]] = field(default_factory=list)
+    # Story id -> (title, excerpt), for the search index.
+    texts: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # Topic key -> display name offered by this reload.
+    topic_names: dict[str, str] = field(default_factory=dict)
+    # Topic key -> number of upserted stories that carry it.
+    topic_counts: Counter[str] = field(default_factory=Counter)
+    # (topic key, published_at, story id), one per topic of a story.
+    story_topics: list[tuple[str, int, int]] = field(default_factory=list)
+    # (story id, linked id), in primary key order.
+    links: list[tuple[int, int]] = field(default_factory=list)
+    # Rows of _PUT_FILE, in path order so that the inserts append to the B-tree.
+    files: list[tuple[Any, ...]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, changes: ReloadChanges) -> _ReloadRows:
+        rows = cls()
+        # A story or file listed twice is written once, as its last version.
+        upserts = {story.id: (story.data, source) for story, source in changes.upsert}
+        records = {record.path: record for record in changes.put_files}
+        rows.deleted_ids = sorted({*changes.retire, *upserts})
+        # Topic names in the order the stories were given, so that "first" means first listed.
+        topic_keys = {
+            story_id: rows._add_topics(data[1]) for story_id, (data, _) in upserts.items()
+        }
+        for story_id in sorted(upserts):
+            data, source = upserts[story_id]
+            rows._add_story(data, source, topic_keys[story_id])
+        rows.files = [seed_file_row(record) for _, record in sorted(records.items())]
+        return rows
+
+    def _add_topics(self, topics: tuple[tuple[str, str], ...]) -> set[str]:
+        """Offer a story's topic names; returns its topic keys ("AI" and "ai" are one)."""
+        keys: set[str] = set()
+        for key, name in topics:
+            self.topic_names[key] = _display_name(self.topic_names.get(key), name)
+            keys.add(key)
+        self.topic_counts.update(keys)
+        return keys
+
+    def _add_story(self, data: Any, source: str, topic_keys: set[str]) -> None:
+        row, _, linked = data
+        story_id, published_at = row[0], row[4]
+        self.stories.append((*row, source))
+        self.texts[story_id] = (row[2], row[3])
+        self.story_topics.extend((key, published_at, story_id) for key in topic_keys)
+        self.links.extend((story_id, linked_id) for linked_id in sorted(linked))
+
+
+async def _apply(writer: aiosqlite.Connection, changes: ReloadChanges, rows: _ReloadRows) -> None:
+    """The body of apply_reload's transaction."""
+    generation = int(next(iter(await writer.execute_fetchall(_GENERATION)))[0])
+    if generation != changes.expected_generation:
+        raise StaleReload(
+            f"seed index is at generation {generation}, "
+            f"the reload was planned at {changes.expected_generation}"
+        )
+    # Counts are adjusted once per topic at the end rather than once per row.
+    topic_deltas: Counter[int] = Counter()
+    unchanged, removed = await _delete_stories(writer, rows, topic_deltas)
+    await _insert_stories(writer, rows, unchanged, topic_deltas)
+    await writer.executemany(
+        _ADD_TO_TOPIC, [(delta, topic_id) for topic_id, delta in topic_deltas.items() if delta]
+    )
+    await writer.execute(_ADD_TO_STORY_COUNT, (len(rows.stories) - removed,))
+    await writer.executemany(_PUT_FILE, rows.files)
+    await writer.executemany(_DELETE_FILE, [(path,) for path in changes.delete_files])
+    await writer.executemany(
+        _SET_META,
+        [
+            (generation + 1, "seed_generation"),
+            (changes.reloaded_at.isoformat(), "reloaded_at"),
+            (changes.folder, "seed_folder"),
+        ],
+    )
+
+
+# What the search index holds for the stored stories among the given ids. An external-content
+# FTS5 index can only forget a row given the text it indexed. json_each keeps the order of
+# the (sorted) ids, which FTS5 needs to stay fast (see _ReloadRows).
+_INDEXED_TEXT = (
+    "SELECT s.id, s.title, s.excerpt FROM json_each(?) AS j"
+    " CROSS JOIN stories AS s ON s.id = j.value"
+)
+_UNINDEX_STORY = (
+    "INSERT INTO stories_fts (stories_fts, rowid, title, excerpt) VALUES ('delete', ?, ?, ?)"
+)
+# Topic rows of the stories about to go, per topic. The grouping only sees these stories'
+# rows (found through story_topics_by_story), never the whole table.
+_DELETED_TOPIC_ROWS = (
+    "SELECT st.topic_id, count(*) FROM json_each(?) AS j"
+    " CROSS JOIN story_topics AS st ON st.story_id = j.value GROUP BY st.topic_id"
+)
+_DELETE_STORY_TOPICS = "DELETE FROM story_topics WHERE story_id IN (SELECT value FROM json_each(?))"
+_DELETE_LINKS = "DELETE FROM story_links WHERE story_id IN (SELECT value FROM json_each(?))"
+_DELETE_STORIES = "DELETE FROM stories WHERE id IN (SELECT value FROM json_each(?))"
+
+
+async def _delete_stories(
+    writer: aiosqlite.Connection, rows: _ReloadRows, topic_deltas: Counter[int]
+) -> tuple[set[int], int]:
+    """Delete the retired and replaced stories with their topic rows, links and search
+    entries, so that nothing of a replaced story's old version lingers.
+
+    Returns the replaced stories whose search entries were kept because their title and
+    excerpt do not change (indexing is the costliest part of a reload), and how many stored
+    stories were deleted; subtracts the deleted topic rows from `topic_deltas`.
+    """
+    deleted = (to_json(rows.deleted_ids),)
+    old_texts = list(await writer.execute_fetchall(_INDEXED_TEXT, deleted))
+    for topic_id, count in await writer.execute_fetchall(_DELETED_TOPIC_ROWS, deleted):
+        topic_deltas[topic_id] -= count
+    unchanged = {
+        story_id
+        for story_id, title, excerpt in old_texts
+        if rows.texts.get(story_id) == (title, excerpt)
+    }
+    await writer.executemany(_UNINDEX_STORY, [row for row in old_texts if row[0] not in unchanged])
+    await writer.execute(_DELETE_STORY_TOPICS, deleted)
+    await writer.execute(_DELETE_LINKS, deleted)
+    await writer.execute(_DELETE_STORIES, deleted)
+    return unchanged, len(old_texts)
+
+
+_TOPICS_BY_KEY = (
+    "SELECT key, id, name, story_count FROM topics WHERE key IN (SELECT value FROM json_each(?))"
+)
+_TOPIC_IDS = "SELECT key, id FROM topics WHERE key IN (SELECT value FROM json_each(?))"
+_PUT_TOPIC = (
+    "INSERT INTO topics (key, name) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET name = excluded.name"
+)
+_INSERT_STORY = (
+    "INSERT INTO stories (id, url, title, excerpt, published_at, provider_name,"
+    " provider_domain, quality, heat, extra, source_path)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INDEX_STORY = "INSERT INTO stories_fts (rowid, title, excerpt) VALUES (?, ?, ?)"
+_INSERT_STORY_TOPIC = "INSERT INTO story_topics (topic_id, published_at, story_id) VALUES (?, ?, ?)"
+# OR IGNORE: two related items of one story may point at the same story.
+_INSERT_LINK = "INSERT OR IGNORE INTO story_links (story_id, linked_id) VALUES (?, ?)"
+
+
+async def _insert_stories(
+    writer: aiosqlite.Connection,
+    rows: _ReloadRows,
+    unchanged: set[int],
+    topic_deltas: Counter[int],
+) -> None:
+    """Insert the upserted stories with their topics, topic rows, links and search entries;
+    adds the topic rows to `topic_deltas`."""
+    keys = (to_json(list(rows.topic_names)),)
+    stored_topics: list[Any] = list(await writer.execute_fetchall(_TOPICS_BY_KEY, keys))
+    await writer.executemany(
+        _PUT_TOPIC, _topic_names_to_write(rows.topic_names, stored_topics, topic_deltas)
+    )
+    topic_ids: dict[str, int] = {
+        key: topic_id for key, topic_id in await writer.execute_fetchall(_TOPIC_IDS, keys)
+    }
+    for key, count in rows.topic_counts.items():
+        topic_deltas[topic_ids[key]] += count
+
+    await writer.executemany(_INSERT_STORY, rows.stories)
+    await writer.executemany(
+        _INDEX_STORY,
+        [
+            (story_id, title, excerpt)
+            for story_id, (title, excerpt) in rows.texts.items()
+            if story_id not in unchanged
+        ],
+    )
+    await writer.executemany(
+        _INSERT_STORY_TOPIC,
+        # In primary key order, so that the rows land next to each other in the index.
+        sorted(
+            (topic_ids[key], published_at, story_id)
+            for key, published_at, story_id in rows.story_topics
+        ),
+    )
+    await writer.executemany(_INSERT_LINK, rows.links)
+
+
+def _display_name(current: str | None, offered: str) -> str:
+    """A topic keeps its first name, except that a capitalised one beats an all-lowercase one
+    ("ai" then "AI" is "AI"): feeds that lower-case everything should not win over those that
+    spell the name properly."""
+    if current is None or (current == current.lower() and offered != offered.lower()):
+        return offered
+    return current
+
+
+def _topic_names_to_write(
+    offered: dict[str, str],
+    stored: Iterable[tuple[str, int, str, int]],
+    deltas: Counter[int],
+) -> list[tuple[str, str]]:
+    """The (key, name) rows to write: new topics, and stored ones whose name changes.
+
+    `deltas` holds what this reload's deletions take from each topic's count: a topic left
+    without stories is as good as new and takes the name offered now.
+    """
+    current = {key: (name, count + deltas[topic_id]) for key, topic_id, name, count in stored}
+    rows: list[tuple[str, str]] = []
+    for key, name in offered.items():
+        if key not in current:
+            rows.append((key, name))
+            continue
+        stored_name, count = current[key]
+        chosen = name if count == 0 else _display_name(stored_name, name)
+        if chosen != stored_name:
+            rows.append((key, chosen))
+    return rows
