@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import math
 import re
@@ -22,6 +21,7 @@ from discord.ext import commands
 
 from bot.discord_limits import AUTOCOMPLETE_CHOICES, CHOICE_LIMIT, CONTENT_LIMIT, CUSTOM_ID_LIMIT
 from bot.embeds import page_starts, shorten, story_page, topics_embed
+from bot.page_turns import KEPT, PAGE_BUTTON, LongSearches, PageTurn, decode_search, encode_search
 from bot.store import Store
 from bot.topics import UnknownTopic, resolve_topic
 from bot.tree import UserFacingError, handle_error, reply
@@ -76,107 +76,7 @@ async def page_before(store: Store, query: NewsQuery, offset: int) -> tuple[int,
     return starts[-1], len(starts)
 
 
-# --- the buttons: their state travels in their custom ids ---------------------------------------
-
-_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-_PAGE_BUTTON = re.compile(
-    r"news:(?P<direction>[np]):(?P<owner>[0-9a-z]+):(?P<expires>[0-9a-z]+):(?P<per_page>[1-9a])"
-    r":(?P<offset>[0-9a-z]+):(?P<page>[0-9a-z]+):(?P<search>.*)",
-    re.DOTALL,
-)
-_KEPT = "#"  # a search that starts with this is a key into LongSearches
-
-
-def _base36(number: int) -> str:
-    digits = ""
-    while True:
-        number, digit = divmod(number, 36)
-        digits = _BASE36[digit] + digits
-        if number == 0:
-            return digits
-
-
-def encode_search(topic: str | None, words: str | None) -> str:
-    """A topic and words as one string: the topic's length (base 36), ":", topic, words."""
-    topic = topic or ""
-    return f"{_base36(len(topic))}:{topic}{words or ''}"
-
-
-def decode_search(search: str) -> tuple[str | None, str | None]:
-    length, _, rest = search.partition(":")
-    size = int(length, 36)
-    return rest[:size] or None, rest[size:] or None
-
-
-@dataclass(frozen=True, slots=True)
-class PageTurn:
-    """A press of Previous or Next, as the button's custom id carries it.
-
-    Next carries the page to show (`offset`, `page`); Previous carries the page it sits under,
-    since the page before is only known by laying out the stories again (`page_before`).
-    `expires` is when the button stops working (Unix seconds, newsbot's clock), and `search`
-    is the topic and words (`encode_search`) or, when they are too long, a key to them.
-    """
-
-    backwards: bool
-    owner_id: int
-    expires: int
-    per_page: int
-    offset: int
-    page: int
-    search: str
-
-    @property
-    def custom_id(self) -> str:
-        numbers = (self.owner_id, self.expires, self.per_page, self.offset, self.page)
-        fields = ":".join(_base36(number) for number in numbers)
-        return f"news:{'p' if self.backwards else 'n'}:{fields}:{self.search}"
-
-    @classmethod
-    def from_custom_id(cls, custom_id: str) -> PageTurn | None:
-        match = _PAGE_BUTTON.fullmatch(custom_id)
-        return cls.from_match(match) if match else None
-
-    @classmethod
-    def from_match(cls, match: re.Match[str]) -> PageTurn:
-        number = functools.partial(int, base=36)
-        return cls(
-            backwards=match["direction"] == "p",
-            owner_id=number(match["owner"]),
-            expires=number(match["expires"]),
-            per_page=number(match["per_page"]),
-            offset=number(match["offset"]),
-            page=number(match["page"]),
-            search=match["search"],
-        )
-
-
-class LongSearches:
-    """Searches too long for a custom id, kept in memory while their buttons work.
-
-    A topic (up to 100 characters) and words (up to 200) do not always fit in the 100
-    characters of a custom id beside the page state. Most searches do and travel in it; the
-    rest are kept here under a short key, and a press after a restart gets the "expired"
-    answer. A database row would survive a restart, but /news would then write on every use,
-    and a write waits behind a seed reload's transaction.
-    """
-
-    def __init__(self) -> None:
-        self._kept: dict[str, tuple[str | None, str | None, float]] = {}
-
-    def keep(self, topic: str | None, words: str | None, *, until: float, now: float) -> str:
-        self._kept = {key: kept for key, kept in self._kept.items() if kept[2] >= now}
-        digest = hashlib.blake2b(f"{topic}\0{words}".encode(), digest_size=8).hexdigest()
-        key = _KEPT + digest
-        self._kept[key] = (topic, words, until)
-        return key
-
-    def recall(self, key: str) -> tuple[str | None, str | None] | None:
-        kept = self._kept.get(key)
-        return None if kept is None else kept[:2]
-
-
-class PageButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_PAGE_BUTTON):
+class PageButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PAGE_BUTTON):
     """Previous or Next under a /news page, answered from its custom id alone."""
 
     def __init__(self, turn: PageTurn, *, disabled: bool = False) -> None:
@@ -362,7 +262,7 @@ class News(commands.Cog):
         return _stateless(view)
 
     def _recall(self, search: str) -> tuple[str | None, str | None] | None:
-        if search.startswith(_KEPT):
+        if search.startswith(KEPT):
             return self.long_searches.recall(search)
         return decode_search(search)
 

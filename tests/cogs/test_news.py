@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import NewsBot
-from bot.cogs.news import LongSearches, PageTurn, encode_search
 from bot.discord_limits import CUSTOM_ID_LIMIT
+from bot.page_turns import LongSearches, PageTurn, encode_search
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
