@@ -8,6 +8,9 @@ dataclasses from bot.models.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +20,12 @@ from bot.errors import SetupError
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story, TopicCount
 
 FileStatus = Literal["loaded", "duplicate", "rejected"]
+
+
+def new_owner() -> str:
+    """Who a store acts for in leases (the instance lease, digest runs): this host and process,
+    plus a random part, so that a restarted process with a recycled pid is someone else."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class StoreError(SetupError):
@@ -245,6 +254,10 @@ class State(Protocol):
 
 class Store(StoryReader, SeedBookkeeping, DigestLedger, State, Protocol):
     """Every role, with opening and closing: what a backend implements."""
+
+    # Who this store acts for in leases (see new_owner): one per store, fixed at creation.
+    @property
+    def owner(self) -> str: ...
 
     async def open(self) -> None:
         """Connect and apply pending migrations; raises StoreError with a one-line reason."""

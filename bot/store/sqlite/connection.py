@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.store.base import NoDatabase, StoreError
+from bot.store.base import NoDatabase, StoreError, new_owner
 from bot.store.sqlite.migrations import Migration, load_migrations, migrate
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class SqliteBase:
         self._path = Path(path)
         # False: open() fails with NoDatabase rather than creating the file or its folder.
         self._create = create
+        self._owner = new_owner()
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._searcher: aiosqlite.Connection | None = None
@@ -87,6 +88,10 @@ class SqliteBase:
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def owner(self) -> str:
+        return self._owner
 
     async def open(self) -> None:
         if self._writer is not None:
