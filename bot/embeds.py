@@ -124,14 +124,16 @@ def _within_message_limit(embed: discord.Embed) -> discord.Embed:
     return embed
 
 
-def pack(embeds: Iterable[discord.Embed]) -> list[list[discord.Embed]]:
-    """Split embeds, in order, into messages of at most 10 embeds and 6,000 characters."""
+def pack(embeds: Iterable[discord.Embed], *, reserve: int = 0) -> list[list[discord.Embed]]:
+    """Split embeds, in order, into messages of at most 10 embeds and 6,000 characters, less
+    `reserve` characters kept free in each (for a footer added afterwards)."""
+    limit = MESSAGE_TEXT_LIMIT - reserve
     messages: list[list[discord.Embed]] = []
     current: list[discord.Embed] = []
     size = 0
     for embed in embeds:
         length = len(embed)
-        if current and (len(current) == EMBEDS_PER_MESSAGE or size + length > MESSAGE_TEXT_LIMIT):
+        if current and (len(current) == EMBEDS_PER_MESSAGE or size + length > limit):
             messages.append(current)
             current, size = [], 0
         current.append(embed)
@@ -171,24 +173,41 @@ def digest_header(local_date: date, stories: int, topics: Sequence[str]) -> disc
 
 
 def digest_messages(
-    local_date: date, topics: Sequence[str], items: Sequence[tuple[Story, Sequence[Story]]]
+    local_date: date,
+    topics: Sequence[str],
+    items: Sequence[tuple[Story, Sequence[Story]]],
+    reference: str | None = None,
 ) -> list[tuple[list[discord.Embed], tuple[int, ...]]]:
     """A digest as messages: a header embed, then one embed per item (a story and the other
     stories clustered with it), split as Discord's limits require. Each message comes with
     the ids of the stories it delivers. The header counts the story embeds: coverage listed
-    under a story is part of it, not a story of its own."""
+    under a story is part of it, not a story of its own.
+
+    With a `reference` (a digest being posted), the last embed of each message gets a footer
+    naming it and the part: what finds the message in the channel's history when newsbot
+    cannot tell whether a send got through."""
     embeds = [digest_header(local_date, len(items), topics)]
     delivered: list[tuple[int, ...]] = [()]
     for story, also in items:
         embeds.append(story_embed(story, also=also))
         delivered.append((story.id, *(other.id for other in also)))
+    reserve = 0 if reference is None else len(digest_footer(reference, 999, 999))
     messages = []
     position = 0
-    for message in pack(embeds):
+    for message in pack(embeds, reserve=reserve):
         ids = tuple(i for group in delivered[position : position + len(message)] for i in group)
         messages.append((message, ids))
         position += len(message)
+    if reference is not None:
+        for number, (message, _) in enumerate(messages, start=1):
+            message[-1].set_footer(text=digest_footer(reference, number, len(messages)))
     return messages
+
+
+def digest_footer(reference: str, number: int, total: int) -> str:
+    """The marker of part `number` of `total` of the digest `reference` (see digest_messages)."""
+    part = f"Part {number} of {total} · " if total > 1 else ""
+    return f"{part}digest {reference}"
 
 
 def topics_embed(topics: Sequence[TopicCount]) -> discord.Embed:

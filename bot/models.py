@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +148,33 @@ DigestStatus = Literal["claimed", "sent", "empty", "skipped", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedMessage:
+    """One message of a claimed digest, fixed at claim time: what is sent, under which nonce,
+    and what it delivers. A resumed digest sends these, never a new rendering of the stories.
+    """
+
+    index: int  # 0-based, in the order sent
+    nonce: str
+    # The embeds as rendered (discord.Embed.to_dict), sent as they are.
+    embeds: tuple[dict[str, Any], ...]
+    # Every story the message delivers (an item's story and its clustered coverage).
+    story_ids: tuple[int, ...]
+    # When this message was first tried under its nonce (None: not yet): a send whose outcome
+    # is unknown is resolved from it (Discord de-duplicates a nonce for a few minutes only).
+    attempted_at: datetime | None = None
+    # Discord's id of the posted message, once recorded.
+    message_id: int | None = None
+    sent_at: datetime | None = None
+
+    @property
+    def marker(self) -> str:
+        """What identifies the posted message in the channel's history: its last embed's
+        footer, unique to this digest and part (bot.embeds.digest_messages puts it there)."""
+        footer = self.embeds[-1].get("footer", {}) if self.embeds else {}
+        return str(footer.get("text", ""))
+
+
+@dataclass(frozen=True, slots=True)
 class DigestRun:
     """One row of the digest ledger: a server's digest for one local date.
 
@@ -171,3 +198,10 @@ class DigestRun:
     # 0 for the first try at this date; /digest now may claim a failed, skipped or empty date
     # again, each time with the next number (message nonces include it).
     attempt: int = 0
+    # The messages of this attempt, fixed at claim time. Only a single run read for sending
+    # carries them (DigestLedger.take_digest_run); lists of runs leave them out.
+    messages: tuple[PlannedMessage, ...] = ()
+    # The process sending this run (Store.owner), and until when its claim holds: another
+    # process may take over a claimed run only once the lease has expired.
+    owner: str = ""
+    lease_until: datetime | None = None

@@ -1,24 +1,25 @@
 """Posting daily digests: exactly once per server and local date, paced, calm under failure.
 
-Every minute `tick` resumes digests a crash interrupted, records the ones missed for too long
-as skipped, and posts the due ones. A digest is claimed in the ledger (one row per server and
-local date, with its exact plan) before anything is sent; each message carries a deterministic
-nonce and is recorded as sent together with the stories it delivered. A resumed digest
-therefore continues where it stopped, and a repeated send of the same message is dropped by
-Discord instead of posted twice.
+Every minute `tick` resumes digests a crash or fault interrupted, records the ones missed for
+too long as skipped, and posts the due ones. A digest is claimed in the ledger (one row per
+server and local date) together with its messages, rendered once: a resumed digest sends
+exactly those, whatever happened to the stories since. How each message is sent at most once
+(intent, send, record; unknown outcomes settled by nonce or history) is bot.digest_sender's.
 
 Failures: a server whose channel is gone or forbidden has its digest switched off, with the
 reason recorded for /digest show and told to its admins where newsbot can still post;
-transient errors are retried with backoff, and one server's trouble never holds up another's.
+transient errors are retried with backoff, a database that refuses writes pauses digests (one
+ERROR line) until it accepts them again, and one server's trouble never holds up another's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
 import discord
 
@@ -29,7 +30,6 @@ from bot.delivery import (
     TransientFailure,
     admin_notice_channels,
     missing_permissions,
-    send_with_retries,
 )
 from bot.digest import (
     DEFAULT_CATCH_UP,
@@ -37,6 +37,7 @@ from bot.digest import (
     DueDigest,
     NextRun,
     digest_nonce,
+    digest_reference,
     due_digests,
     effective_max_age,
     explain_next_run,
@@ -44,10 +45,11 @@ from bot.digest import (
     select_items,
     split_by_age,
 )
+from bot.digest_sender import RUN_LEASE, DigestSender, StorageAlarm, StorageDown
 from bot.embeds import digest_messages
-from bot.models import DigestRun, DigestSettings, DigestStatus, Story
+from bot.models import DigestRun, DigestSettings, DigestStatus, PlannedMessage, Story
 from bot.pacing import Pacer
-from bot.store import Store
+from bot.store import LeaseLost, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ Messages = list[tuple[list[discord.Embed], tuple[int, ...]]]
 
 # How many of the newest undelivered stories compete for a digest's places.
 CANDIDATES = 100
+# How long a run the database would not let continue waits before it is tried again, doubling
+# from the first up to the last while the database keeps refusing.
+STORAGE_BACKOFF = (timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4))
 
 
 def utc_now() -> datetime:
@@ -89,8 +94,22 @@ class Selection:
 
     @property
     def messages(self) -> Messages:
-        """The digest as it would be posted: the one rendering of a selection."""
+        """The digest as a preview shows it: the one rendering of a selection."""
         return digest_messages(self.local_date, self.topics, _pairs(self.items))
+
+    def planned_messages(self, guild_id: int, attempt: int) -> tuple[PlannedMessage, ...]:
+        """The digest as try `attempt` posts it: payloads, nonces and stories, fixed for good."""
+        reference = digest_reference(guild_id, self.local_date, attempt)
+        rendered = digest_messages(self.local_date, self.topics, _pairs(self.items), reference)
+        return tuple(
+            PlannedMessage(
+                index=index,
+                nonce=digest_nonce(guild_id, self.local_date, index, attempt),
+                embeds=tuple(cast(dict[str, Any], embed.to_dict()) for embed in embeds),
+                story_ids=story_ids,
+            )
+            for index, (embeds, story_ids) in enumerate(rendered)
+        )
 
 
 class DigestPoster:
@@ -112,10 +131,20 @@ class DigestPoster:
         self._clock = clock
         self._catch_up = catch_up
         self._pacer = pacer or Pacer(GlobalDigestSettings().send_rate)
-        self._retry_delays = tuple(retry_delays)
-        self._sleep = sleep
+        self._alarm = StorageAlarm()
+        self._sender = DigestSender(
+            store,
+            clock=clock,
+            pacer=self._pacer,
+            alarm=self._alarm,
+            retry_delays=retry_delays,
+            sleep=sleep,
+        )
         # Digests being sent by this process: a tick never starts a second send of one.
         self._in_flight: set[tuple[int, date]] = set()
+        # Runs stopped by a database refusing writes: when each may be tried again, and the
+        # wait before that (doubled while it keeps refusing).
+        self._paused: dict[tuple[int, date], tuple[datetime, timedelta]] = {}
         # A thousand servers due at once would queue a thousand selections on the database
         # before the first send; a few at a time keep sends (and users' commands) flowing.
         self._preparing = asyncio.Semaphore(4)
@@ -130,20 +159,39 @@ class DigestPoster:
             return
         async with self._tick_lock:
             now = self._clock()
-            settings = await self._store.all_digest_settings()
-            oldest = min((local_date_of(now, s.timezone) for s in settings), default=now.date())
-            runs = await self._store.digest_runs_since(oldest - timedelta(days=1))
-            jobs = [self._resume(run) for run in runs.values() if run.status == "claimed"]
-            for due in due_digests(settings, runs, now, self._catch_up):
-                if due.action == "skip":
-                    await self._record_skipped(due, now)
-                else:
-                    jobs.append(self._post(due))
+            try:
+                jobs = await self._plan_tick(now)
+            except StoreError as error:
+                self._alarm.failed(error, now)
+                return
         # Each server's digest is its own task: one slow or failing server holds up no other.
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 log.error("a digest failed unexpectedly", exc_info=result)
+
+    async def _plan_tick(self, now: datetime) -> list[Coroutine[Any, Any, PostResult]]:
+        settings = await self._store.all_digest_settings()
+        oldest = min((local_date_of(now, s.timezone) for s in settings), default=now.date())
+        runs = await self._store.digest_runs_since(oldest - timedelta(days=1))
+        jobs = [self._resume(run) for run in runs.values() if self._resumable(run, now)]
+        for due in due_digests(settings, runs, now, self._catch_up):
+            if due.action == "skip":
+                await self._record_skipped(due, now)
+            else:
+                jobs.append(self._post(due))
+        return jobs
+
+    def _resumable(self, run: DigestRun, now: datetime) -> bool:
+        """A claimed run this process holds, or whose holder's lease expired, and that is not
+        waiting out a database outage."""
+        if run.status != "claimed":
+            return False
+        held_by_another = run.owner != self._store.owner and run.lease_until is not None
+        if held_by_another and run.lease_until is not None and run.lease_until > now:
+            return False
+        paused = self._paused.get((run.guild_id, run.local_date))
+        return paused is None or paused[0] <= now
 
     async def post_now(self, settings: DigestSettings) -> PostResult:
         """/digest now: post today's digest at once; it counts as today's.
@@ -158,7 +206,9 @@ class DigestPoster:
         existing = runs.get((settings.guild_id, local_date))
         if existing is not None and existing.status in ("sent", "claimed"):
             return PostResult(None, existing.detail, existing=existing)
-        result = await self._post(DueDigest(settings, local_date, now, "post"), manual=True)
+        attempt = 0 if existing is None else existing.attempt + 1
+        due = DueDigest(settings, local_date, now, "post")
+        result = await self._post(due, manual=True, attempt=attempt)
         if result.status == "sent" and not settings.enabled and settings.disabled_reason:
             resumed = replace(settings, enabled=True, disabled_reason=None, effective_from=now)
             await self._store.save_digest_settings(resumed)
@@ -181,7 +231,7 @@ class DigestPoster:
 
     # --- one digest -------------------------------------------------------------------------------
 
-    async def _post(self, due: DueDigest, *, manual: bool = False) -> PostResult:
+    async def _post(self, due: DueDigest, *, manual: bool = False, attempt: int = 0) -> PostResult:
         settings = due.settings
         key = (settings.guild_id, due.local_date)
         if key in self._in_flight:
@@ -189,23 +239,33 @@ class DigestPoster:
         self._in_flight.add(key)
         try:
             async with self._preparing:
-                prepared = await self._prepare(due, manual=manual)
+                prepared = await self._prepare(due, manual=manual, attempt=attempt)
             if prepared is None:
                 runs = await self._store.guild_digest_runs_since(settings.guild_id, due.local_date)
                 existing = runs.get(key)
                 return PostResult(None, existing.detail if existing else "", existing=existing)
             if isinstance(prepared, PostResult):
                 return prepared
-            return await self._deliver(prepared, settings.topics, announce=not manual)
+            return await self._deliver(prepared, announce=not manual)
+        except StoreError as error:
+            if manual:
+                raise
+            # Nothing was claimed: the next tick claims it again.
+            self._alarm.failed(error, self._clock())
+            return PostResult(None, f"the database refuses writes ({error})")
         finally:
             self._in_flight.discard(key)
 
-    async def _prepare(self, due: DueDigest, *, manual: bool) -> DigestRun | PostResult | None:
-        """Select the stories and claim the ledger row: the run to deliver, or the outcome
-        (empty), or None when the date already has a row (that /digest now may not retry)."""
+    async def _prepare(
+        self, due: DueDigest, *, manual: bool, attempt: int
+    ) -> DigestRun | PostResult | None:
+        """Select the stories, render the messages and claim the ledger row with them: the run
+        to deliver, or the outcome (empty), or None when the date already has a row (that
+        /digest now may not retry)."""
         settings = due.settings
         now = self._clock()
-        items = (await self._select(settings, now)).items
+        selection = await self._select(settings, now)
+        items = selection.items
         run = DigestRun(
             guild_id=settings.guild_id,
             local_date=due.local_date,
@@ -214,52 +274,62 @@ class DigestPoster:
             scheduled_for=due.scheduled_for,
             claimed_at=now,
             plan=tuple(item.story_ids for item in items),
+            attempt=attempt,
+            owner=self._store.owner,
+            lease_until=now + RUN_LEASE,
         )
         if not items:
             if manual:
                 # Recording it would use up the day: the scheduled digest would not run.
                 return PostResult("empty", "no new stories")
-            empty = replace(run, status="empty", finished_at=now, detail="no new stories")
+            empty = replace(
+                run, status="empty", finished_at=now, detail="no new stories", lease_until=None
+            )
             if await self._store.add_digest_run(empty):
                 return PostResult("empty", "no new stories")
             return None
-        if manual:
-            return await self._store.reclaim_digest_run(run)
-        return run if await self._store.add_digest_run(run) else None
+        # Rendered for the date being posted (a catch-up after midnight keeps its own date).
+        selection = replace(selection, local_date=due.local_date)
+        run = replace(run, messages=selection.planned_messages(settings.guild_id, attempt))
+        claim = self._store.reclaim_digest_run if manual else self._store.add_digest_run
+        return run if await claim(run) else None
 
-    async def _resume(self, run: DigestRun) -> PostResult:
-        key = (run.guild_id, run.local_date)
+    async def _resume(self, listed: DigestRun) -> PostResult:
+        key = (listed.guild_id, listed.local_date)
         if key in self._in_flight:
             return PostResult(None, "already being posted")
         self._in_flight.add(key)
         try:
+            now = self._clock()
+            try:
+                run = await self._store.take_digest_run(*key, now + RUN_LEASE, now)
+            except StoreError as error:
+                self._pause(key, error)
+                return PostResult("claimed", f"the database refuses writes ({error})")
+            if run is None:
+                return PostResult(None, "being posted by another newsbot process")
             log.info("resuming the digest of %s for %s", run.guild_id, run.local_date)
-            settings = await self._store.digest_settings(run.guild_id)
-            return await self._deliver(run, settings.topics if settings else ())
+            return await self._deliver(run)
         finally:
             self._in_flight.discard(key)
 
     async def _select(self, settings: DigestSettings, now: datetime) -> Selection:
         return await select_digest(self._store, settings, now, self._default_max_age)
 
-    async def _deliver(
-        self, run: DigestRun, topics: Sequence[str], *, announce: bool = True
-    ) -> PostResult:
+    async def _deliver(self, run: DigestRun, *, announce: bool = True) -> PostResult:
+        key = (run.guild_id, run.local_date)
         try:
             channel = self._channel(run)
-            items = await self._items(run)
-            messages = digest_messages(run.local_date, topics, items)
-            for index in range(run.sent_messages, len(messages)):
-                embeds, story_ids = messages[index]
-                nonce = digest_nonce(run.guild_id, run.local_date, index, run.attempt)
-                await self._send(channel, embeds, nonce)
-                await self._store.record_digest_message(
-                    run.guild_id, run.local_date, index, run.channel_id, story_ids
-                )
+            await self._sender.send(run, channel)
+            detail = (
+                f"{_count(len(run.plan), 'story', 'stories')}"
+                f" in {_count(len(run.messages), 'message')}"
+            )
+            await self._store.finish_digest_run(*key, "sent", detail, owner=run.owner)
         except PermanentFailure as failure:
             reason = str(failure)
             log.warning("digest of %s switched off: %s", run.guild_id, reason)
-            await self._store.finish_digest_run(run.guild_id, run.local_date, "failed", reason)
+            await self._store.finish_digest_run(*key, "failed", reason, owner=run.owner)
             await self._store.disable_digest(run.guild_id, reason)
             if announce:
                 # /digest now tells the admin who asked instead.
@@ -268,27 +338,24 @@ class DigestPoster:
         except TransientFailure as failure:
             log.warning("digest of %s not posted yet (%s); will retry", run.guild_id, failure)
             return PostResult("claimed", f"Discord is not answering ({failure}); retrying")
-        # Stories as the header counts them: one per item shown, clustered coverage included
-        # in its item.
-        detail = f"{_count(len(items), 'story', 'stories')} in {_count(len(messages), 'message')}"
-        await self._store.finish_digest_run(run.guild_id, run.local_date, "sent", detail)
-        log.info(
-            "digest posted: server %s, channel %s, %s",
-            run.guild_id,
-            run.channel_id,
-            detail,
-        )
+        except LeaseLost as lost:
+            log.warning("digest of %s left to another newsbot process: %s", run.guild_id, lost)
+            return PostResult(None, "being posted by another newsbot process")
+        except (StorageDown, StoreError) as error:
+            self._pause(key, error)
+            return PostResult("claimed", f"the database refuses writes ({error}); waiting")
+        self._paused.pop(key, None)
+        log.info("digest posted: server %s, channel %s, %s", run.guild_id, run.channel_id, detail)
         return PostResult("sent", detail)
 
-    async def _items(self, run: DigestRun) -> list[tuple[Story, list[Story]]]:
-        stories = await self._store.stories_by_id([i for group in run.plan for i in group])
-        items = []
-        for group in run.plan:
-            present = [stories[i] for i in group if i in stories]
-            # A story retired since the claim is simply left out.
-            if present:
-                items.append((present[0], present[1:]))
-        return items
+    def _pause(self, key: tuple[int, date], error: Exception) -> None:
+        """Leave a run the database stopped until the next wait of STORAGE_BACKOFF is over."""
+        now = self._clock()
+        if isinstance(error, StoreError):
+            self._alarm.failed(error, now)
+        _, last = self._paused.get(key, (now, timedelta(0)))
+        wait = next((step for step in STORAGE_BACKOFF if step > last), STORAGE_BACKOFF[-1])
+        self._paused[key] = (now + wait, wait)
 
     def _channel(self, run: DigestRun) -> discord.TextChannel:
         guild = self._client.get_guild(run.guild_id)
@@ -303,18 +370,6 @@ class DigestPoster:
         if missing:
             raise PermanentFailure(f"newsbot lacks {missing} in #{channel.name}")
         return channel
-
-    async def _send(
-        self, channel: discord.abc.Messageable, embeds: list[discord.Embed], nonce: str
-    ) -> None:
-        await send_with_retries(
-            lambda: channel.send(
-                embeds=embeds, nonce=nonce, allowed_mentions=discord.AllowedMentions.none()
-            ),
-            self._retry_delays,
-            pace=self._pacer.acquire,
-            sleep=self._sleep,
-        )
 
     async def _tell_admins(self, guild_id: int, failed_channel_id: int, reason: str) -> None:
         """Say why the digest stopped, in a channel where newsbot can still post, if any."""

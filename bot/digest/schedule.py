@@ -175,3 +175,11 @@ def digest_nonce(guild_id: int, local_date: date, index: int, attempt: int = 0) 
     nonce = "dg" + hashlib.blake2b(key, digest_size=11).hexdigest()
     assert len(nonce) <= NONCE_LIMIT
     return nonce
+
+
+def digest_reference(guild_id: int, local_date: date, attempt: int = 0) -> str:
+    """A short name for one try at a server's digest of `local_date`, shown in its messages'
+    footers (bot.embeds.digest_footer): it tells this digest's messages from any other in the
+    channel's history, the earlier tries at the same date included."""
+    key = f"ref:{guild_id}:{local_date.isoformat()}:{attempt}".encode()
+    return hashlib.blake2b(key, digest_size=4).hexdigest()

@@ -36,6 +36,12 @@ class InstanceLocked(StoreError):
     """Another running newsbot holds this database."""
 
 
+class LeaseLost(StoreError):
+    """A digest run is no longer this process's to send: another process took it over after
+    its lease expired, or the message was recorded already. Not a storage fault: the run stops
+    here and its new owner carries on."""
+
+
 class NoDatabase(StoreError):
     """The database does not exist, and the store was told not to create it."""
 
@@ -205,28 +211,57 @@ class DigestLedger(Protocol):
         """The server's ledger row with the latest local date."""
         ...
 
-    async def add_digest_run(self, run: DigestRun) -> bool:
-        """Insert the ledger row as given: a claim, or a run final at once (empty, skipped).
-        False (and nothing written) if (guild, date) already has one."""
+    async def digest_run(self, guild_id: int, local_date: date) -> DigestRun | None:
+        """The row with the messages of its current attempt."""
         ...
 
-    async def reclaim_digest_run(self, run: DigestRun) -> DigestRun | None:
+    async def add_digest_run(self, run: DigestRun) -> bool:
+        """Insert the ledger row as given, with its messages: a claim (status claimed, owner
+        and lease set), or a run final at once (empty, skipped). False (and nothing written)
+        if (guild, date) already has one."""
+        ...
+
+    async def reclaim_digest_run(self, run: DigestRun) -> bool:
         """/digest now: add the row like add_digest_run, or take over the date's row when that
-        is final without a digest posted (failed, skipped, empty), as the next attempt. The
-        claimed row as stored (with its attempt), or None when the date is sent or claimed."""
+        is final without a digest posted (failed, skipped, empty) and its attempt is the one
+        before `run.attempt`. False when the date is sent, claimed, or claimed again meanwhile.
+        """
+        ...
+
+    async def take_digest_run(
+        self, guild_id: int, local_date: date, lease_until: datetime, now: datetime
+    ) -> DigestRun | None:
+        """Resume a claimed run: it becomes this store's (`owner`) until `lease_until` if it
+        was already, or if its lease expired by `now`. The run with its messages, or None."""
+        ...
+
+    async def begin_digest_message(
+        self, run: DigestRun, index: int, at: datetime, lease_until: datetime, *, restart: bool
+    ) -> None:
+        """Message `index` is about to be sent: note when its nonce was first tried (`at`,
+        unless tried before; `restart`: from `at` whatever came before) and extend the lease.
+        Raises LeaseLost unless `run.owner` owns the claimed run and `index` is next."""
         ...
 
     async def record_digest_message(
-        self, guild_id: int, local_date: date, index: int, channel_id: int, story_ids: Sequence[int]
+        self, run: DigestRun, index: int, message_id: int, at: datetime, lease_until: datetime
     ) -> None:
-        """In one transaction: message `index` (0-based) of that run was sent, so sent_messages
-        becomes index + 1 and its stories count as delivered to `channel_id`."""
+        """In one transaction: message `index` was posted as `message_id`, so sent_messages
+        becomes index + 1 and its stories count as delivered to the run's channel. Raises
+        LeaseLost unless `run.owner` owns the claimed run and `index` is next."""
         ...
 
     async def finish_digest_run(
-        self, guild_id: int, local_date: date, status: DigestStatus, detail: str = ""
+        self,
+        guild_id: int,
+        local_date: date,
+        status: DigestStatus,
+        detail: str = "",
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Set the final status (sent, empty, skipped, failed), detail and finished_at."""
+        """Set the final status (sent, empty, skipped, failed), detail and finished_at. With
+        `owner`, only a claimed run that owner holds (else LeaseLost)."""
         ...
 
     async def undelivered_stories(

@@ -29,11 +29,26 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-async def store(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[Store]:
-    store = BACKENDS[request.param](db_path)
+def new_store(request: pytest.FixtureRequest, db_path: Path) -> Callable[[], Store]:
+    """Makes stores of one backend on one database (another process's store, for races)."""
+    return lambda: BACKENDS[request.param](db_path)
+
+
+@pytest.fixture
+async def store(new_store: Callable[[], Store]) -> AsyncIterator[Store]:
+    store = new_store()
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def rival(store: Store, new_store: Callable[[], Store]) -> AsyncIterator[Store]:
+    """A second store on the database of `store`: another newsbot process, another owner."""
+    other = new_store()
+    await other.open()
+    yield other
+    await other.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from bot.models import DigestRun, DigestSettings, Story
+from bot.models import DigestRun, DigestSettings, PlannedMessage, Story
 from bot.store.base import (
     FileStatus,
     ReloadChanges,
@@ -141,6 +141,23 @@ def run_on(local_date: date = DAY, *, guild_id: int = GUILD, **fields: object) -
     return DigestRun(guild_id, local_date, **{**defaults, **fields})  # type: ignore[arg-type]
 
 
+def planned(index: int, story_ids: Sequence[int | None], **fields: object) -> PlannedMessage:
+    """Message `index` of a digest, delivering `story_ids`, with an embed carrying a marker."""
+    embeds = ({"title": f"part {index}", "footer": {"text": f"Part {index + 1} · digest t"}},)
+    defaults: dict[str, object] = {"nonce": f"dg-test-{index}", "embeds": embeds}
+    return PlannedMessage(index, story_ids=tuple(story_ids), **{**defaults, **fields})  # type: ignore[arg-type]
+
+
+def claim_by(store: Store, local_date: date = DAY, **fields: object) -> DigestRun:
+    """A claim of `store`'s own, with the two messages of run_on's plan, leased for a while."""
+    defaults: dict[str, object] = {
+        "owner": store.owner,
+        "lease_until": SCHEDULED + timedelta(minutes=3),
+        "messages": (planned(0, (nth(1), nth(2))), planned(1, (nth(3),))),
+    }
+    return run_on(local_date, **{**defaults, **fields})
+
+
 def settings(guild_id: int = GUILD, **fields: object) -> DigestSettings:
     defaults: dict[str, object] = {
         "channel_id": CHANNEL,
@@ -152,5 +169,8 @@ def settings(guild_id: int = GUILD, **fields: object) -> DigestSettings:
 
 async def deliver(store: Store, channel_id: int, ns: Iterable[int]) -> None:
     """Record stories story_at(n) as delivered to a channel, through a run of its own."""
-    await store.add_digest_run(run_on(guild_id=channel_id, channel_id=channel_id))
-    await store.record_digest_message(channel_id, DAY, 0, channel_id, [nth(n) for n in ns])
+    run = claim_by(
+        store, guild_id=channel_id, channel_id=channel_id, messages=(planned(0, map(nth, ns)),)
+    )
+    await store.add_digest_run(run)
+    await store.record_digest_message(run, 0, 1, SCHEDULED, SCHEDULED + timedelta(minutes=3))

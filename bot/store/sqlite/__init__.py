@@ -8,7 +8,8 @@ One module per area, all SQL next to the method that runs it:
 - codec: dataclasses to rows and back
 - stories: /news pages, search and topics (StoryReader)
 - seeds: the seed index and applying a reload (SeedBookkeeping)
-- digests: settings, the ledger and deliveries (DigestLedger)
+- digests: digest settings and the stories not yet delivered to a channel (DigestLedger)
+- ledger: one row per server and local date, with the messages it sends (DigestLedger)
 - state, lock: values kept between runs and one bot per database (State)
 """
 
@@ -18,13 +19,16 @@ from bot.models import Story
 from bot.store.base import EncodedStory
 from bot.store.sqlite.codec import encode_story
 from bot.store.sqlite.digests import DigestsMixin
+from bot.store.sqlite.ledger import LedgerMixin
 from bot.store.sqlite.lock import InstanceLockMixin
 from bot.store.sqlite.seeds import SeedsMixin
 from bot.store.sqlite.state import StateMixin
 from bot.store.sqlite.stories import StoriesMixin
 
 
-class SqliteStore(StoriesMixin, SeedsMixin, DigestsMixin, StateMixin, InstanceLockMixin):
+class SqliteStore(
+    StoriesMixin, SeedsMixin, DigestsMixin, LedgerMixin, StateMixin, InstanceLockMixin
+):
     """Stories, topics, seed bookkeeping and digests in one SQLite file."""
 
     @staticmethod

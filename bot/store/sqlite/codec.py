@@ -13,6 +13,7 @@ from bot.models import (
     DigestRun,
     DigestSettings,
     Image,
+    PlannedMessage,
     Provider,
     Related,
     Story,
@@ -274,7 +275,7 @@ def digest_settings_from_row(row: Sequence[Any]) -> DigestSettings:
 
 DIGEST_RUN_COLUMNS = (
     "guild_id, local_date, channel_id, status, scheduled_for, claimed_at, plan, sent_messages,"
-    " finished_at, detail, attempt"
+    " finished_at, detail, attempt, owner, lease_until"
 )
 
 
@@ -292,6 +293,8 @@ def digest_run_row(run: DigestRun) -> tuple[Any, ...]:
         None if run.finished_at is None else unix(run.finished_at),
         run.detail,
         run.attempt,
+        run.owner,
+        0 if run.lease_until is None else unix(run.lease_until),
     )
 
 
@@ -308,6 +311,8 @@ def digest_run_from_row(row: Sequence[Any]) -> DigestRun:
         finished_at,
         detail,
         attempt,
+        owner,
+        lease_until,
     ) = row
     return DigestRun(
         guild_id=guild_id,
@@ -321,4 +326,45 @@ def digest_run_from_row(row: Sequence[Any]) -> DigestRun:
         finished_at=None if finished_at is None else from_unix(finished_at),
         detail=detail,
         attempt=attempt,
+        owner=owner,
+        lease_until=from_unix(lease_until) if lease_until else None,
     )
+
+
+DIGEST_MESSAGE_COLUMNS = (
+    "guild_id, local_date, attempt, idx, nonce, embeds, story_ids, attempted_at, message_id,"
+    " sent_at"
+)
+
+
+def digest_message_row(run: DigestRun, message: PlannedMessage) -> tuple[Any, ...]:
+    """The values of DIGEST_MESSAGE_COLUMNS for one message of `run`."""
+    return (
+        run.guild_id,
+        run.local_date.isoformat(),
+        run.attempt,
+        message.index,
+        message.nonce,
+        to_json(list(message.embeds)),
+        to_json(list(message.story_ids)),
+        _maybe_unix(message.attempted_at),
+        message.message_id,
+        _maybe_unix(message.sent_at),
+    )
+
+
+def digest_message_from_row(row: Sequence[Any]) -> PlannedMessage:
+    _, _, _, index, nonce, embeds, story_ids, attempted_at, message_id, sent_at = row
+    return PlannedMessage(
+        index=index,
+        nonce=nonce,
+        embeds=tuple(json.loads(embeds)),
+        story_ids=tuple(json.loads(story_ids)),
+        attempted_at=None if attempted_at is None else from_unix(attempted_at),
+        message_id=message_id,
+        sent_at=None if sent_at is None else from_unix(sent_at),
+    )
+
+
+def _maybe_unix(instant: datetime | None) -> int | None:
+    return None if instant is None else unix(instant)

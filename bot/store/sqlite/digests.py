@@ -1,26 +1,19 @@
-"""The digest ledger on SQLite: servers' digest settings, one ledger row per (server, local
-date), the deliveries that keep a story from being posted twice to a channel, and the query
-that picks undelivered stories."""
+"""Digests on SQLite, apart from the ledger (ledger.py): servers' digest settings, and the
+query that picks the stories not yet delivered to a channel."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.models import DigestRun, DigestSettings, DigestStatus, Story, topic_key
-from bot.store.base import StoreError
+from bot.models import DigestSettings, Story, topic_key
 from bot.store.sqlite.codec import (
-    DIGEST_RUN_COLUMNS,
     DIGEST_SETTINGS_COLUMNS,
     STORY_COLUMNS,
-    digest_run_from_row,
-    digest_run_row,
     digest_settings_from_row,
     digest_settings_row,
     story_from_row,
     to_json,
-    unix,
 )
 from bot.store.sqlite.connection import SqliteBase
 
@@ -40,59 +33,6 @@ _PUT_DIGEST_SETTINGS = (
     " max_age = excluded.max_age"
 )
 _DISABLE_DIGEST = "UPDATE digest_settings SET enabled = 0, disabled_reason = ? WHERE guild_id = ?"
-
-# --- the ledger ----------------------------------------------------------------------------------
-
-# DO NOTHING rather than OR IGNORE: only the primary key conflict means "already claimed"; a
-# CHECK failure (an unknown status) must still raise.
-_ADD_DIGEST_RUN = (
-    "INSERT INTO digest_runs (" + DIGEST_RUN_COLUMNS + ")"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (guild_id, local_date) DO NOTHING"
-)
-# /digest now: the same insert, or the next try at a date whose row is final without a digest
-# in the channel (failed, skipped, empty). The WHERE is evaluated on the stored row inside the
-# statement, so of two racing claims exactly one finds it still final and takes it; a sent or
-# claimed row is never taken over.
-_RECLAIM_DIGEST_RUN = (
-    "INSERT INTO digest_runs (" + DIGEST_RUN_COLUMNS + ")"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (guild_id, local_date) DO UPDATE SET channel_id = excluded.channel_id,"
-    " status = excluded.status, scheduled_for = excluded.scheduled_for,"
-    " claimed_at = excluded.claimed_at, plan = excluded.plan, sent_messages = 0,"
-    " finished_at = NULL, detail = '', attempt = digest_runs.attempt + 1"
-    " WHERE digest_runs.status IN ('failed', 'skipped', 'empty')"
-)
-_DIGEST_RUN = (
-    "SELECT " + DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE guild_id = ? AND local_date = ?"
-)
-# One server's rows from a date on: a range of the primary key.
-_GUILD_DIGEST_RUNS_SINCE = (
-    "SELECT " + DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE guild_id = ? AND local_date >= ?"
-    " ORDER BY local_date"
-)
-_DIGEST_RUNS_SINCE = (
-    "SELECT " + DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE local_date >= ?"
-    " ORDER BY local_date, guild_id"
-)
-# The primary key range of one server, walked backwards: one row read.
-_LAST_DIGEST_RUN = (
-    "SELECT " + DIGEST_RUN_COLUMNS + " FROM digest_runs WHERE guild_id = ?"
-    " ORDER BY local_date DESC LIMIT 1"
-)
-_SET_SENT_MESSAGES = (
-    "UPDATE digest_runs SET sent_messages = ? WHERE guild_id = ? AND local_date = ?"
-)
-# A story delivered again keeps its first delivery. DO NOTHING rather than OR IGNORE, which
-# would silently skip invalid rows (a NULL id) too.
-_INSERT_DELIVERY = (
-    "INSERT INTO deliveries (channel_id, story_id, delivered_at) VALUES (?, ?, ?)"
-    " ON CONFLICT (channel_id, story_id) DO NOTHING"
-)
-_FINISH_DIGEST_RUN = (
-    "UPDATE digest_runs SET status = ?, detail = ?, finished_at = ?"
-    " WHERE guild_id = ? AND local_date = ?"
-)
 
 # --- undelivered stories -------------------------------------------------------------------------
 
@@ -137,7 +77,7 @@ _UNDELIVERED_ON_MANY_TOPICS = (
 
 
 class DigestsMixin(SqliteBase):
-    """The DigestLedger role on SQLite."""
+    """The settings and undelivered stories of the DigestLedger role on SQLite."""
 
     async def digest_settings(self, guild_id: int) -> DigestSettings | None:
         rows = await self._read(_DIGEST_SETTINGS, (guild_id,))
@@ -152,54 +92,6 @@ class DigestsMixin(SqliteBase):
 
     async def disable_digest(self, guild_id: int, reason: str | None) -> None:
         await self._write(_DISABLE_DIGEST, (reason, guild_id))
-
-    async def digest_runs_since(self, local_date: date) -> dict[tuple[int, date], DigestRun]:
-        rows = await self._read(_DIGEST_RUNS_SINCE, (local_date.isoformat(),))
-        return _keyed_runs(rows)
-
-    async def guild_digest_runs_since(
-        self, guild_id: int, local_date: date
-    ) -> dict[tuple[int, date], DigestRun]:
-        rows = await self._read(_GUILD_DIGEST_RUNS_SINCE, (guild_id, local_date.isoformat()))
-        return _keyed_runs(rows)
-
-    async def last_digest_run(self, guild_id: int) -> DigestRun | None:
-        rows = await self._read(_LAST_DIGEST_RUN, (guild_id,))
-        return digest_run_from_row(rows[0]) if rows else None
-
-    async def add_digest_run(self, run: DigestRun) -> bool:
-        return await self._write(_ADD_DIGEST_RUN, digest_run_row(run)) == 1
-
-    async def reclaim_digest_run(self, run: DigestRun) -> DigestRun | None:
-        if await self._write(_RECLAIM_DIGEST_RUN, digest_run_row(run)) != 1:
-            return None
-        # The claim is ours now (no one else takes a claimed row): read back its attempt.
-        rows = await self._read(_DIGEST_RUN, (run.guild_id, run.local_date.isoformat()))
-        return digest_run_from_row(rows[0])
-
-    async def record_digest_message(
-        self, guild_id: int, local_date: date, index: int, channel_id: int, story_ids: Sequence[int]
-    ) -> None:
-        delivered_at = unix(datetime.now(UTC))
-        deliveries = [(channel_id, story_id, delivered_at) for story_id in story_ids]
-        async with self._transaction() as writer:
-            async with writer.execute(
-                _SET_SENT_MESSAGES, (index + 1, guild_id, local_date.isoformat())
-            ) as cursor:
-                found = cursor.rowcount == 1
-            if not found:
-                # A message of a run that was never claimed: recording its deliveries would
-                # hide stories from the channel with no ledger row to show why.
-                raise self._no_run(guild_id, local_date)
-            await writer.executemany(_INSERT_DELIVERY, deliveries)
-
-    async def finish_digest_run(
-        self, guild_id: int, local_date: date, status: DigestStatus, detail: str = ""
-    ) -> None:
-        finished_at = unix(datetime.now(UTC))
-        params = (status, detail, finished_at, guild_id, local_date.isoformat())
-        if await self._write(_FINISH_DIGEST_RUN, params) != 1:
-            raise self._no_run(guild_id, local_date)
 
     async def undelivered_stories(
         self, channel_id: int, topics: Sequence[str], limit: int
@@ -218,17 +110,6 @@ class DigestsMixin(SqliteBase):
         sql, params = statement
         rows = await self._read("EXPLAIN QUERY PLAN " + sql, params)
         return [row[3] for row in rows]
-
-    def _no_run(self, guild_id: int, local_date: date) -> StoreError:
-        return StoreError(
-            f"database {self._path}: no digest run for server {guild_id}"
-            f" on {local_date.isoformat()}"
-        )
-
-
-def _keyed_runs(rows: list[Any]) -> dict[tuple[int, date], DigestRun]:
-    runs = (digest_run_from_row(row) for row in rows)
-    return {(run.guild_id, run.local_date): run for run in runs}
 
 
 def _undelivered_statement(
