@@ -40,9 +40,12 @@ Clock = Callable[[], datetime]
 # How long after a nonce's first try a repeat is trusted to be de-duplicated by Discord, which
 # only promises "the past few minutes": a safe margin inside that.
 NONCE_TRUST = timedelta(seconds=60)
-# How long a claim holds without being renewed (each message renews it): another process
-# resumes a run only once its owner has been silent this long.
-RUN_LEASE = timedelta(minutes=3)
+# How long a claim holds without being renewed (each message renews it): another process, or
+# this one restarted after a crash, resumes a run only once its owner has been silent this
+# long. Shorter than NONCE_TRUST, so that a quick restart still finds Discord de-duplicating;
+# a live owner slower than this (a send retried for long) and its successor then send the
+# same nonce, and only one of them can record it.
+RUN_LEASE = timedelta(seconds=30)
 # How far back the history search for an unrecorded message goes, at most.
 HISTORY_SCAN = 500
 # Seconds between tries of a write that failed after a message was posted, before the run is

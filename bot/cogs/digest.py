@@ -222,9 +222,11 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             text = " ".join(filter(None, ("Nothing new to post right now.", note)))
             await reply(interaction, text, ephemeral=True)
             return
-        for position, (embeds, _) in enumerate(selection.messages):
+        # As the scheduled digest (the date's first try) would post it, footers included.
+        for message in selection.planned_messages(settings.guild_id, attempt=0):
             # The note goes with the first message, not into the embeds that would be posted.
-            content = note if note and position == 0 else None
+            content = note if note and message.index == 0 else None
+            embeds = [discord.Embed.from_dict(embed) for embed in message.embeds]
             await reply(interaction, content, embeds=embeds, ephemeral=True)
 
     @app_commands.command(name="now")

@@ -1,0 +1,329 @@
+"""Exactly once, end to end: a claimed digest survives crashes at every step, edits of its
+stories, a database that stops taking writes, and another process, without a story posted
+twice or lost. Through the emulator, which de-duplicates nonces as Discord does; "restarting"
+is a new store (another owner) and poster on the same database, the clock moved past the
+crashed owner's lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import discord
+import pytest
+
+from bot.digest import due_digests
+from bot.digest_sender import NONCE_TRUST, RUN_LEASE
+from bot.models import DigestRun, DigestSettings
+from bot.poster import DigestPoster
+from bot.store import Store
+from bot.store.sqlite import SqliteStore
+from tests.discord_emulator.state import EMBED_LINKS, SEND_MESSAGES, VIEW_CHANNEL
+from tests.helpers import FakeClock, World
+
+DUE = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+FEBRUARY = datetime(2024, 2, 1, tzinfo=UTC)
+# Long enough that two story embeds fill a message: five stories make three messages.
+EXCERPT = "An excerpt long enough to matter. " * 70
+LONG_SEED = (
+    '---\ntitle: "{title}"\npublishedDateTime: 2024-03-01T0{n}:00:00Z\n'
+    'webUrl: "https://long.example.com/{n}"\ntopics: [Long]\nexcerpt: "{excerpt}"\n---\n'
+)
+WITHIN_WINDOW = RUN_LEASE + (NONCE_TRUST - RUN_LEASE) / 2
+BEYOND_WINDOW = timedelta(minutes=10)
+
+
+class Crash(BaseException):
+    """The process dies here (a BaseException, so that nothing on the way catches it)."""
+
+
+def write_long_story(
+    world: World, n: int, *, title: str | None = None, excerpt: str = EXCERPT
+) -> None:
+    text = LONG_SEED.format(n=n, title=title or f"Long story {n}", excerpt=excerpt)
+    (world.seeds / f"long-{n}.txt").write_text(text)
+
+
+async def three_message_digest(world: World) -> None:
+    """Five long stories on a topic of their own, and a digest of that topic due at DUE."""
+    for n in range(1, 6):
+        write_long_story(world, n)
+    await world.bot.reloader.reload()
+    await world.store.save_digest_settings(
+        DigestSettings(
+            world.guild.id,
+            world.channel.id,
+            time(8),
+            "UTC",
+            topics=("Long",),
+            effective_from=FEBRUARY,
+        )
+    )
+
+
+def posted_messages(world: World) -> list[Any]:
+    return [m for m in world.emu.messages(world.channel) if m.source == "channel"]
+
+
+def story_counts(world: World) -> Counter[str]:
+    """How many times each story (by its link) was posted in the channel."""
+    return Counter(
+        embed["url"]
+        for message in posted_messages(world)
+        for embed in message.embeds
+        if "url" in embed
+    )
+
+
+def crash_at(
+    store: Store, method: str, index: int, *, after_real: bool
+) -> Callable[..., Awaitable[None]]:
+    """Make `store.method` crash the process for message `index`, before or after it ran."""
+    real = getattr(store, method)
+
+    async def crashing(run: DigestRun, message_index: int, *args: Any, **kwargs: Any) -> None:
+        if message_index == index and not after_real:
+            raise Crash(f"died before {method} of message {index}")
+        await real(run, message_index, *args, **kwargs)
+        if message_index == index:
+            raise Crash(f"died after {method} of message {index}")
+
+    setattr(store, method, crashing)
+    return real
+
+
+async def first_try(world: World, clock: FakeClock) -> None:
+    """The digest due at DUE, sent until the crash `crash_at` set up."""
+    clock.now = DUE
+    poster = DigestPoster(world.store, world.bot, clock=clock)
+    due_now = due_digests(await world.store.all_digest_settings(), {}, clock())
+    [due] = [due for due in due_now if due.local_date == DUE.date()]
+    with pytest.raises(Crash):
+        await poster._post(due)
+
+
+class Restarted:
+    """newsbot started again on the same database: a new store (a new owner) and poster."""
+
+    def __init__(self, world: World, clock: FakeClock) -> None:
+        self.store = SqliteStore(world.store.path)
+        self.poster = DigestPoster(self.store, world.bot, clock=clock)
+
+    async def __aenter__(self) -> DigestPoster:
+        await self.store.open()
+        return self.poster
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.store.close()
+
+
+async def ledger(world: World) -> DigestRun:
+    run = await world.store.digest_run(world.guild.id, DUE.date())
+    assert run is not None
+    return run
+
+
+# --- crashes ------------------------------------------------------------------------------------
+
+
+CRASH_POINTS = {
+    # message 1 recorded as being tried, then the process died before Discord got it
+    "before send": ("begin_digest_message", True),
+    # Discord posted message 1, the process died before recording it
+    "after send": ("record_digest_message", False),
+    # message 1 posted and recorded, the process died before message 2
+    "after record": ("record_digest_message", True),
+}
+
+
+@pytest.mark.parametrize("restart_after", [WITHIN_WINDOW, BEYOND_WINDOW], ids=["within", "beyond"])
+@pytest.mark.parametrize("point", sorted(CRASH_POINTS))
+async def test_a_crash_at_any_step_of_a_digest_posts_every_story_exactly_once(
+    world: World, clock: FakeClock, point: str, restart_after: timedelta
+) -> None:
+    await three_message_digest(world)
+    method, after_real = CRASH_POINTS[point]
+    crash_at(world.store, method, 1, after_real=after_real)
+    await first_try(world, clock)
+    if restart_after > NONCE_TRUST:
+        world.emu.limits.nonce_window = 0  # Discord has forgotten the nonces by then
+
+    clock.now += restart_after
+    async with Restarted(world, clock) as poster:
+        await poster.tick()
+
+    messages = posted_messages(world)
+    assert len(messages) == 3
+    assert sorted(story_counts(world).values()) == [1] * 5
+    run = await ledger(world)
+    assert (run.status, run.sent_messages) == ("sent", 3)
+    assert [m.message_id for m in run.messages] == [m.id for m in messages]
+
+
+async def test_a_restart_before_the_lease_expires_leaves_the_digest_to_its_owner(
+    world: World, clock: FakeClock
+) -> None:
+    await three_message_digest(world)
+    crash_at(world.store, "record_digest_message", 1, after_real=False)
+    await first_try(world, clock)
+
+    clock.now += RUN_LEASE / 2
+    async with Restarted(world, clock) as poster:
+        await poster.tick()
+        assert len(posted_messages(world)) == 2
+        clock.now += RUN_LEASE
+        await poster.tick()
+
+    assert len(posted_messages(world)) == 3
+    assert sorted(story_counts(world).values()) == [1] * 5
+
+
+async def test_a_resumed_digest_sends_what_was_claimed_whatever_happened_to_its_stories(
+    world: World, clock: FakeClock
+) -> None:
+    # Message 1 was in flight when the process died; meanwhile a story of message 0 got a
+    # longer title, one of message 1 a shorter excerpt, and the one in message 2 was retired.
+    await three_message_digest(world)
+    crash_at(world.store, "record_digest_message", 1, after_real=False)
+    await first_try(world, clock)
+    claimed = await ledger(world)
+    write_long_story(world, 5, title="Long story 5, " + "now with a much longer title " * 5)
+    write_long_story(world, 3, excerpt="Short now.")
+    (world.seeds / "long-1.txt").unlink()
+    await world.bot.reloader.reload()
+
+    clock.now += BEYOND_WINDOW
+    world.emu.limits.nonce_window = 0
+    async with Restarted(world, clock) as poster:
+        await poster.tick()
+
+    messages = posted_messages(world)
+    assert [m.embeds for m in messages] == [list(m.embeds) for m in claimed.messages]
+    assert sorted(story_counts(world).values()) == [1] * 5
+    assert (await ledger(world)).status == "sent"
+
+
+async def test_without_read_message_history_a_late_restart_is_warned_about(
+    world: World, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await three_message_digest(world)
+    world.emu.set_bot_permissions(world.channel, VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS)
+    await until_bot_cannot_read_history(world)
+    crash_at(world.store, "begin_digest_message", 1, after_real=True)
+    await first_try(world, clock)
+
+    clock.now += BEYOND_WINDOW
+    async with Restarted(world, clock) as poster:
+        with caplog.at_level(logging.WARNING, logger="bot"):
+            await poster.tick()
+
+    # Message 1 had not reached Discord: sending it was right, and the operator knows the risk.
+    assert len(posted_messages(world)) == 3
+    assert "cannot read #news's history to check (Read Message History)" in caplog.text
+
+
+# --- the database refusing writes ---------------------------------------------------------------
+
+
+def refuse_writes(store: SqliteStore, refusing: bool) -> Awaitable[Any]:
+    """The database turns read-only (or writable again): SQLite then answers every write with
+    "attempt to write a readonly database", as for a file that lost its write permission."""
+    writer = store._writer
+    assert writer is not None
+    return writer.execute(f"PRAGMA query_only = {'ON' if refusing else 'OFF'}")
+
+
+async def test_a_database_that_refuses_writes_for_ten_minutes_duplicates_nothing(
+    world: World, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await three_message_digest(world)
+    world.run.allow_error("the database refuses writes")
+    clock.now = DUE
+    poster = DigestPoster(world.store, world.bot, clock=clock, retry_delays=(), sleep=_no_wait)
+    real_record = world.store.record_digest_message
+
+    async def break_after_first(run: DigestRun, index: int, *args: Any) -> None:
+        await refuse_writes(world.store, True)  # the disk fills as message 0 is posted
+        await real_record(run, index, *args)
+
+    world.store.record_digest_message = break_after_first  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="bot"):
+        await poster.tick()
+        world.store.record_digest_message = real_record  # type: ignore[method-assign]
+        for _ in range(10):
+            clock.now += timedelta(minutes=1)
+            await poster.tick()
+        assert len(posted_messages(world)) == 1
+        await refuse_writes(world.store, False)
+        for _ in range(5):
+            clock.now += timedelta(minutes=1)
+            await poster.tick()
+
+    assert len(posted_messages(world)) == 3
+    assert sorted(story_counts(world).values()) == [1] * 5
+    assert (await ledger(world)).status == "sent"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "the database refuses writes (database" in errors[0].getMessage()
+    assert "readonly database" in errors[0].getMessage()
+    assert "accepts writes again" in caplog.text
+
+
+async def test_reads_keep_working_while_the_database_refuses_writes(world: World) -> None:
+    await refuse_writes(world.store, True)
+    try:
+        reply = await (await world.invoke("news", {"topic": "AI"})).response()
+    finally:
+        await refuse_writes(world.store, False)
+
+    assert reply.embeds
+
+
+# --- several processes --------------------------------------------------------------------------
+
+
+async def test_two_processes_racing_on_one_database_post_each_digest_once(
+    world: World, clock: FakeClock
+) -> None:
+    guilds = [world.guild]
+    channels = [world.channel]
+    for n in range(7):
+        guild = world.emu.add_guild(f"Server {n}")
+        guilds.append(guild)
+        channels.append(world.emu.add_channel(guild, "news"))
+    await world.bot.wait_until_ready()
+    for guild, channel in zip(guilds, channels, strict=True):
+        await world.store.save_digest_settings(
+            DigestSettings(
+                guild.id,
+                channel.id,
+                time(8),
+                "UTC",
+                effective_from=FEBRUARY,
+            )
+        )
+    clock.now = DUE
+    # Two processes without the one-bot guard (as two shards of one database will be).
+    async with Restarted(world, clock) as other:
+        mine = DigestPoster(world.store, world.bot, clock=clock)
+        await asyncio.wait_for(asyncio.gather(mine.tick(), other.tick(), mine.tick()), 60)
+
+    for channel in channels:
+        posts = [m for m in world.emu.messages(channel) if m.source == "channel"]
+        assert len(posts) == 1, channel.name
+
+
+async def _no_wait(seconds: float) -> None:
+    return None
+
+
+async def until_bot_cannot_read_history(world: World) -> None:
+    channel = world.bot.get_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    async with asyncio.timeout(5):
+        while channel.permissions_for(channel.guild.me).read_message_history:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
