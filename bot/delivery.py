@@ -24,11 +24,16 @@ PERMANENT_ERRORS = {
     50001: "newsbot has no access to the channel",
     50013: "newsbot lacks a permission in the channel",
 }
-# All newsbot needs in a channel, and so all its invite asks for: to see it, post in it, and
-# show embeds there (a plain-text message needs the first two only). Named here rather than
-# read back from a Permissions, which names View Channel by its old alias, read_messages.
+# What newsbot needs in a channel to post a digest: to see it, post in it, and show embeds
+# there (a plain-text message needs the first two only). Named here rather than read back from
+# a Permissions, which names View Channel by its old alias, read_messages.
 REQUIRED = ("view_channel", "send_messages", "embed_links")
-REQUIRED_PERMISSIONS = discord.Permissions(**dict.fromkeys(REQUIRED, True))
+# What keeps a digest exactly once beyond Discord's nonce window: after a crash, newsbot looks
+# for a message whose send it could not confirm in the channel's history before sending it.
+# Without it digests still go out, with the nonce window as the only guard (/digest show says).
+HISTORY = "read_message_history"
+# All the invite asks for.
+REQUIRED_PERMISSIONS = discord.Permissions(**dict.fromkeys((*REQUIRED, HISTORY), True))
 # Seconds between tries of one message: about half a minute in all before a transient
 # failure is given up on (the claimed digest is then resumed at a later tick).
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -100,3 +105,8 @@ def missing_permissions(channel: discord.abc.GuildChannel, *, embeds: bool = Tru
     granted = channel.permissions_for(channel.guild.me)
     needed = REQUIRED if embeds else REQUIRED[:2]
     return ", ".join(permission_label(name) for name in needed if not getattr(granted, name))
+
+
+def reads_history(channel: discord.abc.GuildChannel) -> bool:
+    """Whether newsbot can check the channel's history for a message it may have posted."""
+    return channel.permissions_for(channel.guild.me).read_message_history

@@ -28,7 +28,13 @@ from datetime import date, datetime, timedelta
 
 import discord
 
-from bot.delivery import RETRY_DELAYS, SEND_ERRORS, send_failure, send_with_retries
+from bot.delivery import (
+    RETRY_DELAYS,
+    SEND_ERRORS,
+    reads_history,
+    send_failure,
+    send_with_retries,
+)
 from bot.models import DigestRun, PlannedMessage
 from bot.pacing import Pacer
 from bot.store import LeaseLost, Store, StoreError
@@ -145,7 +151,7 @@ class DigestSender:
         if self._clock() - message.attempted_at < NONCE_TRUST:
             # Discord answers the repeat with the original message, if there was one.
             return None, False
-        if not channel.permissions_for(channel.guild.me).read_message_history:
+        if not reads_history(channel):
             log.warning(
                 "digest of %s: message %d may have been posted %s ago, past Discord's nonce"
                 " window, and newsbot cannot read #%s's history to check (Read Message"

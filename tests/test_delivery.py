@@ -179,13 +179,15 @@ def test_a_plain_text_message_needs_no_embed_links() -> None:
     ) == ("Send Messages")
 
 
-def test_the_invite_asks_for_exactly_the_permissions_a_channel_is_checked_for() -> None:
+def test_the_invite_asks_for_what_a_digest_needs_and_the_history_that_keeps_it_exact() -> None:
     assert {name for name, granted in REQUIRED_PERMISSIONS if granted} == {
         "read_messages",  # discord.py's name for View Channel
         "send_messages",
         "embed_links",
+        "read_message_history",
     }
-    assert len(REQUIRED) == 3
+    assert len(REQUIRED) == 3  # what posting is checked for: history is not needed to post
+    assert REQUIRED_PERMISSIONS.value == 84992  # what the README's invite link carries
     assert f"permissions={REQUIRED_PERMISSIONS.value}" in invite_url(1234)
 
 

@@ -610,3 +610,40 @@ def test_digest_header_counts_the_story_embeds_not_the_coverage_under_them() -> 
     assert header.description == "2 stories on AI."
     # The clustered story is delivered with its item all the same.
     assert set(delivered) == {lead.id, other.id, alone.id}
+
+
+def test_a_posted_digest_marks_each_message_and_still_fits_discords_limits() -> None:
+    stories = [
+        (make_story(f"https://news.example.com/{n}", excerpt="word " * 800), []) for n in range(12)
+    ]
+
+    messages = digest_messages(datetime(2024, 3, 1, tzinfo=UTC).date(), [], stories, "0a1b2c3d")
+
+    assert len(messages) > 2
+    total = len(messages)
+    assert [embeds[-1].footer.text for embeds, _ in messages] == [
+        f"Part {n} of {total} · digest 0a1b2c3d" for n in range(1, total + 1)
+    ]
+    for embeds, _ in messages:
+        assert sum(len(embed) for embed in embeds) <= 6000 and len(embeds) <= 10
+        # Only the last embed carries the marker: the others are the stories as they are.
+        assert all(embed.footer.text is None for embed in embeds[:-1])
+
+
+def test_a_one_message_digest_is_marked_without_a_part_number() -> None:
+    [(embeds, _)] = digest_messages(
+        datetime(2024, 3, 1, tzinfo=UTC).date(), [], [(make_story("https://a.example/1"), [])], "ff"
+    )
+
+    assert embeds[-1].footer.text == "digest ff"
+
+
+def test_a_rendered_digest_survives_the_trip_through_the_ledger_unchanged() -> None:
+    # The ledger keeps each message's embeds as dicts and sends them back as Embeds.
+    story = make_story("https://news.example.com/a", excerpt="Ünïcode “quotes” & <tags>")
+    [(embeds, _)] = digest_messages(
+        datetime(2024, 3, 1, tzinfo=UTC).date(), ["AI"], [(story, [])], "ab"
+    )
+
+    for embed in embeds:
+        assert discord.Embed.from_dict(embed.to_dict()).to_dict() == embed.to_dict()

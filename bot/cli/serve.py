@@ -24,8 +24,8 @@ AUTHENTICATION_FAILED = 4004
 MISSING_TOKEN = (
     "DISCORD_TOKEN is not set: create an application at https://discord.com/developers/"
     "applications, add a Bot, copy its token into DISCORD_TOKEN, and invite it with the scopes "
-    "'bot applications.commands' and the permissions View Channels, Send Messages and Embed "
-    "Links (the README has the invite link)"
+    "'bot applications.commands' and the permissions View Channels, Send Messages, Embed Links "
+    "and Read Message History (the README has the invite link)"
 )
 REJECTED_TOKEN = (
     "Discord rejected the token in DISCORD_TOKEN: reset it in the Developer Portal (your "

@@ -19,7 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.checks import manager_only
-from bot.delivery import missing_permissions
+from bot.delivery import missing_permissions, reads_history
 from bot.digest import (
     NextRun,
     describe_age,
@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_JOB = "digest-tick"
+NO_HISTORY_NOTE = (
+    "newsbot cannot read this channel's history (Read Message History). Digests still go out,"
+    " but if newsbot is restarted more than a minute after a crash in the middle of one, a"
+    " message it could not confirm may be posted twice. Grant Read Message History to close"
+    " that gap."
+)
 
 
 # Discord reads the hints only on the group; manager_only on each subcommand is the check that
@@ -208,6 +214,8 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         missing = self._missing_in_channel(settings)
         if missing:
             embed.add_field(name="Missing permissions", value=missing, inline=False)
+        elif not self._reads_history(settings):
+            embed.add_field(name="Exactly once", value=NO_HISTORY_NOTE, inline=False)
         await reply(interaction, embed=embed, ephemeral=True)
 
     @app_commands.command(name="preview")
@@ -288,6 +296,11 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         default = timedelta(days=self.bot.settings.digest.max_age_days)
         age = effective_max_age(settings, default)
         return f"{about}, none older than {describe_age(age)}" if age else about
+
+    def _reads_history(self, settings: DigestSettings) -> bool:
+        guild = self.bot.get_guild(settings.guild_id)
+        channel = guild.get_channel(settings.channel_id) if guild else None
+        return isinstance(channel, discord.TextChannel) and reads_history(channel)
 
     def _missing_in_channel(self, settings: DigestSettings) -> str:
         guild = self.bot.get_guild(settings.guild_id)

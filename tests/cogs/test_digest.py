@@ -559,6 +559,23 @@ async def test_show_describes_settings_next_run_and_last_result(
     assert "<t:1709366400:F>" in fields["Next run"]  # 2 March, 08:00 UTC
     assert fields["Last run"].startswith("2024-03-01 — posted")
     assert "Missing permissions" not in fields
+    assert "Exactly once" not in fields
+
+
+async def test_show_says_what_is_at_stake_without_read_message_history(world: World) -> None:
+    await set_digest(world)
+    world.emu.set_bot_permissions(world.channel, VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS)
+    channel = world.bot.get_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    await until(lambda: not channel.permissions_for(channel.guild.me).read_message_history)
+
+    fields = await show_fields(world)
+
+    assert "Missing permissions" not in fields  # digests still go out
+    assert fields["Exactly once"].startswith(
+        "newsbot cannot read this channel's history (Read Message History)."
+    )
+    assert "may be posted twice" in fields["Exactly once"]
 
 
 async def test_show_without_a_digest_says_how_to_set_one(world: World) -> None:
