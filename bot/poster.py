@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import discord
 
@@ -33,31 +33,22 @@ from bot.delivery import (
 )
 from bot.digest import (
     DEFAULT_CATCH_UP,
-    DigestItem,
     DueDigest,
     NextRun,
-    digest_nonce,
-    digest_reference,
     due_digests,
-    effective_max_age,
     explain_next_run,
     local_date_of,
-    select_items,
-    split_by_age,
 )
+from bot.digest_plan import Selection, select_digest
 from bot.digest_sender import RUN_LEASE, DigestSender, StorageAlarm, StorageDown
-from bot.embeds import digest_messages
-from bot.models import DigestRun, DigestSettings, DigestStatus, PlannedMessage, Story
+from bot.models import DigestRun, DigestSettings, DigestStatus
 from bot.pacing import Pacer
 from bot.store import LeaseLost, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-Messages = list[tuple[list[discord.Embed], tuple[int, ...]]]
 
-# How many of the newest undelivered stories compete for a digest's places.
-CANDIDATES = 100
 # How long a run the database would not let continue waits before it is tried again, doubling
 # from the first up to the last while the database keeps refusing.
 STORAGE_BACKOFF = (timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4))
@@ -78,38 +69,6 @@ class PostResult:
     # /digest now posted the digest of a server whose digest newsbot had paused, and so
     # switched it back on: the problem is evidently fixed.
     resumed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """What a digest with some settings would carry now, and what its age limit left out."""
-
-    local_date: date
-    topics: tuple[str, ...]
-    items: list[DigestItem]
-    max_age: timedelta | None  # the limit applied; None: no limit
-    too_old: int = 0  # candidates left out for being older than max_age
-    # False when there may be more too-old stories than counted (the candidate list was full).
-    too_old_exact: bool = True
-
-    @property
-    def messages(self) -> Messages:
-        """The digest as a preview shows it: the one rendering of a selection."""
-        return digest_messages(self.local_date, self.topics, _pairs(self.items))
-
-    def planned_messages(self, guild_id: int, attempt: int) -> tuple[PlannedMessage, ...]:
-        """The digest as try `attempt` posts it: payloads, nonces and stories, fixed for good."""
-        reference = digest_reference(guild_id, self.local_date, attempt)
-        rendered = digest_messages(self.local_date, self.topics, _pairs(self.items), reference)
-        return tuple(
-            PlannedMessage(
-                index=index,
-                nonce=digest_nonce(guild_id, self.local_date, index, attempt),
-                embeds=tuple(cast(dict[str, Any], embed.to_dict()) for embed in embeds),
-                story_ids=story_ids,
-            )
-            for index, (embeds, story_ids) in enumerate(rendered)
-        )
 
 
 class DigestPoster:
@@ -187,8 +146,8 @@ class DigestPoster:
         waiting out a database outage."""
         if run.status != "claimed":
             return False
-        held_by_another = run.owner != self._store.owner and run.lease_until is not None
-        if held_by_another and run.lease_until is not None and run.lease_until > now:
+        leased = run.lease_until is not None and run.lease_until > now
+        if leased and run.owner != self._store.owner:
             return False
         paused = self._paused.get((run.guild_id, run.local_date))
         return paused is None or paused[0] <= now
@@ -404,35 +363,6 @@ class DigestPoster:
                 detail=f"missed by {hours:.1f} h while newsbot was not running; not posted late",
             )
         )
-
-
-async def select_digest(
-    store: Store,
-    settings: DigestSettings,
-    now: datetime,
-    default_max_age: timedelta | None = None,
-) -> Selection:
-    """What a digest with these settings would carry now: the newest stories not yet
-    delivered to its channel, on its topics, no older than its maximum age (the server's,
-    else `default_max_age`; zero or None: no limit), clustered and ranked."""
-    max_age = effective_max_age(settings, default_max_age)
-    candidates = await store.undelivered_stories(settings.channel_id, settings.topics, CANDIDATES)
-    # Candidates come newest first, so every fresh story is among them whenever a too-old one
-    # is; only the count of too-old ones can be cut short by the limit.
-    fresh, too_old = split_by_age(candidates, now, max_age)
-    links = await store.linked_stories([story.id for story in fresh])
-    return Selection(
-        local_date=local_date_of(now, settings.timezone),
-        topics=settings.topics,
-        items=select_items(fresh, links, settings.count, now),
-        max_age=max_age,
-        too_old=len(too_old),
-        too_old_exact=len(candidates) < CANDIDATES,
-    )
-
-
-def _pairs(items: Sequence[DigestItem]) -> list[tuple[Story, list[Story]]]:
-    return [(item.story, list(item.also)) for item in items]
 
 
 def _count(number: int, singular: str, plural: str | None = None) -> str:

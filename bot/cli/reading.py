@@ -16,8 +16,8 @@ from bot.cli.render import (
     write_json,
     write_lines,
 )
+from bot.digest_plan import select_digest
 from bot.models import DigestSettings
-from bot.poster import select_digest
 from bot.store import Store
 from bot.topics import UnknownTopic, resolve_topic
 

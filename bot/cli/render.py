@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from bot.digest import too_old_note
+from bot.digest_plan import Selection
 from bot.models import SeedResult, Story, TopicCount
-from bot.poster import Selection
 from bot.reload import ReloadReport
 from bot.reports import describe_reload, duplicate_line
 
