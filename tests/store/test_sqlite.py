@@ -9,6 +9,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ from bot.store.sqlite import SqliteStore
 from bot.store.sqlite.migrations import load_migrations
 from tests.store.helpers import (
     CHANNEL,
+    DAY,
+    GUILD,
     deliver,
     failing_reload,
     minutes,
@@ -325,6 +328,34 @@ async def test_undelivered_stories_walk_indexes_without_sorting_the_stories(
     walks = [step for step in plan if "st USING PRIMARY KEY (topic_id=?)" in step]
     assert len(walks) == 2, plan
     assert not any("SCAN st" in step or "SCAN s " in step for step in plan), plan
+
+
+async def test_a_digest_an_older_newsbot_was_sending_is_failed_for_digest_now_to_finish(
+    store: SqliteStore, db_path: Path
+) -> None:
+    # An older newsbot kept no messages with its claims: such a run cannot be resumed exactly.
+    await store.add_digest_run(run_on())
+    await store.add_digest_run(run_on(DAY - timedelta(days=1), status="sent"))
+    await store.close()
+    with sqlite3.connect(db_path) as db:
+        db.executescript(
+            "DROP TABLE digest_messages; ALTER TABLE digest_runs DROP COLUMN owner;"
+            " ALTER TABLE digest_runs DROP COLUMN lease_until;"
+            " CREATE INDEX digest_runs_unfinished ON digest_runs (local_date, guild_id)"
+            " WHERE status = 'claimed'; PRAGMA user_version = 4;"
+        )
+
+    reopened = SqliteStore(db_path)
+    await reopened.open()
+    try:
+        runs = await reopened.digest_runs_since(DAY - timedelta(days=1))
+    finally:
+        await reopened.close()
+
+    interrupted = runs[GUILD, DAY]
+    assert interrupted.status == "failed" and interrupted.finished_at is not None
+    assert interrupted.detail.endswith("/digest now posts the rest")
+    assert runs[GUILD, DAY - timedelta(days=1)].status == "sent"
 
 
 async def test_a_database_of_the_previous_schema_gains_the_digest_tables(
