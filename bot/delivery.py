@@ -9,6 +9,7 @@ admins that its digest stopped.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import aiohttp
@@ -37,8 +38,16 @@ REQUIRED_PERMISSIONS = discord.Permissions(**dict.fromkeys((*REQUIRED, HISTORY),
 # Seconds between tries of one message: about half a minute in all before a transient
 # failure is given up on (the claimed digest is then resumed at a later tick).
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
-# What a send may raise that `send_failure` can judge; anything else is a bug.
-SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, TimeoutError, OSError)
+# What a send may raise that `send_failure` can judge; anything else is a bug. An answer that
+# is not the JSON it claims to be (JSONDecodeError, which orjson's error subclasses too) is a
+# failure of Discord's, like a 5xx: the message may have been created all the same.
+SEND_ERRORS = (
+    discord.HTTPException,
+    aiohttp.ClientError,
+    TimeoutError,
+    OSError,
+    json.JSONDecodeError,
+)
 
 
 class PermanentFailure(DeliveryFailure):

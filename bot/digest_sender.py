@@ -31,6 +31,7 @@ import discord
 from bot.delivery import (
     RETRY_DELAYS,
     SEND_ERRORS,
+    TransientFailure,
     reads_history,
     send_failure,
     send_with_retries,
@@ -52,6 +53,9 @@ NONCE_TRUST = timedelta(seconds=60)
 # a live owner slower than this (a send retried for long) and its successor then send the
 # same nonce, and only one of them can record it.
 RUN_LEASE = timedelta(seconds=30)
+# How long one send may take before it counts as failed (its outcome unknown): Discord answers
+# in well under a second, and a send that waits for a rate limit waits before it is sent.
+SEND_TIMEOUT = 30.0
 # How far back the history search for an unrecorded message goes, at most.
 HISTORY_SCAN = 500
 # Seconds between tries of a write that failed after a message was posted, before the run is
@@ -184,16 +188,25 @@ class DigestSender:
         return None
 
     async def _post(self, channel: discord.TextChannel, message: PlannedMessage) -> int:
+        """Send the message, repeating it (same nonce) after a failure only while Discord is
+        sure to answer a repeat with the original; past that, the run stops and the message
+        is settled from the channel's history when the run resumes."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         posted: list[discord.Message] = []
+        tries: list[float] = []
 
         async def attempt() -> None:
-            posted.append(
-                await channel.send(
+            if tries and loop.time() - started >= NONCE_TRUST.total_seconds():
+                raise TransientFailure("no answer in time to repeat the message safely")
+            tries.append(loop.time())
+            async with asyncio.timeout(SEND_TIMEOUT):
+                sent = await channel.send(
                     embeds=[discord.Embed.from_dict(embed) for embed in message.embeds],
                     nonce=message.nonce,
                     allowed_mentions=discord.AllowedMentions.none(),
                 )
-            )
+            posted.append(sent)
 
         await send_with_retries(
             attempt, self._retry_delays, pace=self._pacer.acquire, sleep=self._sleep

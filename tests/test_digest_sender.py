@@ -7,6 +7,7 @@ crashed owner's lease."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -16,9 +17,11 @@ from typing import Any
 import discord
 import pytest
 
+from bot.delivery import TransientFailure, send_failure
 from bot.digest import due_digests
-from bot.digest_sender import NONCE_TRUST, RUN_LEASE
-from bot.models import DigestRun, DigestSettings
+from bot.digest_sender import NONCE_TRUST, RUN_LEASE, DigestSender, StorageAlarm
+from bot.models import DigestRun, DigestSettings, PlannedMessage
+from bot.pacing import Pacer
 from bot.poster import DigestPoster
 from bot.store import Store
 from bot.store.sqlite import SqliteStore
@@ -327,3 +330,45 @@ async def until_bot_cannot_read_history(world: World) -> None:
     async with asyncio.timeout(5):
         while channel.permissions_for(channel.guild.me).read_message_history:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+# --- one send ------------------------------------------------------------------------------------
+
+
+class SilentChannel:
+    """A channel whose sends never get an answer (the message may or may not exist)."""
+
+    def __init__(self) -> None:
+        self.sends = 0
+
+    async def send(self, **fields: Any) -> None:
+        self.sends += 1
+        raise TimeoutError
+
+
+async def test_a_send_is_not_repeated_once_discord_may_have_forgotten_its_nonce(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # Past the trusted window a repeat could post a second copy: the run stops instead, and
+    # the message is settled from the channel's history when it resumes.
+    monkeypatch.setattr("bot.digest_sender.NONCE_TRUST", timedelta(0))
+    sender = DigestSender(
+        SqliteStore(tmp_path / "unused.db"),
+        clock=lambda: DUE,
+        pacer=Pacer(1000.0, burst=100),
+        alarm=StorageAlarm(),
+        sleep=_no_wait,
+    )
+    channel = SilentChannel()
+    message = PlannedMessage(0, "dg-nonce", ({"title": "x"},), ())
+
+    with pytest.raises(TransientFailure, match="no answer in time to repeat"):
+        await sender._post(channel, message)  # type: ignore[arg-type]
+
+    assert channel.sends == 1
+
+
+def test_an_answer_that_is_not_json_leaves_the_outcome_open_like_a_server_error() -> None:
+    failure = send_failure(json.JSONDecodeError("Expecting value", "<html>", 0))
+
+    assert isinstance(failure, TransientFailure)
