@@ -214,42 +214,40 @@ class Study:
         say(f"newsbot pid {process.pid} {how}: exit {process.returncode}")
         return process.returncode or 0
 
-    async def prepare(self, servers: int, *, due: bool = True) -> None:
-        """Seeds generated and loaded; one server per channel, digests due now if ``due``."""
+    async def prepare(self, servers: int, *, due: int | None = None) -> None:
+        """Seeds generated and loaded; one channel per server; the first ``due`` servers
+        (default all) get a digest due now."""
         self.add_servers(servers)
         generate(self.seeds, STORIES)
         self.db.parent.mkdir(parents=True, exist_ok=True)
         code, out = await self.cli("seeds", "load")
         say(f"seeds load: exit {code}: {last_line(out)}")
-        if due:
-            await asyncio.to_thread(self._write_due_settings)
-            now = datetime.now(UTC)
-            say(f"{servers} digest(s) due at {now:%H:%M} UTC, {DIGEST_COUNT} stories each")
+        if due != 0:
+            await self.schedule(self.servers[:due], datetime.now(UTC))
 
-    def _write_due_settings(self) -> None:
-        now = datetime.now(UTC)
+    async def schedule(self, servers: Sequence[Server], at: datetime) -> None:
+        """Write a digest for ``servers`` at ``at``'s minute (UTC), effective a minute before."""
+        await asyncio.to_thread(self._write_settings, servers, at)
+        say(f"{len(servers)} digest(s) due at {at:%H:%M} UTC, {DIGEST_COUNT} stories each")
+
+    def _write_settings(self, servers: Sequence[Server], at: datetime) -> None:
+        effective_from = int((min(at, datetime.now(UTC)) - timedelta(minutes=1)).timestamp())
         rows = [
-            (
-                s.guild.id,
-                s.channel.id,
-                f"{now:%H:%M}",
-                "UTC",
-                "[]",
-                DIGEST_COUNT,
-                1,
-                None,
-                int((now - timedelta(minutes=1)).timestamp()),
-            )
-            for s in self.servers
-        ]
-        with sqlite3.connect(self.db, timeout=10) as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO digest_settings (guild_id, channel_id, local_time,"
-                " timezone, topics, count, enabled, disabled_reason, effective_from)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        db.close()
+            (s.guild.id, s.channel.id, f"{at:%H:%M}", "UTC", "[]", DIGEST_COUNT, 1, None,
+             effective_from)
+            for s in servers
+        ]  # fmt: skip
+        db = sqlite3.connect(self.db, timeout=10)
+        try:
+            with db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO digest_settings (guild_id, channel_id, local_time,"
+                    " timezone, topics, count, enabled, disabled_reason, effective_from)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        finally:
+            db.close()
 
     async def query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._query, sql, args)
@@ -364,10 +362,16 @@ class Study:
             )
         say("")
         say("ledger (SELECT * FROM digest_runs; plan shown as stories per item):")
-        for row in ledger:
+        troubled = {r[0].channel.id for r in rows if r[1].duplicates or r[2]}
+        listed = ledger if len(ledger) <= 10 else [r for r in ledger if r["channel_id"] in troubled]
+        for row in listed[:10]:
             plan = json.loads(row.get("plan") or "[]")
             shown_row = {**row, "plan": [len(m) for m in plan]}
             say(f"  {shown_row}")
+        if len(ledger) > 10:
+            kinds = Counter((r["status"], r["detail"]) for r in ledger)
+            say(f"  ({len(ledger)} rows, listed above only for channels with a problem, at most"
+                f" 10; by status and detail: {dict(kinds)})")  # fmt: skip
         if not ledger:
             say("  (no rows)")
         for log in self.logs:
@@ -526,10 +530,10 @@ async def kill_beyond_window(study: Study) -> None:
 
 async def second_instance(study: Study) -> None:
     emu = study.emu
-    await study.prepare(1)
-    [server] = study.servers
-    # Slow answers keep the first digest in progress while the others start.
-    emu.after_create("delay", delay=2.0, times=1_000_000, channel=server.channel)
+    await study.prepare(2, due=1)
+    _, second_server = study.servers
+    # Slow answers keep a digest in progress while the other instances start.
+    emu.after_create("delay", delay=2.0, times=1_000_000)
     first = await study.start()
     await study.wait_posts(1, 90, "the first instance's digest message 0")
     link_dir = study.root / "elsewhere"
@@ -548,7 +552,11 @@ async def second_instance(study: Study) -> None:
     await asyncio.sleep(15)
     say(f"third instance (lock file deleted) still running after 15 s: {third.returncode is None}"
         f" (exit {third.returncode})")  # fmt: skip
-    await study.wait_ledger(lambda rows: final(rows, 1), 120, "the ledger row to be final")
+    running = [p for p in (first, second, third) if p.returncode is None]
+    # A digest that comes due while they all run: every running instance ticks at that minute.
+    await study.schedule([second_server], datetime.now(UTC) + timedelta(minutes=1))
+    say(f"{len(running)} instance(s) running when Server 1's digest comes due")
+    await study.wait_ledger(lambda rows: final(rows, 2), 150, "both ledger rows to be final")
     await asyncio.sleep(5)
     for process in (first, second, third):
         await study.stop(process)
@@ -558,7 +566,7 @@ async def second_instance(study: Study) -> None:
 
 async def db_deleted(study: Study) -> None:
     emu = study.emu
-    await study.prepare(1, due=False)
+    await study.prepare(1, due=0)
     [server] = study.servers
     process = await study.start()
     await emu.wait_for_ready(timeout=60)

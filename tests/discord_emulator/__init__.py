@@ -105,7 +105,8 @@ Failure injection
     and ``send`` returns it); ``"malformed"`` answers 200 ``application/json`` that is not JSON
     (``send`` raises ``json.JSONDecodeError``); ``"cut"`` closes the connection unanswered
     (``send`` raises ``aiohttp.ServerDisconnectedError``; neither aiohttp nor discord.py retries
-    a POST: discord.py retries only ``OSError`` errno 54/10054, aiohttp only idempotent methods).
+    a POST: discord.py retries only ``OSError`` errno 54/10054, ECONNRESET on macOS and Windows
+    but not Linux's 104, and aiohttp re-sends only idempotent methods).
     A repeat answered from the nonce creates nothing and is not counted. ``rule.hits`` (paths),
     ``rule.message_ids``, ``rule.remaining``; the request's ``RequestRecord.fault`` names the
     kind.
