@@ -122,7 +122,7 @@ async def one_run(servers: int, send_rate: float | None, profile: bool) -> dict[
                 mine = [m for m in emu.messages(channel) if m.source == "channel"]
                 per_channel[channel.guild_id] = len(mine)
                 for message in mine:
-                    nonce = (message.payload or {}).get("nonce")
+                    nonce = message.nonce  # what was sent: history carries none
                     if nonce is not None:
                         stored_nonces[str(nonce)] += 1
             sent_messages = sum(per_channel.values())

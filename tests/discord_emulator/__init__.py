@@ -93,7 +93,32 @@ Failure injection
     -> FailureRule``: the next ``times`` matching requests (method or ``"*"``, glob on the path
     after /api/v10, e.g. ``"/channels/*/messages"``) get ``status``; ``code`` picks a Discord
     error body (50001, 50013, 10003, ...); 429s carry ``retry_after`` and ``Via``.
-    ``rule.hits``/``rule.remaining`` tell what it answered.
+    ``rule.hits``/``rule.remaining`` tell what it answered. The request is refused before
+    anything is created.
+    ``after_create(kind, *, times=1, delay=0.0, channel=None) -> CreateFault``: the next
+    ``times`` channel messages (``POST /channels/{id}/messages``; only in ``channel``, a
+    ``Channel`` or id, if given) ARE created (stored, in history, MESSAGE_CREATE sent, nonce
+    remembered) and only their answer goes wrong: ``"delay"`` answers normally ``delay`` s late
+    (the client may time out or be killed meanwhile); ``"error500"`` answers 500
+    ``{"message": "500: Internal Server Error", "code": 0}`` (discord.py retries a 500 itself
+    after 1 s with the same body, so a retry inside the nonce window gets the created message
+    and ``send`` returns it); ``"malformed"`` answers 200 ``application/json`` that is not JSON
+    (``send`` raises ``json.JSONDecodeError``); ``"cut"`` closes the connection unanswered
+    (``send`` raises ``aiohttp.ServerDisconnectedError``; neither aiohttp nor discord.py retries
+    a POST: discord.py retries only ``OSError`` errno 54/10054, ECONNRESET on macOS and Windows
+    but not Linux's 104, and aiohttp re-sends only idempotent methods).
+    A repeat answered from the nonce creates nothing and is not counted. ``rule.hits`` (paths),
+    ``rule.message_ids``, ``rule.remaining``; the request's ``RequestRecord.fault`` names the
+    kind.
+Nonces
+    ``enforce_nonce`` with a nonce the bot used within ``limits.nonce_window`` s of its *first*
+    message (repeats do not extend it) answers 200 with that message and creates nothing, as
+    Discord does ("that message will be returned and no new message will be created").
+    The window is measured on ``emu.nonce_clock`` (seconds, default ``time.monotonic``): e.g.
+    ``emu.nonce_clock = lambda: clock.now.timestamp()`` makes it follow a fake clock. The nonce
+    comes back in the create answer and MESSAGE_CREATE only, never in history
+    (``GET .../messages`` with ``before``/``after``/``around``/``limit``) or
+    ``GET .../messages/{id}``: ``StoredMessage.nonce`` keeps what was sent.
 Gateway
     ``await wait_for_ready()``, ``await wait_for_resume(count=1)``, ``await
     drop_gateway(code=4000)``, ``async with gateway_outage(code=4000):`` (drop and hold
@@ -120,7 +145,8 @@ component, autocomplete and command limits; 50035/50006), ``limits`` (buckets, g
 429s, injected failures), ``interactions`` (3 s deadline, 40060, callback types, followups and
 the 15 min token, defer-then-followup), ``gateway`` (sessions, sequence, RESUME replay, op 7/9,
 intents), ``mentions`` (pings), ``rest`` (routes, auth, permissions 50001/50013, nonce, embeds
-without Embed Links). Not modelled: voice, DMs, threads, reactions, pins, modal submissions,
+without Embed Links, history without Read Message History is an empty list, answers spoiled
+by ``after_create``). Not modelled: voice, DMs, threads, reactions, pins, modal submissions,
 attachment contents, role hierarchy, ``MENTION_EVERYONE`` gating of pings, gateway send limits,
 compression, sharding beyond IDENTIFY's ``shard`` filter, audit logs.
 """
@@ -133,7 +159,7 @@ from .interactions import (
     InteractionHandle,
     InteractionNotAnswered,
 )
-from .limits import FailureRule, Limits
+from .limits import CreateFault, FailureRule, Limits
 from .mentions import Pings, compute_pings
 from .state import Channel, Guild, Member, Role, StoredMessage, Team, User
 
@@ -142,6 +168,7 @@ __all__ = [
     "CallbackRecord",
     "Channel",
     "CommandNotAvailable",
+    "CreateFault",
     "DiscordEmulator",
     "FailureRule",
     "Guild",

@@ -22,7 +22,7 @@ from .gateway import (
     PRIVILEGED_INTENTS,
     Gateway,
 )
-from .limits import FailureRule, Limits, RateLimiter, error_body
+from .limits import CreateFault, FailureRule, Limits, RateLimiter, error_body
 from .mentions import Pings, compute_pings
 from .rest import RestApi
 from .state import (
@@ -67,6 +67,8 @@ class RequestRecord:
     status: int = 0
     authorized: bool = False
     injected: bool = False
+    fault: str | None = None
+    """The ``after_create`` kind that spoiled this answer, if any."""
     error: dict[str, Any] | None = None
     files: list[str] = field(default_factory=list)
 
@@ -110,6 +112,9 @@ class DiscordEmulator:
         self._messages: dict[int, list[StoredMessage]] = {}
         self._message_index: dict[int, StoredMessage] = {}
         self._nonces: dict[tuple[int, str], tuple[float, StoredMessage]] = {}
+        self.nonce_clock: Callable[[], float] = time.monotonic
+        """Seconds; the ``enforce_nonce`` window is measured on it (a test may plug its clock)."""
+        self.create_faults: list[CreateFault] = []
         self._changed = asyncio.Event()
         self._watched: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
@@ -392,8 +397,6 @@ class DiscordEmulator:
             "type": 0,
             "flags": flags,
         }
-        if (nonce := body.get("nonce")) is not None:
-            payload["nonce"] = nonce
         if member is not None:
             payload["member"] = member.payload(with_user=False)
         replied_author = None
@@ -417,6 +420,7 @@ class DiscordEmulator:
             allowed_mentions=body.get("allowed_mentions"),
             ephemeral=ephemeral,
             interaction_id=interaction.id if interaction else None,
+            nonce=body.get("nonce"),
         )
         self._apply_body(stored, body, replied_author=replied_author)
         self._messages.setdefault(channel.id, []).append(stored)
@@ -458,8 +462,11 @@ class DiscordEmulator:
         self.notify()
 
     def find_nonce(self, author_id: int, nonce: str) -> StoredMessage | None:
-        """``enforce_nonce``: the message this author already sent with ``nonce``, if recent."""
-        now = time.monotonic()
+        """``enforce_nonce``: the message this author already sent with ``nonce``, if recent.
+
+        The window runs from the *first* message (a repeat does not refresh it), on
+        ``nonce_clock`` so a test can move it with its fake clock."""
+        now = self.nonce_clock()
         for key, (at, _) in list(self._nonces.items()):
             if now - at > self.limits.nonce_window:
                 del self._nonces[key]
@@ -467,7 +474,7 @@ class DiscordEmulator:
         return hit[1] if hit else None
 
     def remember_nonce(self, author_id: int, nonce: str, message: StoredMessage) -> None:
-        self._nonces[(author_id, nonce)] = (time.monotonic(), message)
+        self._nonces[(author_id, nonce)] = (self.nonce_clock(), message)
 
     def _apply_body(
         self,
@@ -519,7 +526,8 @@ class DiscordEmulator:
         }
 
     def _dispatch_message(self, event: str, stored: StoredMessage) -> None:
-        data = dict(stored.payload)
+        # Only MESSAGE_CREATE echoes the nonce; MESSAGE_UPDATE, like history, has none.
+        data = dict(stored.created_payload() if event == "MESSAGE_CREATE" else stored.payload)
         intents = self.gateway.intents
         mentioned = self.bot_user.id in stored.pings.users
         if (
@@ -698,6 +706,27 @@ class DiscordEmulator:
         rule = FailureRule(method.upper(), path_pattern, status, body, times, retry_after)
         self.failures.append(rule)
         return rule
+
+    def after_create(
+        self,
+        kind: str,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        channel: Channel | int | None = None,
+    ) -> CreateFault:
+        """Let the next ``times`` channel messages (``POST /channels/{id}/messages``, in
+        ``channel`` only if given) be created as usual, then answer them badly: ``kind`` is
+        ``"delay"`` (answer after ``delay`` s), ``"error500"``, ``"malformed"`` (200, not JSON) or
+        ``"cut"`` (connection closed, no answer). A repeat that ``enforce_nonce`` answers with
+        the existing message creates nothing and is answered normally."""
+        channel_id = None if channel is None else int(getattr(channel, "id", channel))
+        rule = CreateFault(kind, times, delay, channel_id)
+        self.create_faults.append(rule)
+        return rule
+
+    def take_create_fault(self, channel_id: int) -> CreateFault | None:
+        return next((r for r in self.create_faults if r.matches(channel_id)), None)
 
     def take_failure(self, method: str, path: str) -> FailureRule | None:
         return next((r for r in self.failures if r.matches(method, path)), None)

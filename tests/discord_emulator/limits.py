@@ -170,5 +170,43 @@ class FailureRule:
         return {"message": KNOWN_CODES.get(code, (0, f"{self.status}"))[1], "code": code}, {}
 
 
+CREATE_FAULT_KINDS = ("delay", "error500", "malformed", "cut")
+MALFORMED_JSON = b'{"id": "1", "channel_id": '
+"""What a ``"malformed"`` answer carries: JSON cut off mid-object."""
+
+
+@dataclass
+class CreateFault:
+    """One ``after_create`` instruction: the message IS created (stored, in history,
+    MESSAGE_CREATE sent, nonce remembered); only the answer to the next ``times`` creations
+    (in ``channel_id``, or anywhere when None) goes wrong, as ``kind`` says:
+
+    - ``"delay"``: the normal answer, ``delay`` seconds late;
+    - ``"error500"``: 500 with Discord's body;
+    - ``"malformed"``: 200, ``Content-Type: application/json``, a body that is not JSON;
+    - ``"cut"``: the connection is closed without an answer.
+
+    ``hits`` are the paths it answered, ``message_ids`` the messages created meanwhile.
+    """
+
+    kind: str
+    times: int = 1
+    delay: float = 0.0
+    channel_id: int | None = None
+    hits: list[str] = field(default_factory=list)
+    message_ids: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.kind not in CREATE_FAULT_KINDS:
+            raise ValueError(f"unknown after_create kind {self.kind!r}: {CREATE_FAULT_KINDS}")
+
+    @property
+    def remaining(self) -> int:
+        return self.times - len(self.hits)
+
+    def matches(self, channel_id: int) -> bool:
+        return self.remaining > 0 and self.channel_id in (None, channel_id)
+
+
 def error_body(code: int, message: str | None = None) -> dict[str, Any]:
     return {"message": message or KNOWN_CODES.get(code, (0, "Error"))[1], "code": code}

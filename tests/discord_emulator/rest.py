@@ -10,6 +10,7 @@ Discord-style errors. Every JSON answer carries exactly ``Content-Type: applicat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -20,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import interactions as ix
-from .limits import RateLimiter, bucket_hash, too_many_requests
+from .limits import (
+    MALFORMED_JSON,
+    SERVER_ERROR_TEXT,
+    CreateFault,
+    RateLimiter,
+    bucket_hash,
+    too_many_requests,
+)
 from .state import (
     EMBED_LINKS,
     FLAG_EPHEMERAL,
@@ -39,6 +47,14 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Ctx"], Awaitable[Any]]
 NO_CONTENT = object()
+
+
+@dataclass
+class Faulted:
+    """A handler's result whose answer an ``after_create`` rule spoils (see ``CreateFault``)."""
+
+    rule: CreateFault
+    payload: dict[str, Any]
 
 
 @dataclass
@@ -174,6 +190,8 @@ class RestApi:
                 params=params, query=dict(request.query), body=body, files=files, record=record
             )
             result = await route.handler(ctx)
+            if isinstance(result, Faulted):
+                return await self._faulted_answer(request, record, result, headers)
             status, result = result if isinstance(result, tuple) else (200, result)
             if result is NO_CONTENT:
                 record.status = 204
@@ -183,6 +201,32 @@ class RestApi:
             return self._answer(record, err.status, err.body(), headers)
         finally:
             emu.notify()
+
+    async def _faulted_answer(
+        self, request: web.Request, record: RequestRecord, faulted: Faulted, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Answer a created message the way ``faulted.rule.kind`` says."""
+        kind = faulted.rule.kind
+        record.fault = kind
+        if kind == "delay":
+            await asyncio.sleep(faulted.rule.delay)
+            return self._answer(record, 200, faulted.payload, headers)
+        if kind == "error500":
+            return self._answer(
+                record, 500, {"message": SERVER_ERROR_TEXT[500], "code": 0}, headers
+            )
+        if kind == "malformed":
+            record.status = 200
+            return web.Response(
+                status=200,
+                body=MALFORMED_JSON,
+                headers={**headers, "Content-Type": "application/json"},
+            )
+        # "cut": the connection goes away before any byte of an answer; the client sees the
+        # server disconnect. aiohttp then finds nothing to write the response to.
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=200)
 
     def _answer(
         self, record: RequestRecord, status: int, body: Any, headers: dict[str, str]
@@ -546,15 +590,7 @@ class RestApi:
         channel, perms = self._channel(ctx)
         if not perms & READ_MESSAGE_HISTORY:
             return []
-        found = [m for m in self.emu.messages(channel) if not m.ephemeral]
-        if before := ctx.query.get("before"):
-            found = [m for m in found if m.id < int(before)]
-        if after := ctx.query.get("after"):
-            found = [m for m in found if m.id > int(after)]
-        limit = min(int(ctx.query.get("limit", 50)), 100)
-        if after:
-            return [m.payload for m in found[:limit]][::-1]
-        return [m.payload for m in found[::-1][:limit]]
+        return [m.payload for m in history_page(self.emu.messages(channel), ctx.query)]
 
     async def send_message(self, ctx: Ctx) -> Any:
         emu = self.emu
@@ -564,7 +600,7 @@ class RestApi:
         nonce = body.get("nonce")
         enforce = nonce is not None and body.get("enforce_nonce")
         if enforce and (previous := emu.find_nonce(emu.bot_user.id, str(nonce))) is not None:
-            return previous.payload
+            return previous.created_payload()  # 200 with the first message, nothing created
         dropped = False
         if body.get("embeds") and not perms & EMBED_LINKS:
             if not body.get("content") and not ctx.files:
@@ -584,9 +620,13 @@ class RestApi:
             attachments=self._attachments(channel, ctx),
         )
         msg.dropped_embeds = dropped
-        if nonce is not None and body.get("enforce_nonce"):
+        if enforce:
             emu.remember_nonce(emu.bot_user.id, str(nonce), msg)
-        return msg.payload
+        if fault := emu.take_create_fault(channel.id):
+            fault.hits.append(ctx.record.path)
+            fault.message_ids.append(msg.id)
+            return Faulted(fault, msg.created_payload())
+        return msg.created_payload()
 
     async def get_message(self, ctx: Ctx) -> Any:
         channel, _ = self._channel(ctx, need=VIEW_CHANNEL | READ_MESSAGE_HISTORY)
@@ -645,6 +685,26 @@ class RestApi:
         if member is None:
             raise ApiError(404, 10007, "Unknown Member")
         return member.payload()
+
+
+def history_page(messages: list[StoredMessage], query: dict[str, str]) -> list[StoredMessage]:
+    """``GET /channels/{id}/messages``: newest first, at most ``limit`` (1-100, default 50),
+    ``before``/``after``/``around`` a message id (Discord takes one of them). ``around`` splits
+    the limit either side of the id, the message itself counting on the newer side. History
+    carries no nonce: callers answer ``payload``, not ``created_payload()``."""
+    found = [m for m in messages if not m.ephemeral]  # oldest first
+    limit = max(1, min(int(query.get("limit", 50)), 100))
+    if around := query.get("around"):
+        older = [m for m in found if m.id < int(around)]
+        newer = [m for m in found if m.id >= int(around)]
+        half = limit // 2
+        older = older[len(older) - half :] if half else []
+        return (older + newer[: limit - half])[::-1]
+    if before := query.get("before"):
+        found = [m for m in found if m.id < int(before)]
+    if after := query.get("after"):
+        return [m for m in found if m.id > int(after)][:limit][::-1]
+    return found[::-1][:limit]
 
 
 def _int(value: str) -> int:

@@ -329,6 +329,8 @@ class StoredMessage:
     ``payload`` is the message object Discord would return. ``allowed_mentions`` is what the
     sender asked for (None when the request had no such key), ``pings`` what Discord would have
     notified, ``source`` one of ``channel``, ``interaction``, ``followup`` or ``user``.
+    ``nonce`` is what the sender sent: Discord echoes it in the create answer and MESSAGE_CREATE
+    only (``created_payload``), never in history or a fetched message (``payload``).
     """
 
     payload: dict[str, Any]
@@ -340,6 +342,7 @@ class StoredMessage:
     pings: Pings = field(default_factory=Pings)
     deleted: bool = False
     dropped_embeds: bool = False
+    nonce: str | int | None = None
 
     @property
     def id(self) -> int:
@@ -368,6 +371,12 @@ class StoredMessage:
     @property
     def loading(self) -> bool:
         return bool(self.flags & FLAG_LOADING)
+
+    def created_payload(self) -> dict[str, Any]:
+        """The message as its create answer and MESSAGE_CREATE carry it: with the nonce."""
+        if self.nonce is None:
+            return self.payload
+        return {**self.payload, "nonce": self.nonce}
 
     def custom_ids(self) -> list[str]:
         return [c["custom_id"] for c in walk_components(self.components) if "custom_id" in c]

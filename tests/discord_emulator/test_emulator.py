@@ -694,3 +694,187 @@ async def test_bot_can_restart_on_the_same_emulator(world: World) -> None:
             assert (await handle.response()).content == "psst"
     assert world.emu.gateway.identifies == 2
     assert len(world.emu.requests_to("PUT", "/applications/*/commands")) == 2
+
+
+# --- nonces, history and faults after a message is created ------------------------------------
+
+
+class NonceClock:
+    """A hand-moved clock for the emulator's ``enforce_nonce`` window."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def nonce_clock(world: World) -> NonceClock:
+    clock = NonceClock()
+    world.emu.nonce_clock = clock
+    return clock
+
+
+async def test_a_nonce_repeat_within_the_window_returns_the_first_message(
+    world: World, bot: Bot, nonce_clock: NonceClock
+) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    first = await channel.send("digest part 1", nonce="dg-1")
+    nonce_clock.now += emu.limits.nonce_window - 1
+    again = await channel.send("digest part 1, edited", nonce="dg-1")
+    assert again.id == first.id and again.content == "digest part 1"
+    assert [r.status for r in emu.requests_to("POST", "/channels/*/messages")] == [200, 200]
+    assert len(emu.messages(world.channel)) == 1
+
+
+async def test_a_nonce_repeat_does_not_extend_the_window(
+    world: World, bot: Bot, nonce_clock: NonceClock
+) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    window = emu.limits.nonce_window
+    first = await channel.send("digest", nonce="dg-2")
+    nonce_clock.now += window * 0.6
+    assert (await channel.send("digest", nonce="dg-2")).id == first.id
+    nonce_clock.now += window * 0.6  # 1.2 windows after the first, 0.6 after the repeat
+    later = await channel.send("digest", nonce="dg-2")
+    assert later.id != first.id
+    assert [m.id for m in emu.messages(world.channel)] == [first.id, later.id]
+
+
+async def test_nonce_is_echoed_on_create_and_message_create_but_never_in_history(
+    world: World, bot: Bot
+) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    sent = await channel.send("digest", nonce="dg-3")
+    assert sent.nonce == "dg-3"
+    [created] = [f for f in emu.gateway.session.frames if f.get("t") == "MESSAGE_CREATE"]
+    assert created["d"]["nonce"] == "dg-3"
+    [listed] = [m async for m in channel.history(limit=10)]
+    fetched = await channel.fetch_message(sent.id)
+    assert listed.id == fetched.id == sent.id
+    assert listed.nonce is None and fetched.nonce is None
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bot {emu.token}"}
+        url = f"{emu.api_base}/channels/{world.channel.id}/messages"
+        async with http.get(url, headers=headers) as resp:
+            assert "nonce" not in (await resp.json())[0]
+
+
+async def test_history_around_a_message_splits_the_limit_either_side(
+    world: World, bot: Bot
+) -> None:
+    channel = bot.channel(world)
+    sent = [await channel.send(f"m{i}") for i in range(7)]
+    around = [m.content async for m in channel.history(limit=4, around=sent[3])]
+    # newest first: two newer-or-equal and two older than m3
+    assert around == ["m4", "m3", "m2", "m1"]
+    [only] = [m async for m in channel.history(limit=1, around=sent[5])]
+    assert only.id == sent[5].id
+
+
+async def test_history_without_read_message_history_is_empty_and_a_fetch_is_forbidden(
+    world: World, bot: Bot
+) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    sent = await channel.send("digest")
+    emu.set_bot_permissions(world.channel, discord.Permissions(view_channel=True))
+    # Discord: "no messages will be returned" (not an error) for a list...
+    assert [m async for m in channel.history(limit=10)] == []
+    # ...but a single message needs the permission: 403 Missing Permissions.
+    with pytest.raises(discord.Forbidden) as caught:
+        await channel.fetch_message(sent.id)
+    assert caught.value.code == 50013
+
+
+async def _only_message_then_resend(world: World, bot: Bot, clock: NonceClock, nonce: str) -> None:
+    """The message exists once; a resend within the window is it, one after it is new."""
+    emu, channel = world.emu, bot.channel(world)
+    [stored] = emu.messages(world.channel)
+    assert [m.id async for m in channel.history(limit=10)] == [stored.id]
+    assert (await channel.send("digest", nonce=nonce)).id == stored.id
+    clock.now += emu.limits.nonce_window + 1
+    second = await channel.send("digest", nonce=nonce)
+    assert second.id != stored.id
+    assert len(emu.messages(world.channel)) == 2
+
+
+async def test_after_create_delay_answers_late_and_the_message_is_there(
+    world: World, bot: Bot, nonce_clock: NonceClock
+) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    rule = emu.after_create("delay", delay=5.0, channel=world.channel)
+    with pytest.raises(TimeoutError):  # a client that gives up, or is killed, meanwhile
+        await asyncio.wait_for(channel.send("digest", nonce="dg-delay"), 0.2)
+    assert rule.message_ids == [emu.messages(world.channel)[0].id]
+    assert rule.hits == [f"/channels/{world.channel.id}/messages"] and rule.remaining == 0
+    await _only_message_then_resend(world, bot, nonce_clock, "dg-delay")
+
+
+async def test_after_create_delay_that_is_waited_out_is_a_normal_answer(
+    world: World, bot: Bot
+) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    emu.after_create("delay", delay=0.1)
+    sent = await channel.send("digest", nonce="dg-slow")
+    assert [m.id for m in emu.messages(world.channel)] == [sent.id]
+    [record] = emu.requests_to("POST", "/channels/*/messages")
+    assert record.status == 200 and record.fault == "delay"
+
+
+async def test_after_create_error500_is_retried_by_discord_py_with_the_same_nonce(
+    world: World, bot: Bot, nonce_clock: NonceClock
+) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    emu.after_create("error500", channel=world.channel)
+    # discord.py retries a 500 by itself (after 1 s) with the same body, so the same nonce:
+    # Discord answers the retry with the message the first try created.
+    sent = await channel.send("digest", nonce="dg-500")
+    posts = emu.requests_to("POST", "/channels/*/messages")
+    assert [(r.status, r.json["nonce"]) for r in posts] == [(500, "dg-500"), (200, "dg-500")]
+    assert posts[0].error == {"message": "500: Internal Server Error", "code": 0}
+    assert [m.id for m in emu.messages(world.channel)] == [sent.id]
+    await _only_message_then_resend(world, bot, nonce_clock, "dg-500")
+
+
+async def test_after_create_malformed_answer_raises_a_json_error(
+    world: World, bot: Bot, nonce_clock: NonceClock
+) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    emu.after_create("malformed")
+    with pytest.raises(json.JSONDecodeError):
+        await channel.send("digest", nonce="dg-bad")
+    assert len(emu.requests_to("POST", "/channels/*/messages")) == 1
+    await _only_message_then_resend(world, bot, nonce_clock, "dg-bad")
+
+
+async def test_after_create_cut_raises_a_disconnect_and_discord_py_does_not_retry(
+    world: World, bot: Bot, nonce_clock: NonceClock
+) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    emu.after_create("cut", channel=world.channel)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await channel.send("digest", nonce="dg-cut")
+    [post] = emu.requests_to("POST", "/channels/*/messages")
+    assert post.fault == "cut"
+    await _only_message_then_resend(world, bot, nonce_clock, "dg-cut")
+
+
+async def test_after_create_counts_creations_in_its_channel_only(world: World, bot: Bot) -> None:
+    emu, channel = world.emu, bot.channel(world)
+    other = emu.add_channel(world.guild, "elsewhere")
+    rule = emu.after_create("malformed", times=2, channel=other)
+    await channel.send("not in the rule's channel")
+    elsewhere = bot.client.get_channel(other.id)
+    assert isinstance(elsewhere, discord.TextChannel)
+    for _ in range(2):
+        with pytest.raises(json.JSONDecodeError):
+            await elsewhere.send("spoiled")
+    await elsewhere.send("answered normally again")
+    assert rule.remaining == 0 and len(rule.message_ids) == 2
+    assert len(emu.messages(other)) == 3
+
+
+def test_after_create_refuses_an_unknown_kind(world: World) -> None:
+    with pytest.raises(ValueError, match="unknown after_create kind"):
+        world.emu.after_create("timeout")
