@@ -2,9 +2,11 @@
 
 from bot.config import DatabaseSettings
 from bot.store.base import (
+    DatabaseLost,
     DigestLedger,
     EncodedStory,
     InstanceLocked,
+    InstanceLost,
     NoDatabase,
     ReloadChanges,
     SeedBookkeeping,
@@ -15,6 +17,7 @@ from bot.store.base import (
     State,
     Store,
     StoreError,
+    StoreLost,
     StoryReader,
 )
 
@@ -31,9 +34,11 @@ def create_store(database: DatabaseSettings, *, create: bool = True) -> Store:
 
 
 __all__ = [
+    "DatabaseLost",
     "DigestLedger",
     "EncodedStory",
     "InstanceLocked",
+    "InstanceLost",
     "NoDatabase",
     "ReloadChanges",
     "SeedBookkeeping",
@@ -44,6 +49,7 @@ __all__ = [
     "State",
     "Store",
     "StoreError",
+    "StoreLost",
     "StoryReader",
     "create_store",
 ]

@@ -1,0 +1,2 @@
+-- Reserved for the digest ledger's migration, written at the same time as 0006: this
+-- placeholder only keeps the numbers contiguous until that one replaces it.
