@@ -352,3 +352,26 @@ async def test_a_store_through_a_relative_path_keeps_its_file_after_a_chdir(
     await store.check_database()
     await store.set_state("command_sync", "abc")
     await store.close()
+
+
+_OPEN_READ_CLOSE = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("SELECT count(*) FROM state").fetchone()
+db.close()  # the last connection to the file checkpoints and deletes the -wal file
+"""
+
+
+async def test_a_second_store_closing_keeps_sqlites_locks_of_the_first_one(db_path: Path) -> None:
+    # Closing any descriptor of the database file drops this process's POSIX locks on it, the
+    # shared lock SQLite keeps in WAL mode included: another process closing its connection
+    # would then think itself the last and delete the -wal file under the first store.
+    first = await opened(db_path)
+    second = await opened(db_path)
+    await second.close()
+
+    other = await asyncio.create_subprocess_exec(sys.executable, "-c", _OPEN_READ_CLOSE, db_path)
+    await asyncio.wait_for(other.wait(), 30)
+
+    await first.set_state("command_sync", "abc")  # the -wal file is still the one it opened
+    await first.close()

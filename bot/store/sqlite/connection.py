@@ -106,7 +106,8 @@ class SqliteBase:
         connections: list[aiosqlite.Connection] = []
         file: DatabaseFile | None = None
         try:
-            migrations, file = await asyncio.to_thread(self._prepare)
+            migrations, opened = await asyncio.to_thread(self._prepare)
+            file = opened
             writer = await self._connect(connections)
             await migrate(writer, migrations, self._path)
             reader = await self._connect(connections)
@@ -114,7 +115,7 @@ class SqliteBase:
             searcher = await self._connect(connections)
             await searcher.execute("PRAGMA query_only = ON")
             await searcher.execute(f"PRAGMA cache_size = -{_SEARCH_CACHE_KIB}")
-            await asyncio.to_thread(file.note_wal)
+            await asyncio.to_thread(opened.note_wal)
         except BaseException as error:
             for connection in connections:
                 await _close_quietly(connection)

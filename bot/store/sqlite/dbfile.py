@@ -54,6 +54,9 @@ class DatabaseFile:
     def __init__(self, path: Path, fd: int, identity: Identity) -> None:
         # Absolute: a relative path would name another file after a chdir.
         self.path = path
+        # As strings, made once: every write stats them twice (a Path costs more than a stat).
+        self._checked = str(path)
+        self._wal_checked = f"{path}-wal"
         self.fd = fd
         self.identity = identity
         self.wal_identity: Identity | None = None
@@ -71,24 +74,20 @@ class DatabaseFile:
             _holders.setdefault(identity, _Holders()).stores += 1
         return cls(Path(os.path.abspath(path)), fd, identity)
 
-    @property
-    def wal_path(self) -> Path:
-        return self.path.with_name(self.path.name + "-wal")
-
     def note_wal(self) -> None:
         """Blocking: remember the -wal file SQLite opened (none without WAL mode)."""
-        self.wal_identity = _identity(self.wal_path)
+        self.wal_identity = _identity(self._wal_checked)
 
     def lost(self) -> str | None:
         """Blocking (two stat calls): why the database at the path is no longer this one, or
         None while it is."""
-        now = _identity(self.path)
+        now = _identity(self._checked)
         if now is None:
             return "the file is gone"
         if now != self.identity:
             return "another file is at its path"
         if self.wal_identity is not None:
-            wal = _identity(self.wal_path)
+            wal = _identity(self._wal_checked)
             if wal is None:
                 return "its -wal file is gone"
             if wal != self.wal_identity:
@@ -125,7 +124,7 @@ class DatabaseFile:
                         os.close(fd)
 
 
-def _identity(path: Path) -> Identity | None:
+def _identity(path: str) -> Identity | None:
     try:
         status = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
