@@ -10,6 +10,7 @@ One module per area, all SQL next to the method that runs it:
 - seeds: the seed index and applying a reload (SeedBookkeeping)
 - digests: settings, the ledger and deliveries (DigestLedger)
 - state, lock: values kept between runs and one bot per database (State)
+- dbfile: the database file held open: noticing it deleted or replaced, and its flock
 """
 
 from __future__ import annotations
