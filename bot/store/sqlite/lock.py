@@ -121,12 +121,8 @@ class InstanceLockMixin(SqliteBase):
         if holder is not None and holder.owner != self.owner:
             if holder.expires_at > now and holder.host != socket.gethostname():
                 raise InstanceLocked(self._refusal(holder))
-            why = "expired" if holder.expires_at <= now else "is dead (its lock was free)"
-            log.warning(
-                "%s: taking over the instance lease of %s: %s",
-                self._path,
-                *(holder.describe(), why),
-            )
+            why = "it expired" if holder.expires_at <= now else "its flock was free: it is dead"
+            log.warning("%s: taking over the lease of %s (%s)", self._path, holder.describe(), why)
         host, pid = socket.gethostname(), os.getpid()
         await writer.execute(_TAKE, (self.owner, host, pid, now, now, now + self._lease_seconds))
 
