@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,10 @@ from bot import version
 from bot.command_sync import sync_if_changed
 from bot.config import DiscordSettings, SeedSettings, Settings
 from bot.delivery import REQUIRED_PERMISSIONS
+from bot.errors import Unrecoverable
 from bot.poster import utc_now
 from bot.reload import SeedReloader
-from bot.store import Store, create_store
+from bot.store import Store, StoreError, StoreLost, create_store
 from bot.tree import NewsTree
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ EXTENSIONS = ("bot.cogs.news", "bot.cogs.seeds", "bot.cogs.digest")
 # What reading a gateway frame raises when the frame is not what discord.py expects: invalid
 # JSON (ValueError) or a dispatch without a field its parser needs (KeyError, TypeError).
 UNREADABLE_FRAME = (ValueError, KeyError, TypeError)
+# Seconds between renewals of the instance lease: three chances within its 60 s.
+LEASE_RENEWAL = 20.0
+# Seconds between checks that the database file is still there: noticed within a minute.
+DATABASE_WATCH = 15.0
 
 
 def use_endpoints(settings: DiscordSettings) -> None:
@@ -65,6 +70,8 @@ class NewsBot(commands.Bot):
         reload_seeds_at_start: bool = True,
         schedule_digests: bool = True,
         clock: Callable[[], datetime] = utc_now,
+        lease_renewal: float = LEASE_RENEWAL,
+        database_watch: float = DATABASE_WATCH,
         **options: Any,
     ) -> None:
         # Slash commands need no privileged intent; guilds gives the channel and role cache.
@@ -86,6 +93,12 @@ class NewsBot(commands.Bot):
         self.schedule_digests = schedule_digests
         # Digests read the time through this, so tests can move it without waiting.
         self.clock = clock
+        self.lease_renewal = lease_renewal
+        self.database_watch = database_watch
+        # Why the bot stopped on its own (its database or its lease lost): `newsbot run` exits
+        # with it, non-zero, so that a supervisor starts it again.
+        self.stopped_by: Unrecoverable | None = None
+        self._guards: list[asyncio.Task[None]] = []
 
     async def setup_hook(self) -> None:
         log.info(
@@ -96,9 +109,11 @@ class NewsBot(commands.Bot):
             self.reloader.folder.absolute(),
         )
         await self.store.open()
+        self._guard("database watch", self.database_watch, self.store.check_database)
         if self.schedule_digests:
             # Two bots posting from one database would double every digest.
             await self.store.acquire_instance_lock()
+            self._guard("lease renewal", self.lease_renewal, self.store.renew_instance_lock)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.discord.sync_commands == "auto":
@@ -129,6 +144,32 @@ class NewsBot(commands.Bot):
             if self.is_closed():
                 return
 
+    def _guard(self, name: str, every: float, check: Callable[[], Awaitable[None]]) -> None:
+        """Run `check` every `every` seconds until it finds the bot cannot go on."""
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    await check()
+                except StoreLost as error:
+                    self.dispatch("unrecoverable_error", error)
+                    return
+                except StoreError as error:
+                    # A busy or failing database: the next round tries again, well within
+                    # the lease (a lost lease is then noticed as such).
+                    log.warning("%s failed: %s", name, error)
+
+        self._guards.append(asyncio.create_task(watch(), name=f"newsbot {name}"))
+
+    async def on_unrecoverable_error(self, error: Unrecoverable) -> None:
+        """Stop (once), whatever noticed it first: a guard, or a command's write (bot.tree)."""
+        if self.stopped_by is not None:
+            return
+        self.stopped_by = error
+        log.error("%s", error)
+        await self.close()
+
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info("logged in as %s in %d servers", self.user, len(self.guilds))
@@ -144,6 +185,10 @@ class NewsBot(commands.Bot):
     async def close(self) -> None:
         # commands.Bot.close unloads the cogs (stopping their background work) and closes the
         # gateway; the store goes last, when nothing can use it any more.
+        guards, self._guards = self._guards, []
+        for guard in guards:
+            guard.cancel()
+        await asyncio.gather(*guards, return_exceptions=True)
         try:
             await super().close()
         finally:
@@ -156,11 +201,13 @@ def build_bot(
     reload_seeds_at_start: bool = True,
     schedule_digests: bool = True,
     clock: Callable[[], datetime] = utc_now,
+    lease_renewal: float = LEASE_RENEWAL,
+    database_watch: float = DATABASE_WATCH,
     **options: Any,
 ) -> NewsBot:
     """newsbot as `settings` describe it: its store (not yet open) and seed reloader built and
     injected. `options` go to discord.py's client (e.g. guild_ready_timeout); the keywords turn
-    off what only a serving bot does, or move its clock (tests)."""
+    off what only a serving bot does, or move its clock and its guards' intervals (tests)."""
     store = create_store(settings.database)
     return NewsBot(
         settings,
@@ -169,6 +216,8 @@ def build_bot(
         reload_seeds_at_start=reload_seeds_at_start,
         schedule_digests=schedule_digests,
         clock=clock,
+        lease_renewal=lease_renewal,
+        database_watch=database_watch,
         **options,
     )
 

@@ -38,7 +38,7 @@ from bot.delivery import (
 )
 from bot.models import DigestRun, PlannedMessage
 from bot.pacing import Pacer
-from bot.store import LeaseLost, Store, StoreError
+from bot.store import LeaseLost, Store, StoreError, StoreLost
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,9 @@ class StorageAlarm:
         self.failing_since: datetime | None = None
 
     def failed(self, error: StoreError, now: datetime) -> None:
+        if isinstance(error, StoreLost):
+            # The bot is stopping over it, and says why itself: the run just waits.
+            return
         if self.failing_since is None:
             self.failing_since = now
             log.error(

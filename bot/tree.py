@@ -13,11 +13,16 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.errors import UserError
+from bot.errors import Unrecoverable, UserError
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on our side. It has been logged; please try again later."
+# The database went away under the bot (the operator's files: not named to a member).
+STOPPING = (
+    "Nothing was saved: newsbot lost its database and is stopping to start again. "
+    "Try again in a few minutes."
+)
 
 
 class UserFacingError(UserError, app_commands.AppCommandError):
@@ -164,13 +169,17 @@ def permission_label(name: str) -> str:
 
 
 async def handle_error(interaction: discord.Interaction, error: Exception) -> None:
-    """Explain a user mistake, or log the unexpected and apologise. Never raises."""
-    message = explain(error)
+    """Explain a user mistake, or log the unexpected and apologise. Never raises.
+
+    An Unrecoverable error is said plainly and handed to the bot, which logs it once and stops.
+    """
+    original = getattr(error, "original", error)
+    unrecoverable = isinstance(original, Unrecoverable)
+    message = STOPPING if unrecoverable else explain(error)
     if message is None:
         command = interaction.command.qualified_name if interaction.command else "component"
         # A Namespace answers None for any attribute, so dict() would take it for a mapping.
         options = {name: value for name, value in interaction.namespace}
-        original = getattr(error, "original", error)
         log.error(
             "/%s failed (options %s, user %s, guild %s)",
             command,
@@ -185,6 +194,9 @@ async def handle_error(interaction: discord.Interaction, error: Exception) -> No
     except discord.HTTPException:
         # The interaction expired or Discord is unreachable: the log line above is all we can do.
         log.warning("could not tell the user about a failed interaction", exc_info=True)
+    if unrecoverable:
+        # After the answer: stopping closes the bot's connections to Discord.
+        interaction.client.dispatch("unrecoverable_error", original)
 
 
 class NewsTree(app_commands.CommandTree):

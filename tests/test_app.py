@@ -4,21 +4,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import socket
+import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from bot.app import build_bot
+from bot.app import NewsBot, build_bot
 from bot.checks import OPERATOR_REFUSAL
 from bot.config import DatabaseSettings, SeedSettings, Settings
 from bot.reload import SeedReloader
+from bot.store import DatabaseLost, InstanceLost
 from bot.store.sqlite import SqliteStore
+from bot.tree import STOPPING
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD
 from tests.helpers import SHIPPED_SEEDS, World, build_newsbot, start_newsbot
@@ -306,3 +311,163 @@ async def test_newsbot_sync_registers_the_commands_in_one_server(
     }
     assert emu.registered_commands() == []
     assert emu.gateway.identifies == 0  # REST only: no gateway session
+
+
+# --- the database or the lease lost under a running bot ----------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serving(bot: NewsBot, emu: DiscordEmulator) -> AsyncIterator[asyncio.Task[None]]:
+    """`bot` started against `emu` and ready, for tests where it stops on its own (which the
+    emulator's running_bot reports as a crash): the task ends when it has stopped."""
+    logins = len(emu.requests_to("GET", "/users/@me"))
+    task = asyncio.create_task(bot.start(emu.token), name="bot-under-test")
+    try:
+        await emu.wait_until(
+            lambda: len(emu.requests_to("GET", "/users/@me")) > logins, 10, "the bot to log in"
+        )
+        await asyncio.wait_for(bot.wait_until_ready(), 10)
+        yield task
+    finally:
+        await bot.close()
+        await asyncio.wait_for(task, 10)
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_digest_set_after_the_database_was_deleted_is_refused_clearly_and_the_bot_stops(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = discord_emulator
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, reload_seeds_at_start=False)
+    bot.database_watch = 3600.0  # the command's own write is what notices
+    async with serving(bot, emu) as task:
+        os.unlink(tmp_path / "news.db")
+        handle = await emu.invoke(
+            guild, channel, admin, "digest",
+            {"channel": channel, "time": "09:00", "timezone": "Europe/Paris"}, subcommand="set",
+        )  # fmt: skip
+        reply = await handle.response()
+        await asyncio.wait_for(task, 10)
+
+    assert reply.ephemeral
+    assert reply.content == STOPPING
+    assert isinstance(bot.stopped_by, DatabaseLost)
+    assert errors_logged(caplog) == [str(bot.stopped_by)]
+    assert "news.db was deleted or replaced while newsbot was running" in str(bot.stopped_by)
+
+
+async def test_the_database_watch_stops_the_bot_when_the_database_is_deleted(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, reload_seeds_at_start=False)
+    bot.database_watch = 0.01
+    async with serving(bot, discord_emulator) as task:
+        await bot.store.check_database()
+        os.unlink(tmp_path / "news.db")
+        await asyncio.wait_for(task, 10)  # no command, no write: the watch alone
+
+    assert isinstance(bot.stopped_by, DatabaseLost)
+    assert "(the file is gone)" in str(bot.stopped_by)
+    assert errors_logged(caplog) == [str(bot.stopped_by)]
+
+
+async def test_a_bot_whose_lease_another_newsbot_took_stops(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, reload_seeds_at_start=False, schedule_digests=True)
+    bot.lease_renewal = 0.01
+    async with serving(bot, discord_emulator) as task:
+        with sqlite3.connect(tmp_path / "news.db", timeout=10) as db:
+            db.execute("UPDATE instance_lease SET owner = 'other:1:ab', host = 'other', pid = 1")
+        await asyncio.wait_for(task, 10)
+
+    assert isinstance(bot.stopped_by, InstanceLost)
+    assert "(pid 1 on host other," in str(bot.stopped_by)
+    assert errors_logged(caplog) == [str(bot.stopped_by)]
+
+
+async def test_newsbot_run_exits_75_when_its_database_is_deleted_and_a_restart_serves_a_new_one(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    reader = emu.add_member(guild, "reader")
+    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+
+    async def served_news() -> list[dict[str, object]]:
+        # The seeds load in the background after start: ask until the topic is there.
+        async with asyncio.timeout(30):
+            while True:
+                handle = await emu.invoke(guild, channel, reader, "news", {"topic": "AI"})
+                reply = await handle.response(timeout=5)
+                if reply.embeds:
+                    return reply.embeds
+                await asyncio.sleep(0.2)
+
+    process = await start_newsbot(emu, tmp_path, emu.token)
+    try:
+        await emu.wait_for_ready(timeout=30)
+        await served_news()
+        os.unlink(tmp_path / "news.db")
+        handle = await emu.invoke(
+            guild, channel, admin, "digest",
+            {"channel": channel, "time": "09:00", "timezone": "Europe/Paris"}, subcommand="set",
+        )  # fmt: skip
+        refused = await handle.response(timeout=10)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 75, stderr.decode()
+    assert refused.content == STOPPING
+    assert len([line for line in lines if " ERROR " in line]) == 1
+    assert lines[-1].startswith(
+        f"newsbot: error: database {tmp_path / 'news.db'} was deleted or replaced while newsbot "
+        "was running (the file is gone); nothing more is saved; restart newsbot"
+    )
+    assert "Traceback" not in stderr.decode()
+
+    restarted = await start_newsbot(emu, tmp_path, emu.token)
+    try:
+        await emu.wait_until(lambda: emu.gateway.identifies >= 2 and emu.gateway.ready_sent, 30)
+        assert len(await served_news()) == 5
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(restarted.communicate(), 30)
+    assert restarted.returncode == 0, stderr.decode()
+
+
+async def test_a_second_newsbot_run_through_a_symlink_is_refused_in_one_line(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    first = await start_newsbot(discord_emulator, tmp_path, discord_emulator.token)
+    try:
+        await discord_emulator.wait_for_ready(timeout=30)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (elsewhere / "news.db").symlink_to(tmp_path / "news.db")
+
+        second = await start_newsbot(discord_emulator, elsewhere, discord_emulator.token)
+        _, stderr = await asyncio.wait_for(second.communicate(), 30)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(first.communicate(), 30)
+
+    lines = stderr.decode().strip().splitlines()
+    assert second.returncode == 2
+    assert lines[-1].startswith(
+        f"newsbot: error: another newsbot is already running on {elsewhere / 'news.db'} "
+        f"(pid {first.pid} on host {socket.gethostname()}, lease until "
+    )
+    assert "Traceback" not in stderr.decode()
+    assert first.returncode == 0

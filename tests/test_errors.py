@@ -11,7 +11,14 @@ from bot.checks import NotOperator
 from bot.config import ConfigError
 from bot.delivery import PermanentFailure, TransientFailure
 from bot.reload import SeedFolderError, SeedFolderMissing
-from bot.store import InstanceLocked, NoDatabase, StaleReload, StoreError
+from bot.store import (
+    DatabaseLost,
+    InstanceLocked,
+    InstanceLost,
+    NoDatabase,
+    StaleReload,
+    StoreError,
+)
 from bot.tree import UserFacingError, explain
 
 
@@ -42,6 +49,13 @@ def test_mistakes_a_user_can_fix_are_user_errors(error: Exception) -> None:
 def test_problems_of_the_installation_are_setup_errors(error: Exception) -> None:
     assert isinstance(error, errors.SetupError)
     assert not isinstance(error, errors.UserError)
+
+
+@pytest.mark.parametrize("error", [DatabaseLost("deleted"), InstanceLost("taken over")])
+def test_a_running_bot_losing_its_database_or_lease_is_unrecoverable(error: Exception) -> None:
+    # The command line exits 75 for these (a supervisor restarts newsbot), not 2.
+    assert isinstance(error, errors.Unrecoverable)
+    assert isinstance(error, StoreError)
 
 
 def test_every_error_newsbot_raises_on_purpose_shares_one_base() -> None:

@@ -5,7 +5,8 @@ Every error ends in one line on stderr, never a traceback. Exit codes: 0 done; 1
 rejected a file; 2 a mistake or a problem the user can fix (bad arguments, missing folder or
 database, bad config, a busy database, Discord refusing a request); 3 Discord cannot be reached
 or is failing (try again later); 70 a bug in newsbot (the traceback is logged at DEBUG);
-130 interrupted.
+75 `run` stopped because its database was deleted or replaced, or another newsbot took it over
+(restart it); 130 interrupted.
 
 The package: `parser` (arguments), `serve` (run, sync), `seeds` (seeds check|load), `reading`
 (news, topics, digest preview), `render` (one text and one JSON renderer per report), `common`
@@ -27,13 +28,14 @@ from bot.cli.common import (
     EXIT_DISCORD,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TEMPFAIL,
     EXIT_USAGE,
     Command,
     Context,
     one_line,
 )
 from bot.cli.parser import build_parser
-from bot.errors import DiscordUnavailable, SetupError, UserError
+from bot.errors import DiscordUnavailable, SetupError, Unrecoverable, UserError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         config.configure_logging("WARNING" if quiet else settings.log_level)
         handler: Command = args.handler
         return asyncio.run(handler(args, Context(settings, stdout)))
+    except Unrecoverable as error:
+        return _fail(str(error), EXIT_TEMPFAIL)
     except (UserError, SetupError) as error:
         return _fail(str(error), EXIT_USAGE)
     except DiscordUnavailable as error:

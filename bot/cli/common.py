@@ -19,6 +19,9 @@ EXIT_USAGE = 2
 EXIT_DISCORD = 3
 # sysexits.h EX_SOFTWARE: an internal software error (a bug), told apart from the rest.
 EXIT_BUG = 70
+# sysexits.h EX_TEMPFAIL, "try again": the running bot lost its database or its instance lease
+# and stopped; a supervisor's restart puts it right.
+EXIT_TEMPFAIL = 75
 EXIT_INTERRUPTED = 130
 
 __all__ = ["DiscordUnavailable", "UserError"]

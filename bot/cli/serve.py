@@ -68,7 +68,8 @@ def discord_errors() -> Iterator[None]:
 
 
 async def run_bot(args: argparse.Namespace, context: Context) -> int:
-    """Run until SIGINT or SIGTERM, then close the gateway and the database and exit 0."""
+    """Run until SIGINT or SIGTERM, then close the gateway and the database and exit 0; or
+    until the bot stops on its own (database or lease lost), and exit 75 (see bot.cli)."""
     token = _token(context.settings)
     use_endpoints(context.settings.discord)
     bot = build_bot(context.settings)
@@ -83,6 +84,8 @@ async def run_bot(args: argparse.Namespace, context: Context) -> int:
         if not bot.is_closed():
             await bot.close()
         await asyncio.gather(*stopping)
+    if bot.stopped_by is not None:
+        raise bot.stopped_by
     return EXIT_OK
 
 

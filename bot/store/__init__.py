@@ -2,9 +2,11 @@
 
 from bot.config import DatabaseSettings
 from bot.store.base import (
+    DatabaseLost,
     DigestLedger,
     EncodedStory,
     InstanceLocked,
+    InstanceLost,
     LeaseLost,
     NoDatabase,
     ReloadChanges,
@@ -16,6 +18,7 @@ from bot.store.base import (
     State,
     Store,
     StoreError,
+    StoreLost,
     StoryReader,
 )
 
@@ -32,9 +35,11 @@ def create_store(database: DatabaseSettings, *, create: bool = True) -> Store:
 
 
 __all__ = [
+    "DatabaseLost",
     "DigestLedger",
     "EncodedStory",
     "InstanceLocked",
+    "InstanceLost",
     "LeaseLost",
     "NoDatabase",
     "ReloadChanges",
@@ -46,6 +51,7 @@ __all__ = [
     "State",
     "Store",
     "StoreError",
+    "StoreLost",
     "StoryReader",
     "create_store",
 ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
-from bot.errors import SetupError
+from bot.errors import SetupError, Unrecoverable
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story, TopicCount
 
 FileStatus = Literal["loaded", "duplicate", "rejected"]
@@ -40,6 +40,18 @@ class LeaseLost(StoreError):
     """A digest run is no longer this process's to send: another process took it over after
     its lease expired, or the message was recorded already. Not a storage fault: the run stops
     here and its new owner carries on."""
+
+
+class StoreLost(StoreError, Unrecoverable):
+    """The running bot lost its hold on the database: nothing more may be written through it."""
+
+
+class DatabaseLost(StoreLost):
+    """The database was deleted or replaced under the running bot; writes would be lost."""
+
+
+class InstanceLost(StoreLost):
+    """Another newsbot took this database's instance lease from the running one."""
 
 
 class NoDatabase(StoreError):
@@ -282,8 +294,20 @@ class State(Protocol):
     async def set_state(self, key: str, value: str) -> None: ...
 
     async def acquire_instance_lock(self) -> None:
-        """Claim this database for one running bot until close(); raises InstanceLocked if
-        another live process holds it (a crashed holder never blocks)."""
+        """Take the database's instance lease (the store must be open) for one running bot
+        until close(): when it is free, expired, or held by a holder known to be dead. Raises
+        InstanceLocked naming the live holder (pid, host) and until when; a crashed holder
+        blocks no longer than its lease."""
+        ...
+
+    async def renew_instance_lock(self) -> None:
+        """Push the lease's expiry on (the bot does it well within the lease); raises
+        InstanceLost if another newsbot holds it now."""
+        ...
+
+    async def check_database(self) -> None:
+        """Raise DatabaseLost if the database this store opened is no longer the one at its
+        path (deleted or replaced); every write checks this too."""
         ...
 
 

@@ -1,13 +1,11 @@
-"""What only the SQLite backend does: its file, schema migrations, pragmas, query plans, the
-instance lock on a sibling file, and transactions seen through sqlite3 itself."""
+"""What only the SQLite backend does: its file, schema migrations, pragmas, query plans and
+transactions seen through sqlite3 itself (the instance lease and the watch on the database file
+are in test_sqlite_lease.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import os
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +16,6 @@ import bot.store.sqlite.digests as sqlite_digests
 import bot.store.sqlite.seeds as sqlite_seeds
 import bot.store.sqlite.stories as sqlite_stories
 from bot.store.base import (
-    InstanceLocked,
     Store,
     StoreError,
 )
@@ -228,71 +225,6 @@ async def test_state_values_survive_reopening(store: SqliteStore, db_path: Path)
         await reopened.close()
 
 
-async def test_a_second_store_on_the_database_is_refused_until_the_first_closes(
-    db_path: Path,
-) -> None:
-    first, second = SqliteStore(db_path), SqliteStore(db_path)
-    # Before open(): a bot locks first, then migrates.
-    await first.acquire_instance_lock()
-    await first.acquire_instance_lock()  # a no-op the second time
-    assert first.lock_path == db_path.with_name("news.db.lock")
-    assert first.lock_path.read_text().strip() == str(os.getpid())
-
-    with pytest.raises(InstanceLocked) as refused:
-        await second.acquire_instance_lock()
-    assert str(refused.value) == (
-        f"another newsbot is already running on {db_path} (pid {os.getpid()}); stop it first"
-    )
-
-    await first.close()
-    await second.acquire_instance_lock()
-    await second.close()
-
-
-async def test_closing_an_open_store_releases_the_lock(db_path: Path) -> None:
-    first = SqliteStore(db_path)
-    await first.open()
-    await first.acquire_instance_lock()
-    with pytest.raises(InstanceLocked):
-        await SqliteStore(db_path).acquire_instance_lock()
-    await first.close()
-
-    again = SqliteStore(db_path)
-    await again.open()
-    await again.acquire_instance_lock()
-    await again.close()
-
-
-_HOLD_LOCK = """
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.write(fd, str(os.getpid()).encode())
-print("locked", flush=True)
-time.sleep(60)
-"""
-
-
-async def test_a_lock_held_by_a_process_that_died_does_not_block(db_path: Path) -> None:
-    store = SqliteStore(db_path)
-    db_path.parent.mkdir(parents=True)
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _HOLD_LOCK, str(store.lock_path), stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert holder.stdout is not None
-        assert await asyncio.wait_for(holder.stdout.readline(), 10) == b"locked\n"
-        with pytest.raises(InstanceLocked, match=rf"\(pid {holder.pid}\); stop it first$"):
-            await store.acquire_instance_lock()
-    finally:
-        holder.kill()
-        await holder.wait()
-
-    await store.acquire_instance_lock()
-    assert store.lock_path.read_text().strip() == str(os.getpid())
-    await store.close()
-
-
 async def test_undelivered_stories_on_very_many_topics_are_the_same(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -342,7 +274,7 @@ async def test_a_digest_an_older_newsbot_was_sending_is_failed_for_digest_now_to
             "DROP TABLE digest_messages; ALTER TABLE digest_runs DROP COLUMN owner;"
             " ALTER TABLE digest_runs DROP COLUMN lease_until;"
             " CREATE INDEX digest_runs_unfinished ON digest_runs (local_date, guild_id)"
-            " WHERE status = 'claimed'; PRAGMA user_version = 4;"
+            " WHERE status = 'claimed'; DROP TABLE instance_lease; PRAGMA user_version = 4;"
         )
 
     reopened = SqliteStore(db_path)
@@ -366,7 +298,7 @@ async def test_a_database_of_the_previous_schema_gains_the_digest_tables(
     with sqlite3.connect(db_path) as db:
         db.executescript(
             "DROP TABLE deliveries; DROP TABLE digest_runs; DROP TABLE digest_settings;"
-            " DROP TABLE digest_messages; PRAGMA user_version = 2;"
+            " DROP TABLE digest_messages; DROP TABLE instance_lease; PRAGMA user_version = 2;"
         )
 
     reopened = SqliteStore(db_path)

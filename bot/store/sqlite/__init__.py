@@ -11,6 +11,7 @@ One module per area, all SQL next to the method that runs it:
 - digests: digest settings and the stories not yet delivered to a channel (DigestLedger)
 - ledger: one row per server and local date, with the messages it sends (DigestLedger)
 - state, lock: values kept between runs and one bot per database (State)
+- dbfile: the database file held open: noticing it deleted or replaced, and its flock
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ half of it; the writer serialises reloads, seed index snapshots and the digest l
 transactions behind a lock. Word searches get a reader of their own: at a million stories one
 can take a few hundred milliseconds, and the quick reads (topic pages, autocomplete) must not
 queue behind it on one connection.
+
+The store also holds the database file itself open (dbfile.py), from before it connects until
+after its connections are closed: every write checks that the file at the path is still the one
+it opened, so that a change is never reported saved into a deleted or replaced database.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 
 import aiosqlite
 
-from bot.store.base import NoDatabase, StoreError, new_owner
+from bot.store.base import DatabaseLost, NoDatabase, StoreError, new_owner
+from bot.store.sqlite.dbfile import DatabaseFile
 from bot.store.sqlite.migrations import Migration, load_migrations, migrate
 
 log = logging.getLogger(__name__)
@@ -82,8 +87,10 @@ class SqliteBase:
         self._reader: aiosqlite.Connection | None = None
         self._searcher: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        # The open lock file while this store holds the instance lock (see lock.py).
-        self._lock_fd: int | None = None
+        # The database file, open while the store is (see dbfile.py).
+        self._file: DatabaseFile | None = None
+        # Why the database is lost, once a check found it deleted or replaced: for good.
+        self._lost: str | None = None
 
     @property
     def path(self) -> Path:
@@ -97,8 +104,10 @@ class SqliteBase:
         if self._writer is not None:
             return
         connections: list[aiosqlite.Connection] = []
+        file: DatabaseFile | None = None
         try:
-            migrations = await asyncio.to_thread(self._prepare)
+            migrations, opened = await asyncio.to_thread(self._prepare)
+            file = opened
             writer = await self._connect(connections)
             await migrate(writer, migrations, self._path)
             reader = await self._connect(connections)
@@ -106,15 +115,19 @@ class SqliteBase:
             searcher = await self._connect(connections)
             await searcher.execute("PRAGMA query_only = ON")
             await searcher.execute(f"PRAGMA cache_size = -{_SEARCH_CACHE_KIB}")
+            await asyncio.to_thread(opened.note_wal)
         except BaseException as error:
             for connection in connections:
                 await _close_quietly(connection)
+            if file is not None:  # after the connections: see dbfile.py
+                await asyncio.to_thread(_release_quietly, file)
             if isinstance(error, StoreError):
                 raise
             if isinstance(error, sqlite3.Error | OSError):
                 raise StoreError(f"cannot open database {self._path}: {one_line(error)}") from error
             raise
         self._writer, self._reader, self._searcher = writer, reader, searcher
+        self._file, self._lost = file, None
         log.debug("opened %s", self._path)
 
     async def close(self) -> None:
@@ -126,10 +139,19 @@ class SqliteBase:
             for connection in (searcher, reader, writer):
                 if connection is not None:
                     await _close_quietly(connection)
-            # Last, so that no other bot starts writing before this one has stopped.
-            lock_fd, self._lock_fd = self._lock_fd, None
-            if lock_fd is not None:
-                _unlock_quietly(lock_fd)
+            # Last: closing it earlier would drop SQLite's own locks (see dbfile.py), and its
+            # flock keeps another bot from starting before this one has stopped writing.
+            file, self._file = self._file, None
+            if file is not None:
+                await asyncio.to_thread(_release_quietly, file)
+
+    async def check_database(self) -> None:
+        # In a worker thread: the watchdog has time, and a stat on a hung file system must
+        # not stall the event loop.
+        file = self._file
+        if self._lost is None and file is not None:
+            self._note_lost(await asyncio.to_thread(_why_lost, file))
+        self._raise_if_lost()
 
     @asynccontextmanager
     async def _transaction(
@@ -139,17 +161,47 @@ class SqliteBase:
         StoreError that starts with `failing` and the database path."""
         writer = self._require(self._writer)
         async with self._write_lock:
+            self._ensure_present()
             with self._errors(failing):
                 async with transaction(writer, immediate=immediate):
                     yield writer
+            # A file replaced while the transaction ran got its changes: they are lost.
+            self._ensure_present()
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         """Run one writing statement as its own transaction; returns the rows it changed."""
         writer = self._require(self._writer)
         async with self._write_lock:
+            self._ensure_present()
             with self._errors():
                 async with writer.execute(sql, params) as cursor:
-                    return cursor.rowcount
+                    changed = cursor.rowcount
+            self._ensure_present()
+            return changed
+
+    def _ensure_present(self) -> None:
+        """Raise DatabaseLost if the database file was deleted or replaced: whatever is
+        written then would be reported saved and lost.
+
+        Inline rather than in a thread: two stat calls on the local file, answered from the
+        kernel's inode cache, cost a few microseconds, less than the hop to the connection's
+        thread that every write makes anyway.
+        """
+        file = self._file
+        if self._lost is None and file is not None:
+            self._note_lost(_why_lost(file))
+        self._raise_if_lost()
+
+    def _note_lost(self, reason: str | None) -> None:
+        if reason is not None and self._lost is None:
+            self._lost = (
+                f"database {self._path} was deleted or replaced while newsbot was running "
+                f"({reason}); nothing more is saved; restart newsbot"
+            )
+
+    def _raise_if_lost(self) -> None:
+        if self._lost is not None:
+            raise DatabaseLost(self._lost)
 
     async def _read(self, sql: str, params: Sequence[Any], *, searching: bool = False) -> list[Any]:
         reader = self._require(self._searcher if searching else self._reader)
@@ -185,14 +237,15 @@ class SqliteBase:
                 )
         return connection
 
-    def _prepare(self) -> list[Migration]:
-        """Blocking part of open(): make the folder (or check the file exists) and read the
-        migrations."""
+    def _prepare(self) -> tuple[list[Migration], DatabaseFile]:
+        """Blocking part of open(): make the folder (or check the file exists), read the
+        migrations and open the database file itself, before SQLite does."""
         if self._create:
             self._path.parent.mkdir(parents=True, exist_ok=True)
         elif not self._path.is_file():
             raise NoDatabase(f"no database at {self._path}")
-        return load_migrations()
+        migrations = load_migrations()
+        return migrations, DatabaseFile.open(self._path, create=self._create)
 
 
 async def _close_quietly(connection: aiosqlite.Connection) -> None:
@@ -202,12 +255,20 @@ async def _close_quietly(connection: aiosqlite.Connection) -> None:
         log.warning("closing a database connection failed", exc_info=True)
 
 
-def _unlock_quietly(fd: int) -> None:
-    # Closing the only descriptor of this open of the file releases the lock.
+def _release_quietly(file: DatabaseFile) -> None:
     try:
-        os.close(fd)
+        file.close()
     except OSError:
-        log.warning("releasing the instance lock failed", exc_info=True)
+        log.warning("closing the database file %s failed", file.path, exc_info=True)
+
+
+def _why_lost(file: DatabaseFile) -> str | None:
+    try:
+        return file.lost()
+    except OSError:
+        # Not a verdict (a permission, an I/O error): SQLite's own errors will say more.
+        log.debug("cannot check the database file %s", file.path, exc_info=True)
+        return None
 
 
 def one_line(error: BaseException) -> str:

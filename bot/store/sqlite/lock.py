@@ -1,75 +1,154 @@
-"""One running bot per database: an OS lock on a sibling "<database>.lock" file, held until
-close(), so that two bots never post the same digest."""
+"""One running bot per database: the instance lease, a row in the database itself (migration
+0006), held from acquire_instance_lock() until close() and renewed by the running bot.
+
+The lease names its holder (owner, host, pid) and when it expires, so that it works wherever the
+database is reached from, and a crashed holder blocks for no longer than its lease. On SQLite a
+local check makes it instant: the store flocks the database file it holds open (dbfile.py), and
+any path to that file (a symlink, a relative path) reaches the same inode. A live holder on this
+host holds that flock, so a free flock with a lease naming this host means that holder is dead.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import os
+import socket
 import sys
-from pathlib import Path
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import NamedTuple
 
-if sys.platform != "win32":  # Windows has no flock: everything but the instance lock works there.
-    import fcntl
+import aiosqlite
 
-from bot.store.base import InstanceLocked, StoreError
-from bot.store.sqlite.connection import SqliteBase, one_line
+from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
+from bot.store.sqlite.connection import SqliteBase
+from bot.store.sqlite.dbfile import DatabaseFile
 
-# The pid in a lock file: what a refused second newsbot tells the user.
-_PID_BYTES = 32
+log = logging.getLogger(__name__)
+
+# How long a lease lasts without renewal: what a crashed holder on another host can block for.
+LEASE_SECONDS = 60
+
+_HOLDER = "SELECT owner, host, pid, expires_at FROM instance_lease WHERE id = 1"
+_TAKE = (
+    "INSERT INTO instance_lease (id, owner, host, pid, acquired_at, renewed_at, expires_at)"
+    " VALUES (1, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, host = excluded.host,"
+    " pid = excluded.pid, acquired_at = excluded.acquired_at,"
+    " renewed_at = excluded.renewed_at, expires_at = excluded.expires_at"
+)
+_RENEW = "UPDATE instance_lease SET renewed_at = ?, expires_at = ? WHERE id = 1 AND owner = ?"
+_RELEASE = "DELETE FROM instance_lease WHERE id = 1 AND owner = ?"
+
+
+class Holder(NamedTuple):
+    """Who holds the lease, as its row says."""
+
+    owner: str
+    host: str
+    pid: int
+    expires_at: int
+
+    def describe(self) -> str:
+        until = datetime.fromtimestamp(self.expires_at, UTC)
+        return f"pid {self.pid} on host {self.host}, lease until {until:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class InstanceLockMixin(SqliteBase):
-    """The instance lock of the State role on SQLite (close() in the base releases it)."""
+    """The instance lease of the State role on SQLite."""
 
-    @property
-    def lock_path(self) -> Path:
-        """The file whose OS lock says which process runs a bot on this database."""
-        return self._path.with_name(self._path.name + ".lock")
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        lease_seconds: int = LEASE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(path, create=create)
+        self._lease_seconds = lease_seconds
+        # Unix seconds, as every instant in the database; tests move it.
+        self._clock = clock
+        self._holds_lease = False
 
     async def acquire_instance_lock(self) -> None:
-        # Under the write lock, so that it cannot interleave with close(), which releases it.
+        if self._holds_lease:
+            return
+        file = self._open_file()
+        if not file.try_lock():
+            holder = await self._holder()
+            raise InstanceLocked(self._refusal(holder))
+        try:
+            async with self._transaction(failing="cannot take the instance lease of") as writer:
+                await self._take_lease(writer)
+        except BaseException:
+            file.unlock()
+            raise
+        self._holds_lease = True
+        # Into the database file itself: a second newsbot can then name this holder even if
+        # the -wal file is deleted. Best effort (PASSIVE: waits for no reader).
         async with self._write_lock:
-            if self._lock_fd is None:
-                self._lock_fd = await asyncio.to_thread(self._lock_instance)
+            with self._errors():
+                await self._require(self._writer).execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    def _lock_instance(self) -> int:
-        """Blocking part of acquire_instance_lock(): the locked lock file's descriptor.
+    async def renew_instance_lock(self) -> None:
+        if not self._holds_lease:
+            raise StoreError(f"newsbot does not hold the instance lease of {self._path}")
+        now = self._now()
+        renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
+        if renewed == 0:
+            self._holds_lease = False
+            holder = await self._holder()
+            by = f" ({holder.describe()})" if holder else ""
+            raise InstanceLost(
+                f"another newsbot took over {self._path}{by}; this one stops so that no "
+                "digest is posted twice"
+            )
 
-        flock rather than a pid file alone: the OS drops the lock when its holder exits,
-        however it exits, so a crash never leaves the database claimed. The lock belongs to
-        this open of the file, so a second store in the same process is refused as well.
-        """
+    async def close(self) -> None:
+        if self._holds_lease:
+            self._holds_lease = False
+            await self._release_lease()
+        await super().close()
+
+    async def _take_lease(self, writer: aiosqlite.Connection) -> None:
+        """Inside the transaction, with the flock held: take the lease unless a live newsbot
+        on another host holds it."""
+        rows = list(await writer.execute_fetchall(_HOLDER))
+        holder = Holder(*rows[0]) if rows else None
+        now = self._now()
+        if holder is not None and holder.owner != self.owner:
+            if holder.expires_at > now and holder.host != socket.gethostname():
+                raise InstanceLocked(self._refusal(holder))
+            why = "it expired" if holder.expires_at <= now else "its flock was free: it is dead"
+            log.warning("%s: taking over the lease of %s (%s)", self._path, holder.describe(), why)
+        host, pid = socket.gethostname(), os.getpid()
+        await writer.execute(_TAKE, (self.owner, host, pid, now, now, now + self._lease_seconds))
+
+    async def _release_lease(self) -> None:
+        try:
+            await self._write(_RELEASE, (self.owner,))
+        except DatabaseLost:
+            pass  # nothing worth releasing; the bot says why it stops
+        except StoreError as error:
+            # The next bot takes it over anyway: the flock is released, the lease expires.
+            log.warning("releasing the instance lease failed: %s", error)
+
+    async def _holder(self) -> Holder | None:
+        rows = await self._read(_HOLDER, ())
+        return Holder(*rows[0]) if rows else None
+
+    def _refusal(self, holder: Holder | None) -> str:
+        by = f" ({holder.describe()})" if holder else ""
+        return f"another newsbot is already running on {self._path}{by}; stop it first"
+
+    def _open_file(self) -> DatabaseFile:
         if sys.platform == "win32":
             raise StoreError(f"cannot lock database {self._path}: no fcntl.flock on this system")
-        path = self.lock_path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as error:
-            raise StoreError(f"cannot lock database {self._path}: {one_line(error)}") from error
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # For humans only (and the message below): the lock is what counts. The file is
-            # never deleted: another process may be about to lock this very file.
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except BlockingIOError as error:
-            holder = _read_pid(fd)
-            os.close(fd)
-            pid = f" (pid {holder})" if holder is not None else ""
-            raise InstanceLocked(
-                f"another newsbot is already running on {self._path}{pid}; stop it first"
-            ) from error
-        except OSError as error:
-            os.close(fd)
-            raise StoreError(f"cannot lock database {self._path}: {one_line(error)}") from error
-        return fd
+        if self._file is None:
+            raise StoreError(f"database {self._path} is not open")
+        return self._file
 
-
-def _read_pid(fd: int) -> int | None:
-    """The pid a lock file holds, if it reads as one (its holder may be writing it)."""
-    try:
-        text = os.pread(fd, _PID_BYTES, 0).decode("ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isdigit() else None
+    def _now(self) -> int:
+        return int(self._clock())
