@@ -341,15 +341,17 @@ class Study:
             missing += len(lost)
             rows.append((server, counted, lost, unknown))
         say("")
-        say(f"{'channel':<12} {'digest msgs':>11} {'story embeds':>12} {'repeated':>8} "
-            f"{'missing':>7}  nonce copies")  # fmt: skip
+        say(f"{'channel':<12} {'POSTs':>5} {'digest msgs':>11} {'story embeds':>12} "
+            f"{'repeated':>8} {'missing':>7}  nonce copies")  # fmt: skip
+        say("(POSTs: message creations asked for, repeats answered from the nonce included)")
         shown = rows if len(rows) <= 10 else [r for r in rows if r[1].duplicates or r[2]]
         for server, counted, lost, unknown in shown:
             copies = {n: c for n, c in counted.nonces.items() if c > 1}
             note = f" (+{len(unknown)} planned stories retired or unknown)" if unknown else ""
             note += f" missing: {lost[:3]}" if lost else ""
+            posts = len(self.emu.requests_to("POST", f"/channels/{server.channel.id}/messages"))
             say(
-                f"{server.guild.name:<12} {counted.digest_messages:>11} "
+                f"{server.guild.name:<12} {posts:>5} {counted.digest_messages:>11} "
                 f"{counted.story_embeds:>12} {len(counted.repeated):>8} {len(lost):>7}  "
                 f"{copies or '-'}{note}"
             )
