@@ -16,6 +16,7 @@ SMOKE_RUNS = {
     "ingest": ["--files", "40", "--runs", "1"],
     "stalls": ["--files", "200", "--runs", "1"],
     "fanout": ["--servers", "20", "--runs", "1"],
+    "ledger": ["--writes", "60", "--runs", "1"],
     "news_latency": [
         "--n",
         "2000",
