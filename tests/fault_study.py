@@ -437,18 +437,29 @@ def retitle(path: Path, title: str) -> None:
 # --- scenarios -----------------------------------------------------------------------------------
 
 
-async def resume_after_edit(study: Study) -> None:
-    emu = study.emu
+async def message_1_in_flight(
+    study: Study, answer_after: float
+) -> tuple[Server, asyncio.subprocess.Process] | None:
+    """One server's digest, started by newsbot, with message 0 posted and message 1 created on
+    Discord but answered only `answer_after` s later; None (reported) if it never got there."""
     await study.prepare(1)
     [server] = study.servers
     process = await study.start()
     if not await study.wait_posts(1, 90, "digest message 0"):
         await study.stop(process, kill=True)
         await study.report()
+        return None
+    slow = study.emu.after_create("delay", delay=answer_after, channel=server.channel)
+    say(f"message 0 created; message 1's creation will be answered after {answer_after:g} s")
+    await study.emu.wait_until(lambda: slow.message_ids, 30, "message 1 to be created")
+    return server, process
+
+
+async def resume_after_edit(study: Study) -> None:
+    started = await message_1_in_flight(study, answer_after=30)
+    if started is None:
         return
-    slow = emu.after_create("delay", delay=30, channel=server.channel)
-    say("message 0 created; message 1's creation will be answered after 30 s")
-    await emu.wait_until(lambda: slow.message_ids, 30, "message 1 to be created")
+    server, process = started
     await asyncio.sleep(0.5)
     await study.stop(process, kill=True)
     say("SIGKILL while message 1 was in flight (created on Discord, not yet answered)")
@@ -482,16 +493,10 @@ async def resume_after_edit(study: Study) -> None:
 
 
 async def db_unwritable(study: Study) -> None:
-    emu = study.emu
-    await study.prepare(1)
-    [server] = study.servers
-    process = await study.start()
-    if not await study.wait_posts(1, 90, "digest message 0"):
-        await study.stop(process, kill=True)
-        await study.report()
+    started = await message_1_in_flight(study, answer_after=3)
+    if started is None:
         return
-    slow = emu.after_create("delay", delay=3, channel=server.channel)
-    await emu.wait_until(lambda: slow.message_ids, 30, "message 1 to be created")
+    _, process = started
     files = [p for p in (study.db, study.db.with_name(study.db.name + "-wal")) if p.exists()]
     # Root ignores chmod; the immutable attribute stops root too (ext4 here).
     code, out = await chattr("+i", files)

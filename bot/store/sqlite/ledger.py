@@ -136,19 +136,19 @@ class LedgerMixin(SqliteBase):
             return await _run_with_messages(reader, guild_id, local_date)
 
     async def add_digest_run(self, run: DigestRun) -> bool:
-        async with self._transaction() as writer:
-            async with writer.execute(_ADD_DIGEST_RUN, digest_run_row(run)) as cursor:
-                if cursor.rowcount != 1:
-                    return False
-            await _add_messages(writer, run)
-        return True
+        return await self._claim(_ADD_DIGEST_RUN, run)
 
     async def reclaim_digest_run(self, run: DigestRun) -> bool:
+        return await self._claim(_RECLAIM_DIGEST_RUN, run)
+
+    async def _claim(self, statement: str, run: DigestRun) -> bool:
+        """The row by `statement` and, if it changed one, the run's messages: both or none."""
         async with self._transaction() as writer:
-            async with writer.execute(_RECLAIM_DIGEST_RUN, digest_run_row(run)) as cursor:
+            async with writer.execute(statement, digest_run_row(run)) as cursor:
                 if cursor.rowcount != 1:
                     return False
-            await _add_messages(writer, run)
+            rows = [digest_message_row(run, message) for message in run.messages]
+            await writer.executemany(_ADD_DIGEST_MESSAGE, rows)
         return True
 
     async def take_digest_run(
@@ -223,11 +223,6 @@ class LedgerMixin(SqliteBase):
             f" {run.local_date.isoformat()} is not this process's to send (another process"
             " took the digest over, or the message was recorded already)"
         )
-
-
-async def _add_messages(writer: aiosqlite.Connection, run: DigestRun) -> None:
-    rows = [digest_message_row(run, message) for message in run.messages]
-    await writer.executemany(_ADD_DIGEST_MESSAGE, rows)
 
 
 async def _run_with_messages(
