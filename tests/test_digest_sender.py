@@ -310,6 +310,7 @@ async def test_a_database_that_refuses_writes_for_ten_minutes_duplicates_nothing
     await three_message_digest(world)
     world.run.allow_error("the database refuses writes")
     clock.now = DUE
+    discord_follows(world, clock)  # ten minutes: past Discord's nonce window
     poster = DigestPoster(world.store, world.bot, clock=clock, retry_delays=(), sleep=_no_wait)
     real_record = world.store.record_digest_message
 
