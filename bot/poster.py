@@ -147,7 +147,7 @@ class DigestPoster:
         if run.status != "claimed":
             return False
         leased = run.lease_until is not None and run.lease_until > now
-        if leased and run.owner != self._store.owner:
+        if leased and run.owner != self._store.owner and not self._store.holds_instance_lock:
             return False
         paused = self._paused.get((run.guild_id, run.local_date))
         return paused is None or paused[0] <= now
@@ -261,7 +261,12 @@ class DigestPoster:
         try:
             now = self._clock()
             try:
-                run = await self._store.take_digest_run(*key, now + RUN_LEASE, now)
+                # The holder of the instance lease is the only poster on this database: a
+                # run another owner left claimed was left by a process that died, and waiting
+                # for its lease would only let Discord's nonce window pass.
+                run = await self._store.take_digest_run(
+                    *key, now + RUN_LEASE, now, any_owner=self._store.holds_instance_lock
+                )
             except StoreError as error:
                 self._pause(key, error)
                 return PostResult("claimed", f"the database refuses writes ({error})")

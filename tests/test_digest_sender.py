@@ -121,14 +121,18 @@ async def first_try(world: World, clock: FakeClock) -> None:
 
 
 class Restarted:
-    """newsbot started again on the same database: a new store (a new owner) and poster."""
+    """newsbot started again on the same database: a new store (a new owner) and poster; as
+    `newsbot run` starts it (holding the instance lease) when `sole`."""
 
-    def __init__(self, world: World, clock: FakeClock) -> None:
+    def __init__(self, world: World, clock: FakeClock, *, sole: bool = False) -> None:
         self.store = SqliteStore(world.store.path)
         self.poster = DigestPoster(self.store, world.bot, clock=clock)
+        self.sole = sole
 
     async def __aenter__(self) -> DigestPoster:
         await self.store.open()
+        if self.sole:
+            await self.store.acquire_instance_lock()
         return self.poster
 
     async def __aexit__(self, *exc: object) -> None:
@@ -192,6 +196,27 @@ async def test_a_restart_before_the_lease_expires_leaves_the_digest_to_its_owner
 
     assert len(posted_messages(world)) == 3
     assert sorted(story_counts(world).values()) == [1] * 5
+
+
+async def test_newsbot_restarted_quickly_resumes_at_once_inside_the_nonce_window(
+    world: World, clock: FakeClock
+) -> None:
+    # The crashed process's lease has not expired, but the restarted one holds the instance
+    # lease, so it is the only poster and resumes at once: Discord still de-duplicates the
+    # unconfirmed message, which matters most where newsbot cannot read the history.
+    await three_message_digest(world)
+    world.emu.set_bot_permissions(world.channel, VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS)
+    await until_bot_cannot_read_history(world)
+    crash_at(world.store, "record_digest_message", 1, after_real=False)
+    await first_try(world, clock)
+
+    clock.now += timedelta(seconds=5)
+    async with Restarted(world, clock, sole=True) as poster:
+        await poster.tick()
+
+    assert len(posted_messages(world)) == 3
+    assert sorted(story_counts(world).values()) == [1] * 5
+    assert (await ledger(world)).status == "sent"
 
 
 async def test_a_resumed_digest_sends_what_was_claimed_whatever_happened_to_its_stories(

@@ -241,10 +241,18 @@ class DigestLedger(Protocol):
         ...
 
     async def take_digest_run(
-        self, guild_id: int, local_date: date, lease_until: datetime, now: datetime
+        self,
+        guild_id: int,
+        local_date: date,
+        lease_until: datetime,
+        now: datetime,
+        *,
+        any_owner: bool = False,
     ) -> DigestRun | None:
         """Resume a claimed run: it becomes this store's (`owner`) until `lease_until` if it
-        was already, or if its lease expired by `now`. The run with its messages, or None."""
+        was already, or if its lease expired by `now`, or whoever holds it with `any_owner`
+        (only for the holder of the instance lease: the others are gone). The run with its
+        messages, or None."""
         ...
 
     async def begin_digest_message(
@@ -298,6 +306,12 @@ class State(Protocol):
         until close(): when it is free, expired, or held by a holder known to be dead. Raises
         InstanceLocked naming the live holder (pid, host) and until when; a crashed holder
         blocks no longer than its lease."""
+        ...
+
+    @property
+    def holds_instance_lock(self) -> bool:
+        """Whether this store holds the instance lease: then no other bot posts from this
+        database, and a digest another owner left claimed was left by a process that died."""
         ...
 
     async def renew_instance_lock(self) -> None:

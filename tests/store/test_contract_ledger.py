@@ -187,6 +187,20 @@ async def test_a_run_is_resumed_by_its_owner_or_after_its_lease_expired(
     await rival.record_digest_message(taken, 0, 555, LATER, LATER)
 
 
+async def test_the_only_poster_takes_over_a_run_whose_owner_died_at_once(
+    store: Store, rival: Store
+) -> None:
+    run = claim_by(store)
+    await store.add_digest_run(run)
+    before_expiry = SCHEDULED + timedelta(seconds=10)
+
+    taken = await rival.take_digest_run(GUILD, DAY, LATER, before_expiry, any_owner=True)
+
+    assert taken is not None and taken.owner == rival.owner and taken.lease_until == LATER
+    await store.finish_digest_run(GUILD, DAY, "sent", owner=rival.owner)
+    assert await rival.take_digest_run(GUILD, DAY, LATER, LATER, any_owner=True) is None
+
+
 async def test_racing_takeovers_of_an_expired_run_give_it_to_exactly_one(
     store: Store, rival: Store
 ) -> None:

@@ -80,6 +80,10 @@ _TAKE_DIGEST_RUN = (
     " WHERE guild_id = ? AND local_date = ? AND status = 'claimed'"
     " AND (owner = ? OR lease_until <= ?)"
 )
+_TAKE_ANY_DIGEST_RUN = (
+    "UPDATE digest_runs SET owner = ?, lease_until = ?"
+    " WHERE guild_id = ? AND local_date = ? AND status = 'claimed'"
+)
 # Only the owner, only while claimed, only the next message: a process that lost the run (or
 # a stale retry of an earlier message) changes nothing.
 _OWNED_NEXT_MESSAGE = (
@@ -152,12 +156,21 @@ class LedgerMixin(SqliteBase):
         return True
 
     async def take_digest_run(
-        self, guild_id: int, local_date: date, lease_until: datetime, now: datetime
+        self,
+        guild_id: int,
+        local_date: date,
+        lease_until: datetime,
+        now: datetime,
+        *,
+        any_owner: bool = False,
     ) -> DigestRun | None:
         key = (guild_id, local_date.isoformat())
         async with self._transaction() as writer:
-            params = (self.owner, unix(lease_until), *key, self.owner, unix(now))
-            async with writer.execute(_TAKE_DIGEST_RUN, params) as cursor:
+            params: tuple[Any, ...] = (self.owner, unix(lease_until), *key)
+            statement = _TAKE_ANY_DIGEST_RUN
+            if not any_owner:
+                statement, params = _TAKE_DIGEST_RUN, (*params, self.owner, unix(now))
+            async with writer.execute(statement, params) as cursor:
                 if cursor.rowcount != 1:
                     return None
             return await _run_with_messages(writer, guild_id, local_date)

@@ -72,6 +72,10 @@ class InstanceLockMixin(SqliteBase):
         self._clock = clock
         self._holds_lease = False
 
+    @property
+    def holds_instance_lock(self) -> bool:
+        return self._holds_lease
+
     async def acquire_instance_lock(self) -> None:
         if self._holds_lease:
             return
