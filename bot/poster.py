@@ -50,8 +50,12 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 # How long a run the database would not let continue waits before it is tried again, doubling
-# from the first up to the last while the database keeps refusing.
-STORAGE_BACKOFF = (timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4))
+# from the first up to the last while the database keeps refusing: a run resumes at most two
+# minutes after the database is back.
+STORAGE_BACKOFF = (timedelta(minutes=1), timedelta(minutes=2))
+# Ticks come a minute apart, each a moment after the minute: a wait of n minutes that started
+# during one tick is over at the tick n minutes later, not the one after.
+TICK_SLACK = timedelta(seconds=30)
 
 
 def utc_now() -> datetime:
@@ -319,7 +323,7 @@ class DigestPoster:
             self._alarm.failed(error, now)
         _, last = self._paused.get(key, (now, timedelta(0)))
         wait = next((step for step in STORAGE_BACKOFF if step > last), STORAGE_BACKOFF[-1])
-        self._paused[key] = (now + wait, wait)
+        self._paused[key] = (now + wait - TICK_SLACK, wait)
 
     def _channel(self, run: DigestRun) -> discord.TextChannel:
         guild = self._client.get_guild(run.guild_id)

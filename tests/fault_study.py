@@ -507,7 +507,7 @@ async def db_unwritable(study: Study) -> None:
     finally:
         await chattr("-i", files)
     say("the database is writable again (chattr -i)")
-    await study.wait_ledger(lambda rows: final(rows, 1), 90, "the ledger row to be final")
+    await study.wait_ledger(lambda rows: final(rows, 1), 180, "the ledger row to be final")
     await asyncio.sleep(2)
     alive = process.returncode is None
     say(f"newsbot still running after the fault: {alive}")

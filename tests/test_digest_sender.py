@@ -329,32 +329,40 @@ def refuse_writes(store: SqliteStore, refusing: bool) -> Awaitable[Any]:
     return writer.execute(f"PRAGMA query_only = {'ON' if refusing else 'OFF'}")
 
 
-async def test_a_database_that_refuses_writes_for_ten_minutes_duplicates_nothing(
+async def test_a_database_that_refuses_writes_for_twelve_minutes_duplicates_nothing(
     world: World, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     await three_message_digest(world)
     world.run.allow_error("the database refuses writes")
     clock.now = DUE
-    discord_follows(world, clock)  # ten minutes: past Discord's nonce window
-    poster = DigestPoster(world.store, world.bot, clock=clock, retry_delays=(), sleep=_no_wait)
+    discord_follows(world, clock)  # twelve minutes: past Discord's nonce window
+
+    async def waiting(seconds: float) -> None:  # the poster's waits take time on the clock too
+        clock.advance(seconds=seconds)
+
+    poster = DigestPoster(world.store, world.bot, clock=clock, retry_delays=(), sleep=waiting)
     real_record = world.store.record_digest_message
 
     async def break_after_first(run: DigestRun, index: int, *args: Any) -> None:
         await refuse_writes(world.store, True)  # the disk fills as message 0 is posted
         await real_record(run, index, *args)
 
+    async def tick_at(minute: int) -> None:
+        # The scheduler's ticks come a moment after each minute.
+        clock.now = DUE + timedelta(minutes=minute, milliseconds=200)
+        await poster.tick()
+
     world.store.record_digest_message = break_after_first  # type: ignore[method-assign]
     with caplog.at_level(logging.INFO, logger="bot"):
-        await poster.tick()
+        await tick_at(0)
         world.store.record_digest_message = real_record  # type: ignore[method-assign]
-        for _ in range(10):
-            clock.now += timedelta(minutes=1)
-            await poster.tick()
+        for minute in range(1, 13):
+            await tick_at(minute)
         assert len(posted_messages(world)) == 1
         await refuse_writes(world.store, False)
-        for _ in range(5):
-            clock.now += timedelta(minutes=1)
-            await poster.tick()
+        # With the database back, the run resumes within two minutes.
+        for minute in (13, 14):
+            await tick_at(minute)
 
     assert len(posted_messages(world)) == 3
     assert sorted(story_counts(world).values()) == [1] * 5
