@@ -377,6 +377,20 @@ async def test_the_database_watch_stops_the_bot_when_the_database_is_deleted(
     assert errors_logged(caplog) == [str(bot.stopped_by)]
 
 
+async def test_a_seed_reload_that_finds_the_database_deleted_stops_the_bot_in_one_line(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, reload_seeds_at_start=False)
+    bot.database_watch = 3600.0  # the reload's own write is what notices
+    async with serving(bot, discord_emulator) as task:
+        os.unlink(tmp_path / "news.db")
+        await bot.get_cog("Seeds")._reload_at_start()  # type: ignore[union-attr]
+        await asyncio.wait_for(task, 10)
+
+    assert isinstance(bot.stopped_by, DatabaseLost)
+    assert errors_logged(caplog) == [str(bot.stopped_by)]  # no traceback from the reload
+
+
 async def test_a_bot_whose_lease_another_newsbot_took_stops(
     discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -17,6 +17,7 @@ from discord.ext import commands
 from bot.checks import operator_only
 from bot.embeds import reload_report_embed, seed_status_embed
 from bot.reload import SeedFolderError, SeedFolderMissing
+from bot.store import StoreLost
 from bot.tree import UserFacingError, reply
 
 if TYPE_CHECKING:
@@ -54,6 +55,10 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
             report = await self.reloader.reload()
         except SeedFolderError as error:
             log.warning("cannot reload the seeds at start: %s; serving the stored stories", error)
+            return
+        except StoreLost as error:
+            # The bot stops over it, and says why in one line (NewsBot.on_unrecoverable_error).
+            self.bot.dispatch("unrecoverable_error", error)
             return
         except Exception:
             log.exception("reloading the seeds at start failed; serving the stored stories")
