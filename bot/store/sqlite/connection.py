@@ -161,18 +161,20 @@ class SqliteBase:
         StoreError that starts with `failing` and the database path."""
         writer = self._require(self._writer)
         async with self._write_lock:
-            self._ensure_present()
+            # Once the database is known lost, nothing more is written; whether it is lost now
+            # is checked after the write, which is when it matters: a write that went into a
+            # deleted or replaced file is lost, and must not be reported saved.
+            self._raise_if_lost()
             with self._errors(failing):
                 async with transaction(writer, immediate=immediate):
                     yield writer
-            # A file replaced while the transaction ran got its changes: they are lost.
             self._ensure_present()
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         """Run one writing statement as its own transaction; returns the rows it changed."""
         writer = self._require(self._writer)
         async with self._write_lock:
-            self._ensure_present()
+            self._raise_if_lost()  # as in _transaction
             with self._errors():
                 async with writer.execute(sql, params) as cursor:
                     changed = cursor.rowcount
