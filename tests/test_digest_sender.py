@@ -139,6 +139,13 @@ class Restarted:
         await self.store.close()
 
 
+async def every_story_posted_once(world: World) -> None:
+    """The three-message digest is in the channel once, every story in it once, and done."""
+    assert len(posted_messages(world)) == 3
+    assert sorted(story_counts(world).values()) == [1] * 5
+    assert (await ledger(world)).status == "sent"
+
+
 async def ledger(world: World) -> DigestRun:
     run = await world.store.digest_run(world.guild.id, DUE.date())
     assert run is not None
@@ -214,9 +221,7 @@ async def test_newsbot_restarted_quickly_resumes_at_once_inside_the_nonce_window
     async with Restarted(world, clock, sole=True) as poster:
         await poster.tick()
 
-    assert len(posted_messages(world)) == 3
-    assert sorted(story_counts(world).values()) == [1] * 5
-    assert (await ledger(world)).status == "sent"
+    await every_story_posted_once(world)
 
 
 async def test_a_resumed_digest_sends_what_was_claimed_whatever_happened_to_its_stories(
@@ -364,9 +369,7 @@ async def test_a_database_that_refuses_writes_for_twelve_minutes_duplicates_noth
         for minute in (13, 14):
             await tick_at(minute)
 
-    assert len(posted_messages(world)) == 3
-    assert sorted(story_counts(world).values()) == [1] * 5
-    assert (await ledger(world)).status == "sent"
+    await every_story_posted_once(world)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert "the database refuses writes (database" in errors[0].getMessage()

@@ -180,10 +180,7 @@ class LedgerMixin(SqliteBase):
     ) -> None:
         key = (run.guild_id, run.local_date.isoformat(), run.attempt)
         async with self._transaction() as writer:
-            owned = (unix(lease_until), *key, run.owner, index)
-            async with writer.execute(_RENEW_LEASE, owned) as cursor:
-                if cursor.rowcount != 1:
-                    raise self._lease_lost(run, index)
+            await self._advance(writer, _RENEW_LEASE, run, index, lease_until)
             statement = _RESTART_MESSAGE if restart else _BEGIN_MESSAGE
             await writer.execute(statement, (unix(at), *key, index))
 
@@ -192,10 +189,7 @@ class LedgerMixin(SqliteBase):
     ) -> None:
         key = (run.guild_id, run.local_date.isoformat(), run.attempt)
         async with self._transaction() as writer:
-            owned = (unix(lease_until), *key, run.owner, index)
-            async with writer.execute(_SET_SENT_MESSAGES, owned) as cursor:
-                if cursor.rowcount != 1:
-                    raise self._lease_lost(run, index)
+            await self._advance(writer, _SET_SENT_MESSAGES, run, index, lease_until)
             await writer.execute(_RECORD_MESSAGE, (message_id, unix(at), *key, index))
             await writer.execute(_INSERT_DELIVERIES, (run.channel_id, unix(at), *key, index))
 
@@ -223,6 +217,22 @@ class LedgerMixin(SqliteBase):
                 f"database {self._path}: the digest of server {guild_id} on"
                 f" {local_date.isoformat()} is no longer this process's to finish"
             )
+
+    async def _advance(
+        self,
+        writer: aiosqlite.Connection,
+        statement: str,
+        run: DigestRun,
+        index: int,
+        lease_until: datetime,
+    ) -> None:
+        """Run `statement` (one of those ending in _OWNED_NEXT_MESSAGE) on the run's row;
+        LeaseLost when the row is not `run.owner`'s or `index` is not its next message."""
+        key = (run.guild_id, run.local_date.isoformat(), run.attempt)
+        params = (unix(lease_until), *key, run.owner, index)
+        async with writer.execute(statement, params) as cursor:
+            if cursor.rowcount != 1:
+                raise self._lease_lost(run, index)
 
     def _no_run(self, guild_id: int, local_date: date) -> StoreError:
         return StoreError(
