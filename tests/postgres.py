@@ -169,7 +169,10 @@ class PostgresServer:
     def start(self) -> None:
         """Start the server and wait until it accepts connections (blocks: about half a
         second, once per test session). Raises PostgresNotInstalled without the programs."""
-        if self.external_url is not None or self._process is not None:
+        if self._process is not None or self._stopped:
+            return
+        if self.external_url is not None:
+            atexit.register(self.stop)
             return
         binaries = find_binaries()
         run_as = SYSTEM_USER if os.geteuid() == 0 else None
@@ -195,14 +198,15 @@ class PostgresServer:
         if self._stopped:
             return
         self._stopped = True
+        atexit.unregister(self.stop)
         if self.external_url is not None:
-            _run_to_completion(self._drop_templates())
+            if self._templates:
+                _run_to_completion(self._drop_templates())
             return
         if self._process is not None:
             _shut_down(self._process)
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
-        atexit.unregister(self.stop)
 
     def url(self, database: str) -> str:
         if self.external_url is not None:

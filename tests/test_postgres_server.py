@@ -3,11 +3,13 @@ through asyncpg directly."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -37,19 +39,33 @@ async def execute(url: str, statement: str) -> None:
         await connection.close()
 
 
-def processes_using(folder: Path) -> list[int]:
-    """Processes whose command line names `folder` (the server's data and socket folder)."""
-    found = []
+def processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) of every process on this machine."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            # The parent pid follows the command name, which is in parentheses and may hold any
+            # character; the state comes first.
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             command = (entry / "cmdline").read_bytes()
-        except OSError:
+        except (OSError, IndexError, ValueError):
             continue
-        if str(folder).encode() in command:
-            found.append(int(entry.name))
+        found[int(entry.name)] = (parent, command)
     return found
+
+
+def processes_using(folder: Path) -> set[int]:
+    """The server whose command line names `folder` (its data and socket folder), and the
+    processes it started."""
+    table = processes()
+    servers = {pid for pid, (_, command) in table.items() if str(folder).encode() in command}
+    return servers | {pid for pid, (parent, _) in table.items() if parent in servers}
+
+
+def still_running(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if Path(f"/proc/{pid}").exists()}
 
 
 @pytest.fixture
@@ -61,7 +77,7 @@ def own_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
-async def test_the_test_database_accepts_the_newsbot_user(postgres_url: str) -> None:
+async def test_each_test_gets_an_empty_database_for_the_newsbot_user(postgres_url: str) -> None:
     connection = await asyncpg.connect(postgres_url)
     try:
         user = await connection.fetchval("SELECT current_user")
@@ -71,6 +87,7 @@ async def test_the_test_database_accepts_the_newsbot_user(postgres_url: str) -> 
 
     assert user == "newsbot"
     assert encoding == "UTF8"
+    assert await tables(postgres_url) == []
 
 
 async def test_each_database_is_new_and_empty(postgres_server: PostgresServer) -> None:
@@ -113,15 +130,16 @@ async def test_template_copies_carry_the_templates_tables(
 
 
 async def test_stop_leaves_no_process_and_no_files(own_server: PostgresServer) -> None:
-    folder, pid = own_server.folder, own_server.pid
-    assert folder is not None and pid is not None
-    assert processes_using(folder) != []
+    folder = own_server.folder
+    assert folder is not None and own_server.running
+    server_processes = processes_using(folder)  # the server and its background workers
+    assert own_server.pid in server_processes and len(server_processes) > 1
 
     own_server.stop()
     own_server.stop()
 
     assert not own_server.running
-    assert processes_using(folder) == []
+    assert still_running(server_processes) == set()
     assert not folder.exists()
 
 
@@ -149,7 +167,36 @@ def test_a_server_left_running_stops_when_the_interpreter_exits(
     folder = Path(finished.stdout.strip())
     assert folder.name.startswith("newsbot-pg-")
     assert not folder.exists()
-    assert processes_using(folder) == []
+    assert processes_using(folder) == set()
+
+
+async def test_a_server_named_by_url_is_used_and_never_started_or_stopped(
+    postgres_server: PostgresServer,
+) -> None:
+    existing = postgres_server.url("postgres")
+    server = PostgresServer.from_environment({"NEWSBOT_TEST_DATABASE_URL": existing})
+
+    server.start()
+
+    async def migrate(url: str) -> None:
+        await execute(url, "CREATE TABLE stories (id BIGINT)")
+
+    assert server.folder is None and server.pid is None
+    copy = await server.create_database(template=await server.create_template("shared", migrate))
+    assert urlsplit(copy).netloc == urlsplit(existing).netloc
+    assert await tables(copy) == ["stories"]
+    await server.drop_database(copy)
+    await asyncio.to_thread(server.stop)
+    # The server still serves, without the template this run made.
+    connection = await asyncpg.connect(existing)
+    try:
+        left = await connection.fetchval(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'shared%'"
+        )
+    finally:
+        await connection.close()
+    assert left == 0
+    assert PostgresServer.from_environment({}).external_url is None
 
 
 def test_no_postgresql_skips_on_a_developers_machine() -> None:
