@@ -77,14 +77,12 @@ def start_or_give_up(server: PostgresServer, environ: Mapping[str, str]) -> None
 def find_binaries() -> Path:
     """The folder holding initdb and postgres: `pg_config --bindir`, else the newest
     /usr/lib/postgresql/<version>/bin (Debian keeps them off the PATH)."""
-    candidates = [*_pg_config_bindir(), *_debian_bindirs()]
-    for folder in candidates:
+    for folder in [*_pg_config_bindir(), *_debian_bindirs()]:
         if (folder / "initdb").is_file() and (folder / "postgres").is_file():
             return folder
-    looked = ", ".join(str(folder) for folder in candidates) or "pg_config, " + str(DEBIAN_BINARIES)
     raise PostgresNotInstalled(
-        f"PostgreSQL is not installed (no initdb and postgres in {looked}); "
-        "install the server package (Debian: postgresql)"
+        "PostgreSQL is not installed (no initdb and postgres in `pg_config --bindir` or "
+        f"{DEBIAN_BINARIES}/*/bin); install the server package (Debian: postgresql)"
     )
 
 
