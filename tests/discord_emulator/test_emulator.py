@@ -893,6 +893,7 @@ class ShardBot:
     """(shard id of the message's guild, content) of every MESSAGE_CREATE it got."""
     message_event: asyncio.Event = field(default_factory=asyncio.Event)
     joined: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    removed: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     identify_hooks: list[tuple[int | None, bool]] = field(default_factory=list)
     """(shard id, initial) of every ``before_identify_hook`` call."""
 
@@ -941,8 +942,12 @@ def build_sharded_bot(
     async def on_guild_join(guild: discord.Guild) -> None:
         bot.joined.put_nowait(guild.id)
 
+    async def on_guild_remove(guild: discord.Guild) -> None:
+        bot.removed.put_nowait(guild.id)
+
     client.add_listener(on_message, "on_message")
     client.add_listener(on_guild_join, "on_guild_join")
+    client.add_listener(on_guild_remove, "on_guild_remove")
 
     @client.tree.command(description="Which shard answers")
     async def where(interaction: discord.Interaction) -> None:
@@ -960,6 +965,10 @@ async def start_failing(client: discord.Client, token: str) -> discord.Connectio
     finally:
         await client.close()
     return caught.value
+
+
+def all_sent(session: GatewaySession) -> bool:
+    return session.connection is not None and session.connection.sent_upto == session.seq
 
 
 def message_contents(session: GatewaySession) -> list[str]:
@@ -1031,6 +1040,10 @@ async def test_each_shard_session_gets_only_its_guilds_and_their_events(
         emu.add_channel(first, "more news")
         assert emu.shard_of(later) == 1
         guilds = {0: [g.id for g in zero.client.guilds], 1: [g.id for g in one.client.guilds]}
+        emu.remove_guild(later)
+        assert await asyncio.wait_for(one.removed.get(), 5) == later.id
+        emu.gateway.dispatch("USER_UPDATE", emu.bot_user.payload())  # no guild: shard 0 only
+        await emu.wait_until(lambda: all_sent(session0), what="USER_UPDATE to shard 0")
 
     assert session0.frames[0]["d"]["shard"] == [0, 2]
     assert [g["id"] for g in session0.frames[0]["d"]["guilds"]] == [str(first.id)]
@@ -1045,6 +1058,8 @@ async def test_each_shard_session_gets_only_its_guilds_and_their_events(
     assert "INTERACTION_CREATE" in events0 and "INTERACTION_CREATE" not in events1
     assert events0.count("GUILD_CREATE") == 1 and events1.count("GUILD_CREATE") == 2
     assert "CHANNEL_CREATE" in events0 and "CHANNEL_CREATE" not in events1
+    assert "GUILD_DELETE" in events1 and "GUILD_DELETE" not in events0
+    assert "USER_UPDATE" in events0 and "USER_UPDATE" not in events1
 
 
 async def test_two_sessions_on_one_shard_both_stay_and_both_get_its_events(
