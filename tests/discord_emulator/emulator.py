@@ -388,8 +388,10 @@ class DiscordEmulator:
             "GUILD_DELETE", {"id": str(guild.id)}, intent=INTENT_GUILDS, guild_id=guild.id
         )
 
-    def guild_create_payload(self, guild: Guild, intents: int) -> dict[str, Any]:
-        """GUILD_CREATE for a session with ``intents``."""
+    def guild_create_payload(self, guild: Guild, intents: int | None = None) -> dict[str, Any]:
+        """GUILD_CREATE for a session with ``intents`` (default: the newest session's)."""
+        if intents is None:
+            intents = self.gateway.intents
         members = list(guild.members.values())
         if not intents & INTENT_GUILD_PRESENCES:
             members = [guild.members[self.bot_user.id]]  # Discord sends only "me" then

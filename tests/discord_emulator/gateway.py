@@ -155,7 +155,8 @@ class Connection:
 class GatewayRecord:
     """One thing that happened on the gateway, for tests to assert on."""
 
-    # connect, identify, resume, invalid_session, reconnect, drop, close, opcode, malformed
+    # connect, identify, refused, token_reset, resume, invalid_session, reconnect, drop, close,
+    # opcode, malformed
     kind: str
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -364,9 +365,10 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~self.emu.privileged_intents:
             await self._close(conn, CLOSE_DISALLOWED_INTENTS)
             return
-        shard = valid_shard(data["shard"]) if "shard" in data else None
-        if "shard" in data and shard is None:
-            self.log.append(GatewayRecord("refused", {"shard": data["shard"], "code": 4010}))
+        raw_shard = data.get("shard")
+        shard = None if raw_shard is None else valid_shard(raw_shard)
+        if raw_shard is not None and shard is None:
+            self.log.append(GatewayRecord("refused", {"shard": raw_shard, "code": 4010}))
             await self._close(conn, CLOSE_INVALID_SHARD)
             return
         session = GatewaySession(id=secrets.token_hex(16), intents=intents, shard=shard)
