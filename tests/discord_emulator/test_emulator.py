@@ -1189,3 +1189,21 @@ async def test_two_shards_share_the_token_s_global_rest_limit(
     global_429s = [r for r in posts if r.status == 429 and (r.error or {}).get("global")]
     assert len(global_429s) == 2  # the 5th and 6th request of the token, whichever shard
     assert [len(emu.messages(c)) for c in channels] == [3, 3]
+
+
+async def test_dropping_one_shard_resumes_that_shard_only(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    emu.add_guild("Zero", shard=0, shard_count=2)
+    emu.add_guild("One", shard=1, shard_count=2)
+    bot = build_sharded_bot(None, 2)
+
+    async with running_bot(bot.client, emu):
+        one = await emu.wait_for_ready(shard=1)
+        await emu.drop_gateway(shard=1)
+        await emu.wait_for_resume()
+        shards = sorted(s.shard for s in emu.sessions if s.shard)
+
+    assert [r.session_id for r in emu.gateway.resumes] == [one.id]
+    assert shards == [(0, 2), (1, 2)] and emu.gateway.identifies == 2
