@@ -1207,3 +1207,4 @@ async def test_dropping_one_shard_resumes_that_shard_only(
 
     assert [r.session_id for r in emu.gateway.resumes] == [one.id]
     assert shards == [(0, 2), (1, 2)] and emu.gateway.identifies == 2
+    assert emu.gateway.session_start_limit()["remaining"] == 998  # a RESUME starts no session
