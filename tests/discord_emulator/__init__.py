@@ -37,10 +37,13 @@ Limits (``emu.limits``, a mutable ``Limits``; change it before or during a test)
     ``global_window`` 50 per 1 s, ``channel_messages`` / ``channel_window`` 5 per 5 s,
     ``route_requests`` / ``route_window`` 50 per 1 s, ``webhook_requests`` / ``webhook_window``
     5 per 2 s (interaction followups and edits), ``nonce_window`` 300 s, ``retry_after`` 0.05 s
-    (of injected 429s), ``heartbeat_interval`` 41.25 s.
+    (of injected 429s), ``heartbeat_interval`` 41.25 s; gateway: ``session_start_total`` 1000
+    per ``session_start_window`` 24 h, ``max_concurrency`` 1, ``identify_window`` 0 (Discord's
+    is 5 s: set it to have an early IDENTIFY refused), ``guilds_per_shard`` 2500.
 World (synchronous; the matching gateway event goes out when the bot is connected)
-    ``add_guild(name, *, everyone_permissions=..., bot_permissions=...) -> Guild`` (@everyone id
-    == guild id; the bot is a member through its own role);
+    ``add_guild(name, *, everyone_permissions=..., bot_permissions=..., shard=None,
+    shard_count=None) -> Guild`` (@everyone id == guild id; the bot is a member through its own
+    role; ``shard``/``shard_count`` pick the next snowflake that lands on that shard);
     ``add_channel(guild, name, *, bot_permissions=None, topic=None) -> Channel`` (given
     ``bot_permissions`` become exactly the bot's permissions there, via a member overwrite);
     ``add_member(guild, name, *, permissions=None, roles=(), user=None) -> Member``
@@ -87,7 +90,8 @@ Observation
     /api/v10, ``query``, ``json``, ``files``, ``at`` (monotonic), ``route`` template,
     ``status``, ``injected``, ``error``); ``unknown_requests``; ``rate_limit_hits`` (Counter of
     429s per ``"METHOD /route/{template}"``); ``gateway.log``, ``gateway.resumes``,
-    ``gateway.identifies``, ``gateway.session.frames`` (every dispatch sent).
+    ``gateway.identifies``, ``gateway.session.frames`` (every dispatch sent to the newest
+    session; each session has its own).
 Failure injection
     ``fail_next(method, path_glob, status, body=None, times=1, *, code=None, retry_after=None)
     -> FailureRule``: the next ``times`` matching requests (method or ``"*"``, glob on the path
@@ -120,11 +124,29 @@ Nonces
     (``GET .../messages`` with ``before``/``after``/``around``/``limit``) or
     ``GET .../messages/{id}``: ``StoredMessage.nonce`` keeps what was sent.
 Gateway
-    ``await wait_for_ready()``, ``await wait_for_resume(count=1)``, ``await
-    drop_gateway(code=4000)``, ``async with gateway_outage(code=4000):`` (drop and hold
-    reconnects until the block ends, so events queue for RESUME replay), ``await
-    request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9), ``await
-    send_malformed_frame(text=TRUNCATED_DISPATCH)`` (one TEXT frame that is not JSON).
+    ``await wait_for_ready(*, shard=None) -> GatewaySession``, ``await
+    wait_for_resume(count=1)``, ``await drop_gateway(code=4000)``, ``async with
+    gateway_outage(code=4000):`` (drop and hold every reconnect until the block ends, so events
+    queue for RESUME replay), ``await request_reconnect()`` (op 7), ``await
+    invalidate_session(resumable=False)`` (op 9), ``await
+    send_malformed_frame(text=TRUNCATED_DISPATCH)`` (one TEXT frame that is not JSON). Each
+    control takes ``shard=k`` for the connected session of shard ``k`` (default: the newest).
+Shards
+    One token holds any number of sessions, one per IDENTIFY. ``emu.sessions`` -> the connected
+    ``GatewaySession`` s (``shard`` as IDENTIFY sent it or None, ``shard_id``, ``shard_count``,
+    ``intents``, ``frames``, ``ready_sent``); ``gateway.sessions`` also holds the ones waiting
+    for a RESUME. ``shard_of(guild, shard_count=None)`` (default: the count the sessions use,
+    else ``recommended_shards``). ``recommended_shards`` (1) is what ``GET /gateway/bot``
+    recommends, with ``session_start_limit`` from ``limits`` and the starts counted on
+    ``session_clock`` (seconds, default ``time.monotonic``; a test may plug a fake clock, as for
+    ``nonce_clock``). Events go to every session of their guild's shard (several sessions may
+    claim one shard: each gets them), events without a guild to shard 0. IDENTIFY with a shard
+    outside ``0 <= id < count`` is closed 4010; more than ``limits.guilds_per_shard`` guilds on
+    the session 4011; one beyond the daily budget resets the token (``reset_token()``; REST 401,
+    IDENTIFY 4004 after it) and closes every session 4004; one within ``identify_window`` of
+    the last in its ``shard_id % max_concurrency`` bucket gets op 9 and starts nothing.
+    ``gateway.log`` records ``refused`` (4010/4011), ``token_reset`` and the op 9s (``on``:
+    ``"identify"``). Every REST limit (global, routes) belongs to the token: all shards share it.
 Waiting
     ``await wait_until(predicate, timeout=2, what="...")``: event-driven wait on any emulator
     change (no polling); raises ``BotCrashed`` at once if a ``watch``-ed task (the bot) ended.
@@ -143,12 +165,14 @@ Harness (``harness``)
 What is modelled, and how, is in each module's docstring: ``validation`` (message, embed,
 component, autocomplete and command limits; 50035/50006), ``limits`` (buckets, global limit,
 429s, injected failures), ``interactions`` (3 s deadline, 40060, callback types, followups and
-the 15 min token, defer-then-followup), ``gateway`` (sessions, sequence, RESUME replay, op 7/9,
-intents), ``mentions`` (pings), ``rest`` (routes, auth, permissions 50001/50013, nonce, embeds
-without Embed Links, history without Read Message History is an empty list, answers spoiled
-by ``after_create``). Not modelled: voice, DMs, threads, reactions, pins, modal submissions,
-attachment contents, role hierarchy, ``MENTION_EVERYONE`` gating of pings, gateway send limits,
-compression, sharding beyond IDENTIFY's ``shard`` filter, audit logs.
+the 15 min token, defer-then-followup), ``gateway`` (sessions, shards, sequence, RESUME replay,
+op 7/9, intents, session starts), ``mentions`` (pings), ``rest`` (routes, auth, permissions
+50001/50013, nonce, embeds without Embed Links, history without Read Message History is an
+empty list, answers spoiled by ``after_create``). Not modelled: voice, DMs, threads, reactions,
+pins, modal submissions, attachment contents, role hierarchy, ``MENTION_EVERYONE`` gating of
+pings, gateway send limits (120 per 60 s, close 4008), compression, large-bot sharding (shard
+counts that must be a multiple of an assigned number), Discord's timeout of a session that is
+not resumed, audit logs.
 """
 
 from .emulator import BotCrashed, DiscordEmulator, RequestRecord

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -21,6 +22,8 @@ from .gateway import (
     INTENT_MESSAGE_CONTENT,
     PRIVILEGED_INTENTS,
     Gateway,
+    GatewaySession,
+    shard_of,
 )
 from .limits import CreateFault, FailureRule, Limits, RateLimiter, error_body
 from .mentions import Pings, compute_pings
@@ -115,6 +118,10 @@ class DiscordEmulator:
         self.nonce_clock: Callable[[], float] = time.monotonic
         """Seconds; the ``enforce_nonce`` window is measured on it (a test may plug its clock)."""
         self.create_faults: list[CreateFault] = []
+        self.recommended_shards = 1
+        """The ``shards`` that ``GET /gateway/bot`` recommends."""
+        self.session_clock: Callable[[], float] = time.monotonic
+        """Seconds; the daily session start budget and IDENTIFY pacing run on it."""
         self._changed = asyncio.Event()
         self._watched: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
@@ -199,9 +206,47 @@ class DiscordEmulator:
         except TimeoutError:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}") from None
 
-    async def wait_for_ready(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Wait until the bot IDENTIFYed and READY plus every GUILD_CREATE were sent to it."""
-        await self.wait_until(lambda: self.gateway.ready_sent, timeout, "READY")
+    async def wait_for_ready(
+        self,
+        timeout: float = 5.0,  # noqa: ASYNC109
+        *,
+        shard: int | None = None,
+    ) -> GatewaySession:
+        """Wait until the bot IDENTIFYed and READY plus every GUILD_CREATE were sent to it
+        (with ``shard``: to a session of that shard id); return that session."""
+
+        def ready() -> GatewaySession | None:
+            if shard is None:
+                return self.gateway.session if self.gateway.ready_sent else None
+            sessions = [s for s in self.gateway.sessions if s.shard_id == shard and s.ready_sent]
+            return sessions[-1] if sessions else None
+
+        what = "READY" if shard is None else f"READY on shard {shard}"
+        return await self.wait_until(ready, timeout, what)
+
+    # --- shards --------------------------------------------------------------------------------
+
+    @property
+    def sessions(self) -> list[GatewaySession]:
+        """The connected gateway sessions of the token, oldest first (``.shard``, ``.shard_id``,
+        ``.shard_count``, ``.intents``, ``.frames``)."""
+        return [s for s in self.gateway.sessions if s.connected]
+
+    def shard_of(self, guild: Guild | int, shard_count: int | None = None) -> int:
+        """The shard id that receives ``guild``'s events; ``shard_count`` defaults to the one
+        the connected sessions use (else ``recommended_shards``)."""
+        guild_id = int(getattr(guild, "id", guild))
+        if shard_count is None:
+            counts = {s.shard_count for s in self.sessions}
+            if len(counts) > 1:
+                raise ValueError(f"sessions use several shard counts {sorted(counts)}: pass one")
+            shard_count = counts.pop() if counts else self.recommended_shards
+        return shard_of(guild_id, shard_count)
+
+    def reset_token(self) -> str:
+        """Discord resets a token that started too many sessions: the old one stops working."""
+        self.token = f"{self.token.split('.reset')[0]}.reset{secrets.token_hex(4)}"
+        return self.token
 
     async def wait_for_resume(self, count: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until ``count`` RESUMEs happened and the RESUMED dispatch went out."""
@@ -219,10 +264,19 @@ class DiscordEmulator:
         *,
         everyone_permissions: Any = DEFAULT_EVERYONE_PERMISSIONS,
         bot_permissions: Any = DEFAULT_BOT_PERMISSIONS,
+        shard: int | None = None,
+        shard_count: int | None = None,
     ) -> Guild:
-        """A guild the bot is in, with @everyone (id == guild id) and the bot's own role."""
+        """A guild the bot is in, with @everyone (id == guild id) and the bot's own role.
+        ``shard`` and ``shard_count`` pick its id so that it lands on that shard."""
         owner = User(self.snowflakes.next(), f"{name}-owner")
-        guild = Guild(id=self.snowflakes.next(), name=name, owner_id=owner.id)
+        if (shard is None) != (shard_count is None):
+            raise ValueError("pass both shard and shard_count, or neither")
+        if shard is not None and shard_count is not None:
+            guild_id = self.snowflakes.next_on_shard(shard, shard_count)
+        else:
+            guild_id = self.snowflakes.next()
+        guild = Guild(id=guild_id, name=name, owner_id=owner.id)
         guild.roles[guild.id] = Role(guild.id, "@everyone", perm_value(everyone_permissions))
         bot_role = Role(
             self.snowflakes.next(), self.bot_user.username, perm_value(bot_permissions), 1
@@ -232,11 +286,17 @@ class DiscordEmulator:
         guild.members[self.bot_user.id] = Member(self.bot_user, guild.id, [bot_role.id])
         self.guilds[guild.id] = guild
         self.commands.setdefault(guild.id, {})
+
         # The bot joins it: Discord leaves "unavailable" out of a join's GUILD_CREATE (false
         # means "available again after an outage"), which is how clients tell the two apart.
-        payload = self.guild_create_payload(guild)
-        del payload["unavailable"]
-        self.gateway.dispatch("GUILD_CREATE", payload, intent=INTENT_GUILDS)
+        def joined(intents: int) -> dict[str, Any]:
+            payload = self.guild_create_payload(guild, intents)
+            del payload["unavailable"]
+            return payload
+
+        self.gateway.dispatch(
+            "GUILD_CREATE", {}, intent=INTENT_GUILDS, guild_id=guild.id, shape=joined
+        )
         return guild
 
     def add_channel(
@@ -324,11 +384,16 @@ class DiscordEmulator:
         self.guilds.pop(guild.id, None)
         for channel_id in guild.channels:
             self.channels.pop(channel_id, None)
-        self.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id)}, intent=INTENT_GUILDS)
+        self.gateway.dispatch(
+            "GUILD_DELETE", {"id": str(guild.id)}, intent=INTENT_GUILDS, guild_id=guild.id
+        )
 
-    def guild_create_payload(self, guild: Guild) -> dict[str, Any]:
+    def guild_create_payload(self, guild: Guild, intents: int | None = None) -> dict[str, Any]:
+        """GUILD_CREATE for a session with ``intents`` (default: the newest session's)."""
+        if intents is None:
+            intents = self.gateway.intents
         members = list(guild.members.values())
-        if not self.gateway.intents & INTENT_GUILD_PRESENCES:
+        if not intents & INTENT_GUILD_PRESENCES:
             members = [guild.members[self.bot_user.id]]  # Discord sends only "me" then
         return guild.payload(members=members)
 
@@ -528,15 +593,14 @@ class DiscordEmulator:
     def _dispatch_message(self, event: str, stored: StoredMessage) -> None:
         # Only MESSAGE_CREATE echoes the nonce; MESSAGE_UPDATE, like history, has none.
         data = dict(stored.created_payload() if event == "MESSAGE_CREATE" else stored.payload)
-        intents = self.gateway.intents
-        mentioned = self.bot_user.id in stored.pings.users
-        if (
-            not intents & INTENT_MESSAGE_CONTENT
-            and stored.author_id != self.bot_user.id
-            and not mentioned
-        ):
-            data.update(content="", embeds=[], attachments=[], components=[])
-        self.gateway.dispatch(event, data, intent=INTENT_GUILD_MESSAGES)
+        readable = stored.author_id == self.bot_user.id or self.bot_user.id in stored.pings.users
+
+        def for_session(intents: int) -> dict[str, Any]:
+            if readable or intents & INTENT_MESSAGE_CONTENT:
+                return data
+            return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+
+        self.gateway.dispatch(event, data, intent=INTENT_GUILD_MESSAGES, shape=for_session)
 
     # --- commands and interactions -------------------------------------------------------------
 
@@ -561,8 +625,10 @@ class DiscordEmulator:
         data: dict[str, Any],
         message: StoredMessage | None = None,
     ) -> ix.InteractionHandle:
-        if self.gateway.session is None:
-            raise RuntimeError("the bot has no gateway session: nothing would receive this")
+        if not self.gateway.sessions_for(guild.id):
+            raise RuntimeError(
+                f"no gateway session has {guild.name}'s shard: nothing would receive this"
+            )
         payload = ix.base_payload(
             self, type=type, guild=guild, channel=channel, member=member, data=data
         )
@@ -580,7 +646,7 @@ class DiscordEmulator:
             source_message=message,
         )
         self.interactions[handle.id] = handle
-        self.gateway.dispatch("INTERACTION_CREATE", payload)
+        self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id)
         return handle
 
     async def invoke(
@@ -741,20 +807,28 @@ class DiscordEmulator:
 
     # --- gateway controls ----------------------------------------------------------------------
 
-    async def drop_gateway(self, code: int = 4000) -> None:
-        await self.gateway.drop(code)
+    # ``shard`` picks the connected session of that shard id; None the newest session.
+
+    async def drop_gateway(self, code: int = 4000, *, shard: int | None = None) -> None:
+        await self.gateway.drop(code, shard=shard)
 
     @contextlib.asynccontextmanager
-    async def gateway_outage(self, code: int = 4000) -> AsyncIterator[None]:
-        async with self.gateway.outage(code):
+    async def gateway_outage(
+        self, code: int = 4000, *, shard: int | None = None
+    ) -> AsyncIterator[None]:
+        async with self.gateway.outage(code, shard=shard):
             yield
 
-    async def request_reconnect(self) -> None:
-        await self.gateway.request_reconnect()
+    async def request_reconnect(self, *, shard: int | None = None) -> None:
+        await self.gateway.request_reconnect(shard=shard)
 
-    async def invalidate_session(self, *, resumable: bool = False) -> None:
-        await self.gateway.invalidate_session(resumable=resumable)
+    async def invalidate_session(
+        self, *, resumable: bool = False, shard: int | None = None
+    ) -> None:
+        await self.gateway.invalidate_session(resumable=resumable, shard=shard)
 
-    async def send_malformed_frame(self, text: str = TRUNCATED_DISPATCH) -> None:
+    async def send_malformed_frame(
+        self, text: str = TRUNCATED_DISPATCH, *, shard: int | None = None
+    ) -> None:
         """Send the bot one TEXT frame that is not valid JSON (by default a dispatch cut short)."""
-        await self.gateway.send_malformed(text)
+        await self.gateway.send_malformed(text, shard=shard)

@@ -11,6 +11,18 @@ A client that closes with 1000/1001 ends its session, as on Discord.
 
 Intents are honoured: events the client did not subscribe to are not sent, and MESSAGE_CREATE
 content is blanked without the MESSAGE_CONTENT intent (unless the bot is mentioned or the author).
+
+Shards (https://discord.com/developers/docs/events/gateway#sharding): one token may hold many
+sessions at once, one per IDENTIFY; ``shard: [id, count]`` makes a session receive only the
+guilds with ``(guild_id >> 22) % count == id`` (READY, GUILD_CREATE and every guild event);
+events without a guild go to shard 0 only; an IDENTIFY without ``shard`` is ``[0, 1]``. Several
+sessions may claim the same shard, or use different counts: each gets its own copy of the
+events, as on Discord. A shard outside ``0 <= id < count`` closes with 4010, more than
+``limits.guilds_per_shard`` guilds on one session with 4011. Session starts spend the token's
+daily budget (``limits.session_start_total``); an IDENTIFY beyond it resets the token (REST
+answers 401 and IDENTIFY 4004 from then on) and ends every session with 4004. An IDENTIFY in a
+``shard_id % limits.max_concurrency`` bucket already used within ``limits.identify_window``
+gets op 9 ``false`` and starts nothing (the client IDENTIFYs again later).
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +53,25 @@ CLOSE_DECODE_ERROR = 4002
 CLOSE_NOT_AUTHENTICATED = 4003
 CLOSE_AUTH_FAILED = 4004
 CLOSE_ALREADY_AUTHENTICATED = 4005
+CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
 CLOSE_INVALID_INTENTS = 4013
 CLOSE_DISALLOWED_INTENTS = 4014
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """Discord's routing formula: the shard that receives a guild's events."""
+    return (guild_id >> 22) % shard_count
+
+
+def valid_shard(shard: Any) -> tuple[int, int] | None:
+    """``[id, count]`` with ``0 <= id < count`` as a tuple, or None when Discord refuses it."""
+    if not isinstance(shard, list) or len(shard) != 2:
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in shard):
+        return None
+    shard_id, count = shard
+    return (shard_id, count) if 0 <= shard_id < count else None
 
 
 @dataclass(eq=False)
@@ -51,6 +80,8 @@ class GatewaySession:
 
     id: str
     intents: int
+    shard: tuple[int, int] | None = None
+    """``[id, count]`` as IDENTIFY sent it; None when it sent none (Discord's ``[0, 1]``)."""
     frames: list[dict[str, Any]] = field(default_factory=list)
     connection: Connection | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -59,6 +90,32 @@ class GatewaySession:
     @property
     def seq(self) -> int:
         return len(self.frames)
+
+    @property
+    def shard_id(self) -> int:
+        return self.shard[0] if self.shard else 0
+
+    @property
+    def shard_count(self) -> int:
+        return self.shard[1] if self.shard else 1
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None
+
+    @property
+    def ready_sent(self) -> bool:
+        conn = self.connection
+        return conn is not None and conn.sent_upto >= self.ready_seq
+
+    def receives(self, guild_id: int | None) -> bool:
+        """Whether events of ``guild_id`` (None: an event without a guild) come to this session."""
+        if guild_id is None:
+            return self.shard_id == 0
+        return shard_of(guild_id, self.shard_count) == self.shard_id
+
+    def __repr__(self) -> str:
+        return f"<GatewaySession {self.id[:8]} shard={list(self.shard or (0, 1))}>"
 
     def append(self, event: str, data: dict[str, Any]) -> int:
         frame = {"op": 0, "t": event, "s": self.seq + 1, "d": data}
@@ -98,7 +155,8 @@ class Connection:
 class GatewayRecord:
     """One thing that happened on the gateway, for tests to assert on."""
 
-    # connect, identify, resume, invalid_session, reconnect, drop, close, opcode, malformed
+    # connect, identify, refused, token_reset, resume, invalid_session, reconnect, drop, close,
+    # opcode, malformed
     kind: str
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -116,84 +174,129 @@ class Gateway:
 
     def __init__(self, emu: DiscordEmulator) -> None:
         self.emu = emu
-        self.session: GatewaySession | None = None
+        self.sessions: list[GatewaySession] = []
+        """Every live session of the token, oldest first (connected or waiting for RESUME)."""
         self.connections: set[Connection] = set()
         self.log: list[GatewayRecord] = []
         self.resumes: list[ResumeRecord] = []
         self.identifies = 0
+        self.session_starts: list[float] = []
+        """Session starts in the current ``session_start_window`` (``emu.session_clock`` times)."""
+        self.identify_buckets: dict[int, float] = {}
+        """When each ``shard_id % max_concurrency`` bucket last started a session."""
         self._gate = asyncio.Event()
         self._gate.set()
 
     # --- observation ---------------------------------------------------------------------------
 
     @property
+    def session(self) -> GatewaySession | None:
+        """The newest live session (the only one of a bot that does not shard)."""
+        return self.sessions[-1] if self.sessions else None
+
+    @property
     def connected(self) -> bool:
-        return self.session is not None and self.session.connection is not None
+        return self.session is not None and self.session.connected
 
     @property
     def ready_sent(self) -> bool:
-        s = self.session
-        return s is not None and s.connection is not None and s.connection.sent_upto >= s.ready_seq
+        return self.session is not None and self.session.ready_sent
 
     @property
     def intents(self) -> int:
         return self.session.intents if self.session else 0
 
+    def sessions_for(self, guild_id: int | None) -> list[GatewaySession]:
+        """The live sessions that receive the events of ``guild_id``."""
+        return [s for s in self.sessions if s.receives(guild_id)]
+
+    def session_start_limit(self) -> dict[str, int]:
+        """``session_start_limit`` as ``GET /gateway/bot`` answers it."""
+        limits = self.emu.limits
+        self._expire_session_starts()
+        window_ms = int(limits.session_start_window * 1000)
+        if self.session_starts:
+            ends = self.session_starts[0] + limits.session_start_window
+            reset_after = max(int((ends - self.emu.session_clock()) * 1000), 0)
+        else:
+            reset_after = window_ms
+        return {
+            "total": limits.session_start_total,
+            "remaining": max(limits.session_start_total - len(self.session_starts), 0),
+            "reset_after": reset_after,
+            "max_concurrency": limits.max_concurrency,
+        }
+
     # --- dispatching ---------------------------------------------------------------------------
 
     def dispatch(
-        self, event: str, data: dict[str, Any], *, intent: int | None = None
+        self,
+        event: str,
+        data: dict[str, Any],
+        *,
+        intent: int | None = None,
+        guild_id: int | None = None,
+        shape: Callable[[int], dict[str, Any]] | None = None,
     ) -> int | None:
-        """Queue a dispatch on the current session; returns its sequence number.
+        """Queue a dispatch on every session of the guild's shard; returns the last sequence
+        number given (None when no session took it).
 
-        Returns None when no session exists or the session lacks ``intent``. While the socket is
-        down the frame waits in the session log and is replayed on RESUME.
+        ``guild_id`` routes it (default: ``data["guild_id"]``; no guild: shard 0 only);
+        sessions without ``intent`` are skipped; ``shape(intents)``, if given, builds each
+        session's own copy of ``data``. While a socket is down the frame waits in its session's
+        log and is replayed on RESUME.
         """
-        session = self.session
-        if session is None or (intent is not None and not session.intents & intent):
-            return None
-        return session.append(event, data)
+        if guild_id is None and data.get("guild_id") is not None:
+            guild_id = int(data["guild_id"])
+        seq = None
+        for session in self.sessions_for(guild_id):
+            if intent is not None and not session.intents & intent:
+                continue
+            seq = session.append(event, shape(session.intents) if shape else data)
+        return seq
 
     # --- test controls -------------------------------------------------------------------------
 
-    async def drop(self, code: int = 4000) -> None:
+    # ``shard`` picks the connected session of that shard id; None the newest session.
+
+    async def drop(self, code: int = 4000, *, shard: int | None = None) -> None:
         """Close the bot's socket with ``code`` (4000 is resumable); the session survives."""
-        conn = self.session.connection if self.session else None
-        if conn is None:
-            raise RuntimeError("the bot is not connected to the gateway")
-        self.log.append(GatewayRecord("drop", {"code": code}))
+        conn = self._require_connection(shard)
+        self.log.append(GatewayRecord("drop", {"code": code, "shard": shard}))
         await self._close(conn, code)
 
     @contextlib.asynccontextmanager
-    async def outage(self, code: int = 4000) -> AsyncIterator[None]:
+    async def outage(self, code: int = 4000, *, shard: int | None = None) -> AsyncIterator[None]:
         """Drop the socket and hold reconnections (before HELLO) until the block exits."""
         self._gate.clear()
         try:
-            await self.drop(code)
+            await self.drop(code, shard=shard)
             yield
         finally:
             self._gate.set()
 
-    async def request_reconnect(self) -> None:
+    async def request_reconnect(self, *, shard: int | None = None) -> None:
         """Send op 7 RECONNECT: the client closes and resumes."""
-        conn = self._require_connection()
-        self.log.append(GatewayRecord("reconnect"))
+        conn = self._require_connection(shard)
+        self.log.append(GatewayRecord("reconnect", {"shard": shard}))
         await conn.send({"op": 7, "d": None})
 
-    async def invalidate_session(self, *, resumable: bool = False) -> None:
+    async def invalidate_session(
+        self, *, resumable: bool = False, shard: int | None = None
+    ) -> None:
         """Send op 9; with ``resumable=False`` the session is gone and the client re-IDENTIFYs."""
-        conn = self._require_connection()
-        if not resumable:
-            self.session = None
-        self.log.append(GatewayRecord("invalid_session", {"resumable": resumable}))
+        conn = self._require_connection(shard)
+        if not resumable and conn.session in self.sessions:
+            self.sessions.remove(conn.session)
+        self.log.append(GatewayRecord("invalid_session", {"resumable": resumable, "shard": shard}))
         await conn.send({"op": 9, "d": resumable})
 
-    async def send_malformed(self, text: str) -> None:
+    async def send_malformed(self, text: str, *, shard: int | None = None) -> None:
         """Send ``text`` as one TEXT frame, as it is: e.g. a dispatch cut short, not JSON.
 
         It takes no sequence number and is not replayed on RESUME; the session goes on.
         """
-        conn = self._require_connection()
+        conn = self._require_connection(shard)
         self.log.append(GatewayRecord("malformed", {"text": text}))
         await conn.send_text(text)
 
@@ -243,7 +346,7 @@ class Gateway:
         elif op in (3, 4):  # presence / voice state updates: accepted, recorded
             self.log.append(GatewayRecord("opcode", {"op": op, "d": data}))
         elif op == 8:
-            self._request_members(data or {})
+            self._request_members(conn.session, data or {})
         else:
             self.log.append(GatewayRecord("opcode", {"op": op, "d": data}))
             await self._close(conn, CLOSE_UNKNOWN_OPCODE)
@@ -262,18 +365,32 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~self.emu.privileged_intents:
             await self._close(conn, CLOSE_DISALLOWED_INTENTS)
             return
-        session = GatewaySession(id=secrets.token_hex(16), intents=intents)
-        self.session = session
+        raw_shard = data.get("shard")
+        shard = None if raw_shard is None else valid_shard(raw_shard)
+        if raw_shard is not None and shard is None:
+            self.log.append(GatewayRecord("refused", {"shard": raw_shard, "code": 4010}))
+            await self._close(conn, CLOSE_INVALID_SHARD)
+            return
+        session = GatewaySession(id=secrets.token_hex(16), intents=intents, shard=shard)
+        guilds = [g for g in self.emu.guilds.values() if session.receives(g.id)]
+        if len(guilds) > self.emu.limits.guilds_per_shard:
+            self.log.append(GatewayRecord("refused", {"shard": shard, "code": 4011}))
+            await self._close(conn, CLOSE_SHARDING_REQUIRED)
+            return
+        if self._session_starts_spent():
+            await self._reset_token(conn)
+            return
+        if not self._take_identify_bucket(session.shard_id):
+            detail = {"resumable": False, "on": "identify", "shard": shard}
+            self.log.append(GatewayRecord("invalid_session", detail))
+            await conn.send({"op": 9, "d": False})
+            return
+        self.session_starts.append(self.emu.session_clock())
+        self.sessions.append(session)
         self.identifies += 1
         self.log.append(GatewayRecord("identify", {"intents": intents, "shard": data.get("shard")}))
         self._attach(conn, session, sent_upto=0)
 
-        shard = data.get("shard")
-        guilds = [
-            g
-            for g in self.emu.guilds.values()
-            if shard is None or (g.id >> 22) % shard[1] == shard[0]
-        ]
         ready: dict[str, Any] = {
             "v": 10,
             "user": {**self.emu.bot_user.payload(), "verified": True, "mfa_enabled": False},
@@ -287,21 +404,47 @@ class Gateway:
             "user_settings": {},
         }
         if shard is not None:
-            ready["shard"] = shard
+            ready["shard"] = list(shard)
         session.append("READY", ready)
         for guild in guilds:
-            session.append("GUILD_CREATE", self.emu.guild_create_payload(guild))
+            session.append("GUILD_CREATE", self.emu.guild_create_payload(guild, intents))
         session.ready_seq = session.seq
 
+    def _expire_session_starts(self) -> None:
+        starts = self.session_starts
+        if starts and self.emu.session_clock() - starts[0] >= self.emu.limits.session_start_window:
+            starts.clear()  # the daily window is over: the budget is whole again
+
+    def _session_starts_spent(self) -> bool:
+        self._expire_session_starts()
+        return len(self.session_starts) >= self.emu.limits.session_start_total
+
+    def _take_identify_bucket(self, shard_id: int) -> bool:
+        """One IDENTIFY per ``shard_id % max_concurrency`` bucket per ``identify_window``."""
+        limits = self.emu.limits
+        if limits.identify_window <= 0:
+            return True
+        bucket = shard_id % max(limits.max_concurrency, 1)
+        now = self.emu.session_clock()
+        last = self.identify_buckets.get(bucket)
+        if last is not None and now - last < limits.identify_window:
+            return False
+        self.identify_buckets[bucket] = now
+        return True
+
+    async def _reset_token(self, conn: Connection) -> None:
+        """One IDENTIFY too many in a day: Discord resets the token and ends every session."""
+        self.emu.reset_token()
+        self.log.append(GatewayRecord("token_reset", {"sessions": len(self.sessions)}))
+        ended = [s.connection for s in self.sessions if s.connection is not None]
+        self.sessions.clear()
+        for other in [conn, *ended]:
+            await self._close(other, CLOSE_AUTH_FAILED)
+
     async def _resume(self, conn: Connection, data: dict[str, Any]) -> None:
-        session = self.session
+        session = next((s for s in self.sessions if s.id == data.get("session_id")), None)
         seq = data.get("seq") or 0
-        if (
-            session is None
-            or data.get("session_id") != session.id
-            or data.get("token") != self.emu.token
-            or seq > session.seq
-        ):
+        if session is None or data.get("token") != self.emu.token or seq > session.seq:
             self.log.append(GatewayRecord("invalid_session", {"resumable": False, "on": "resume"}))
             await conn.send({"op": 9, "d": False})
             return
@@ -313,9 +456,9 @@ class Gateway:
         conn.resumed_seq = session.append("RESUMED", {})
         self._attach(conn, session, sent_upto=seq)
 
-    def _request_members(self, data: dict[str, Any]) -> None:
+    def _request_members(self, session: GatewaySession, data: dict[str, Any]) -> None:
         guild = self.emu.guilds.get(int(data.get("guild_id", 0)))
-        if guild is None:
+        if guild is None or not session.receives(guild.id):
             return
         members = list(guild.members.values())
         if user_ids := data.get("user_ids"):
@@ -332,7 +475,7 @@ class Gateway:
         }
         if nonce := data.get("nonce"):
             chunk["nonce"] = nonce
-        self.dispatch("GUILD_MEMBERS_CHUNK", chunk)
+        session.append("GUILD_MEMBERS_CHUNK", chunk)  # to the session that asked only
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -368,8 +511,8 @@ class Gateway:
         if session is not None and session.connection is conn:
             session.connection = None
             client_code = conn.ws.close_code if conn.server_close_code is None else None
-            if client_code in (1000, 1001) and self.session is session:
-                self.session = None  # a clean client close ends the session on Discord
+            if client_code in (1000, 1001) and session in self.sessions:
+                self.sessions.remove(session)  # a clean client close ends the session on Discord
         self.log.append(
             GatewayRecord(
                 "close", {"server_code": conn.server_close_code, "code": conn.ws.close_code}
@@ -382,8 +525,13 @@ class Gateway:
             conn.server_close_code = code
         await conn.ws.close(code=code)
 
-    def _require_connection(self) -> Connection:
-        conn = self.session.connection if self.session else None
+    def _require_connection(self, shard: int | None = None) -> Connection:
+        if shard is None:
+            conn = self.session.connection if self.session else None
+        else:
+            shard_sessions = [s for s in self.sessions if s.connected and s.shard_id == shard]
+            conn = shard_sessions[-1].connection if shard_sessions else None
         if conn is None:
-            raise RuntimeError("the bot is not connected to the gateway")
+            where = "" if shard is None else f" on shard {shard}"
+            raise RuntimeError(f"the bot is not connected to the gateway{where}")
         return conn

@@ -64,6 +64,17 @@ class Limits:
     heartbeat_interval: float = 41.25
     retry_after: float = 0.05
     """``retry_after`` of injected 429s (``fail_next`` can override it per rule)."""
+    session_start_total: int = 1000
+    """IDENTIFYs (session starts) a token may make per ``session_start_window``; one more
+    resets the token and ends every session, as Discord does."""
+    session_start_window: float = 24 * 3600.0
+    max_concurrency: int = 1
+    """IDENTIFY buckets (``shard_id % max_concurrency``); each takes one per ``identify_window``."""
+    identify_window: float = 0.0
+    """Discord's is 5 s. 0 (the default) leaves IDENTIFY pacing unchecked, because tests
+    restart bots within milliseconds; set 5.0 to have an early IDENTIFY refused with op 9."""
+    guilds_per_shard: int = 2500
+    """More guilds than this on one session's shard closes it with 4011 Sharding required."""
 
     def lift_rate_limits(self) -> None:
         """No request quota anywhere: for measuring newsbot's own latency, not Discord's."""

@@ -357,13 +357,8 @@ class RestApi:
     async def get_gateway_bot(self, ctx: Ctx) -> Any:
         return {
             "url": self.emu.gateway_url,
-            "shards": 1,
-            "session_start_limit": {
-                "total": 1000,
-                "remaining": 1000,
-                "reset_after": 0,
-                "max_concurrency": 1,
-            },
+            "shards": self.emu.recommended_shards,
+            "session_start_limit": self.emu.gateway.session_start_limit(),
         }
 
     # --- application commands ------------------------------------------------------------------

@@ -76,6 +76,19 @@ class Snowflakes:
         self._last = max(candidate, self._last + 1)
         return self._last
 
+    def next_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """The next id whose guild would land on ``shard_id`` of ``shard_count``
+        (``(id >> 22) % shard_count``): the timestamp part moves on by at most
+        ``shard_count - 1`` ms."""
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"shard {shard_id} is not one of {shard_count} shards")
+        candidate = self.next()
+        millis = candidate >> 22
+        ahead = (shard_id - millis) % shard_count
+        if ahead:
+            self._last = (millis + ahead) << 22
+        return self._last
+
 
 @dataclass
 class User:

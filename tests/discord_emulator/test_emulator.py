@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -21,6 +21,7 @@ from tests.discord_emulator import (
     RunningBot,
     running_bot,
 )
+from tests.discord_emulator.gateway import GatewaySession
 from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
 
 TOPICS = ["ai", "art", "astronomy", "science", "sports"]
@@ -878,3 +879,332 @@ async def test_after_create_counts_creations_in_its_channel_only(world: World, b
 def test_after_create_refuses_an_unknown_kind(world: World) -> None:
     with pytest.raises(ValueError, match="unknown after_create kind"):
         world.emu.after_create("timeout")
+
+
+# --- shards ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ShardBot:
+    """An ``AutoShardedBot`` running some shards, with what it saw (events, never polling)."""
+
+    client: commands.AutoShardedBot
+    messages: list[tuple[int | None, str]] = field(default_factory=list)
+    """(shard id of the message's guild, content) of every MESSAGE_CREATE it got."""
+    message_event: asyncio.Event = field(default_factory=asyncio.Event)
+    joined: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    removed: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    identify_hooks: list[tuple[int | None, bool]] = field(default_factory=list)
+    """(shard id, initial) of every ``before_identify_hook`` call."""
+
+
+def build_sharded_bot(
+    shard_ids: list[int] | None = None,
+    shard_count: int | None = None,
+    *,
+    pace: Callable[[], None] = lambda: None,
+) -> ShardBot:
+    """A bot owning ``shard_ids`` of ``shard_count`` (both None: it asks ``/gateway/bot``).
+
+    ``pace`` stands for discord.py's 5 s sleep before a non-initial IDENTIFY (a test moves
+    the emulator's session clock instead of sleeping)."""
+    intents = discord.Intents.default()
+    intents.message_content = True
+    client = commands.AutoShardedBot(
+        command_prefix="!",
+        intents=intents,
+        shard_ids=shard_ids,
+        shard_count=shard_count,
+        guild_ready_timeout=0.1,
+        help_command=None,
+    )
+    bot = ShardBot(client)
+
+    async def before_identify_hook(shard_id: int | None, *, initial: bool = False) -> None:
+        bot.identify_hooks.append((shard_id, initial))
+        if not initial:
+            pace()
+
+    client.before_identify_hook = before_identify_hook  # type: ignore[method-assign]
+
+    async def setup_hook() -> None:
+        await client.tree.sync()
+
+    client.setup_hook = setup_hook  # type: ignore[method-assign]
+
+    async def on_message(message: discord.Message) -> None:
+        if message.author == client.user:
+            return  # its own replies
+        shard = message.guild.shard_id if message.guild else None
+        bot.messages.append((shard, message.content))
+        bot.message_event.set()
+
+    async def on_guild_join(guild: discord.Guild) -> None:
+        bot.joined.put_nowait(guild.id)
+
+    async def on_guild_remove(guild: discord.Guild) -> None:
+        bot.removed.put_nowait(guild.id)
+
+    client.add_listener(on_message, "on_message")
+    client.add_listener(on_guild_join, "on_guild_join")
+    client.add_listener(on_guild_remove, "on_guild_remove")
+
+    @client.tree.command(description="Which shard answers")
+    async def where(interaction: discord.Interaction) -> None:
+        shard = interaction.guild.shard_id if interaction.guild else None
+        await interaction.response.send_message(f"shard {shard}")
+
+    return bot
+
+
+async def start_failing(client: discord.Client, token: str) -> discord.ConnectionClosed:
+    """Run ``client`` until the gateway closes it for good; return how it was closed."""
+    try:
+        with pytest.raises(discord.ConnectionClosed) as caught:
+            await asyncio.wait_for(client.start(token), 10)
+    finally:
+        await client.close()
+    return caught.value
+
+
+def all_sent(session: GatewaySession) -> bool:
+    return session.connection is not None and session.connection.sent_upto == session.seq
+
+
+def message_contents(session: GatewaySession) -> list[str]:
+    return [f["d"]["content"] for f in session.frames if f["t"] == "MESSAGE_CREATE"]
+
+
+def identify_refusals(emu: DiscordEmulator) -> list[list[int] | None]:
+    """The shards whose IDENTIFY got op 9 instead of a session."""
+    return [
+        list(r.detail["shard"]) if r.detail["shard"] else None
+        for r in emu.gateway.log
+        if r.kind == "invalid_session" and r.detail.get("on") == "identify"
+    ]
+
+
+def test_a_guild_can_be_placed_on_a_chosen_shard(discord_emulator: DiscordEmulator) -> None:
+    emu = discord_emulator
+    placed = [
+        (shard, count, emu.add_guild(f"g{shard}of{count}", shard=shard, shard_count=count))
+        for count in (1, 2, 3, 16)
+        for shard in reversed(range(count))
+    ]
+    assert all(emu.shard_of(guild, count) == shard for shard, count, guild in placed)
+    ids = [guild.id for _, _, guild in placed]
+    assert ids == sorted(set(ids))  # still strictly increasing snowflakes
+    with pytest.raises(ValueError, match="not one of 2 shards"):
+        emu.add_guild("nowhere", shard=2, shard_count=2)
+
+
+async def test_gateway_bot_recommends_shards_and_counts_session_starts(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    emu.recommended_shards = 3
+    emu.limits.session_start_total = 10
+    emu.limits.max_concurrency = 2
+    emu.add_guild("Readers")
+    bot = build_sharded_bot()  # no shard_count: discord.py takes the recommendation
+
+    async with running_bot(bot.client, emu):
+        limits = await bot.client.fetch_session_start_limits()
+        shards = sorted(s.shard for s in emu.sessions if s.shard)
+
+    assert bot.client.shard_count == 3
+    assert shards == [(0, 3), (1, 3), (2, 3)]
+    assert (limits.total, limits.remaining, limits.max_concurrency) == (10, 7, 2)
+    assert 0 < limits.reset_after <= 24 * 3600 * 1000
+
+
+async def test_each_shard_session_gets_only_its_guilds_and_their_events(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    first = emu.add_guild("Shard Zero", shard=0, shard_count=2)
+    second = emu.add_guild("Shard One", shard=1, shard_count=2)
+    news0, news1 = emu.add_channel(first, "news"), emu.add_channel(second, "news")
+    alice = emu.add_member(first, "alice")
+    bob = emu.add_member(second, "bob")
+    zero, one = build_sharded_bot([0], 2), build_sharded_bot([1], 2)
+
+    async with running_bot(zero.client, emu), running_bot(one.client, emu):
+        session0 = await emu.wait_for_ready(shard=0)
+        session1 = await emu.wait_for_ready(shard=1)
+        emu.user_message(news1, bob, "hello shard one")
+        await asyncio.wait_for(one.message_event.wait(), 5)
+        reply = await (await emu.invoke(first, news0, alice, "where")).response()
+        later = emu.add_guild("Later", shard=1, shard_count=2)
+        assert await asyncio.wait_for(one.joined.get(), 5) == later.id
+        emu.add_channel(first, "more news")
+        assert emu.shard_of(later) == 1
+        guilds = {0: [g.id for g in zero.client.guilds], 1: [g.id for g in one.client.guilds]}
+        emu.remove_guild(later)
+        assert await asyncio.wait_for(one.removed.get(), 5) == later.id
+        emu.gateway.dispatch("USER_UPDATE", emu.bot_user.payload())  # no guild: shard 0 only
+        await emu.wait_until(lambda: all_sent(session0), what="USER_UPDATE to shard 0")
+
+    assert session0.frames[0]["d"]["shard"] == [0, 2]
+    assert [g["id"] for g in session0.frames[0]["d"]["guilds"]] == [str(first.id)]
+    assert [g["id"] for g in session1.frames[0]["d"]["guilds"]] == [str(second.id)]
+    assert guilds == {0: [first.id], 1: sorted([second.id, later.id])}
+    assert one.messages == [(1, "hello shard one")] and zero.messages == []
+    assert reply.content == "shard 0"
+    events0 = [f["t"] for f in session0.frames]
+    events1 = [f["t"] for f in session1.frames]
+    assert message_contents(session0) == ["shard 0"]  # the reply in its own guild
+    assert message_contents(session1) == ["hello shard one"]
+    assert "INTERACTION_CREATE" in events0 and "INTERACTION_CREATE" not in events1
+    assert events0.count("GUILD_CREATE") == 1 and events1.count("GUILD_CREATE") == 2
+    assert "CHANNEL_CREATE" in events0 and "CHANNEL_CREATE" not in events1
+    assert "GUILD_DELETE" in events1 and "GUILD_DELETE" not in events0
+    assert "USER_UPDATE" in events0 and "USER_UPDATE" not in events1
+
+
+async def test_two_sessions_on_one_shard_both_stay_and_both_get_its_events(
+    world: World,
+) -> None:
+    emu = world.emu
+    first, second = build_sharded_bot([0], 1), build_sharded_bot([0], 1)
+
+    async with running_bot(first.client, emu), running_bot(second.client, emu):
+        emu.user_message(world.channel, world.alice, "to every session of shard 0")
+        await asyncio.wait_for(first.message_event.wait(), 5)
+        await asyncio.wait_for(second.message_event.wait(), 5)
+        shards = [s.shard for s in emu.sessions]
+
+    assert shards == [(0, 1), (0, 1)]
+    assert first.messages == second.messages == [(0, "to every session of shard 0")]
+    assert [r for r in emu.gateway.log if r.kind == "close" and r.detail["server_code"]] == []
+
+
+@pytest.mark.parametrize(("shard_ids", "shard_count"), [([2], 2), ([0], 0)])
+async def test_a_shard_outside_its_count_is_closed_with_invalid_shard(
+    world: World, shard_ids: list[int], shard_count: int
+) -> None:
+    bot = build_sharded_bot(shard_ids, shard_count)
+
+    closed = await start_failing(bot.client, world.emu.token)
+
+    assert closed.code == 4010
+    assert world.emu.gateway.identifies == 0
+
+
+async def test_too_many_guilds_for_one_session_is_closed_with_sharding_required(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    emu.limits.guilds_per_shard = 2
+    for n in range(3):
+        emu.add_guild(f"guild {n}", shard=n % 2, shard_count=2)
+    unsharded, _ = build_bot()
+
+    closed = await start_failing(unsharded, emu.token)
+    sharded = build_sharded_bot(None, 2)
+    async with running_bot(sharded.client, emu):
+        guilds = len(sharded.client.guilds)
+
+    assert closed.code == 4011
+    assert guilds == 3
+
+
+async def test_an_identify_beyond_the_daily_budget_resets_the_token_and_ends_every_session(
+    world: World,
+) -> None:
+    emu, old_token = world.emu, world.emu.token
+    emu.limits.session_start_total = 2
+    first = build_sharded_bot(None, 2)
+    running = asyncio.create_task(first.client.start(old_token))
+    try:
+        await emu.wait_for_ready(shard=1)
+        remaining = (await first.client.fetch_session_start_limits()).remaining
+        late, _ = build_bot()
+
+        closed = await start_failing(late, old_token)
+
+        with pytest.raises(discord.ConnectionClosed) as ended:
+            await asyncio.wait_for(running, 5)
+    finally:
+        await first.client.close()
+    relogin, _ = build_bot()
+    try:
+        with pytest.raises(discord.LoginFailure):
+            await relogin.login(old_token)
+    finally:
+        await relogin.close()
+
+    assert remaining == 0
+    assert closed.code == ended.value.code == 4004
+    assert emu.token != old_token and emu.gateway.sessions == []
+    assert [r.kind for r in emu.gateway.log].count("token_reset") == 1
+
+
+@pytest.mark.parametrize(("max_concurrency", "refused"), [(1, [[1, 2]]), (2, [])])
+async def test_an_identify_too_soon_in_its_concurrency_bucket_gets_invalid_session(
+    discord_emulator: DiscordEmulator, max_concurrency: int, refused: list[list[int]]
+) -> None:
+    emu = discord_emulator
+    clock = [1000.0]
+    emu.session_clock = lambda: clock[0]
+    emu.limits.identify_window = 5.0  # Discord's
+    emu.limits.max_concurrency = max_concurrency
+    emu.add_guild("Zero", shard=0, shard_count=2)
+    emu.add_guild("One", shard=1, shard_count=2)
+
+    def wait_five_seconds() -> None:  # what discord.py's own hook would sleep
+        clock[0] += 5.0
+
+    zero = build_sharded_bot([0], 2)
+    one = build_sharded_bot([1], 2, pace=wait_five_seconds)  # another process: it starts at once
+    async with running_bot(zero.client, emu), running_bot(one.client, emu):
+        shards = sorted(s.shard for s in emu.sessions if s.shard)
+
+    assert identify_refusals(emu) == refused
+    assert one.identify_hooks == [(1, True)] + [(1, False)] * len(refused)
+    assert shards == [(0, 2), (1, 2)]
+    assert emu.gateway.identifies == 2  # a refused IDENTIFY starts no session
+
+
+async def test_two_shards_share_the_token_s_global_rest_limit(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    first = emu.add_guild("Shard Zero", shard=0, shard_count=2)
+    second = emu.add_guild("Shard One", shard=1, shard_count=2)
+    channels = [emu.add_channel(first, "news"), emu.add_channel(second, "news")]
+    zero, one = build_sharded_bot([0], 2), build_sharded_bot([1], 2)
+
+    async with running_bot(zero.client, emu), running_bot(one.client, emu):
+        emu.limits.global_requests, emu.limits.global_window = 4, 2.0
+        posted_before = len(emu.requests)
+        sends = []
+        for bot, channel in zip((zero, one), channels, strict=True):
+            target = bot.client.get_channel(channel.id)
+            assert isinstance(target, discord.TextChannel)
+            sends += [target.send(f"post {n}") for n in range(3)]  # 3 each: under 4 alone
+        await asyncio.gather(*sends)
+        posts = emu.requests[posted_before:]
+
+    global_429s = [r for r in posts if r.status == 429 and (r.error or {}).get("global")]
+    assert len(global_429s) == 2  # the 5th and 6th request of the token, whichever shard
+    assert [len(emu.messages(c)) for c in channels] == [3, 3]
+
+
+async def test_dropping_one_shard_resumes_that_shard_only(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    emu.add_guild("Zero", shard=0, shard_count=2)
+    emu.add_guild("One", shard=1, shard_count=2)
+    bot = build_sharded_bot(None, 2)
+
+    async with running_bot(bot.client, emu):
+        one = await emu.wait_for_ready(shard=1)
+        await emu.drop_gateway(shard=1)
+        await emu.wait_for_resume()
+        shards = sorted(s.shard for s in emu.sessions if s.shard)
+
+    assert [r.session_id for r in emu.gateway.resumes] == [one.id]
+    assert shards == [(0, 2), (1, 2)] and emu.gateway.identifies == 2
+    assert emu.gateway.session_start_limit()["remaining"] == 998  # a RESUME starts no session
