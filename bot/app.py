@@ -148,6 +148,7 @@ class NewsBot(commands.Bot):
         """Run `check` every `every` seconds until it finds the bot cannot go on."""
 
         async def watch() -> None:
+            failing = False
             while True:
                 await asyncio.sleep(every)
                 try:
@@ -157,8 +158,16 @@ class NewsBot(commands.Bot):
                     return
                 except StoreError as error:
                     # A busy or failing database: the next round tries again, well within
-                    # the lease (a lost lease is then noticed as such).
-                    log.warning("%s failed: %s", name, error)
+                    # the lease (a lost lease is then noticed as such). Said once per outage,
+                    # not every round of it.
+                    log.log(
+                        logging.DEBUG if failing else logging.WARNING, "%s failed: %s", name, error
+                    )
+                    failing = True
+                else:
+                    if failing:
+                        log.info("%s works again", name)
+                    failing = False
 
         self._guards.append(asyncio.create_task(watch(), name=f"newsbot {name}"))
 
