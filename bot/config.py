@@ -51,6 +51,8 @@ class SeedSettings:
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     path: Path = Path("data/newsbot.db")
+    # A PostgreSQL database (postgresql://...) instead of the SQLite file at `path`.
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
