@@ -55,6 +55,11 @@ CREATE TABLE stories (
 -- latest() without a filter: a backwards index scan, in order, stopped by the LIMIT.
 CREATE INDEX stories_by_published ON stories (published_at, id);
 CREATE INDEX stories_search ON stories USING gin (search);
+-- The planner walks stories_by_published and filters when it expects a search to match many
+-- stories, and goes through stories_search when it expects few. Its guess for a word comes from
+-- the most common words ANALYZE keeps: with the default list (1,000 words), a word in 10 of
+-- 20,000 stories was guessed at 100 and walked for; with this one, at 10 and found by the index.
+ALTER TABLE stories ALTER COLUMN search SET STATISTICS 1000;
 
 -- A topic row outlives its last story (story_count 0), as on SQLite.
 CREATE TABLE topics (
