@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -19,6 +20,7 @@ from bot.errors import SetupError
 
 DEFAULT_CONFIG_PATH = Path("config/newsbot.yaml")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class ConfigError(SetupError):
@@ -51,8 +53,13 @@ class SeedSettings:
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     path: Path = Path("data/newsbot.db")
-    # A PostgreSQL database (postgresql://...) instead of the SQLite file at `path`.
+    # A PostgreSQL server to use instead of the SQLite file at `path`; None: SQLite.
     url: str | None = None
+
+    def __repr__(self) -> str:
+        # The URL may hold a password: like the token, it never reaches a repr or a log line.
+        url = None if self.url is None else without_password(self.url)
+        return f"DatabaseSettings(path={self.path!r}, url={url!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +151,33 @@ def _seed_settings(
 def _database_settings(
     raw: Mapping[str, Any], env: Mapping[str, str], config_path: Path | None
 ) -> DatabaseSettings:
-    section = _section(raw, "database", {"path"})
+    section = _section(raw, "database", {"path", "url"})
     default = _DEFAULT.database
     return DatabaseSettings(
-        path=_path(env, "NEWSBOT_DB", section, "database.path", config_path, default.path)
+        path=_path(env, "NEWSBOT_DB", section, "database.path", config_path, default.path),
+        url=_database_url(env.get("NEWSBOT_DATABASE_URL") or section.get("url")),
     )
+
+
+def _database_url(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.startswith(_POSTGRES_SCHEMES) and " " not in value:
+        return value
+    message = "setting 'database.url' must be a postgresql:// or postgres:// URL"
+    # Only the scheme is shown: the rest of a URL may hold a password.
+    if isinstance(value, str) and "://" in value:
+        message += f", not {value.split('://', 1)[0]}://..."
+    raise ConfigError(message)
+
+
+def without_password(url: str) -> str:
+    """`url` with its password, if any, masked (for display)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:********@{host}"))
 
 
 def _discord_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> DiscordSettings:

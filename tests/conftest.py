@@ -4,12 +4,15 @@
 (see tests/discord_emulator/__init__.py for its API).
 ``world``: newsbot itself, running against that emulator with the shipped seeds loaded, in a
 server with a news channel, a reader and an admin (Manage Server).
+``postgres_server``: one throwaway PostgreSQL server for the whole run (tests/postgres.py);
+``postgres_url``: a new, empty database on it for one test.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.fixtures import discord_emulator
 from tests.discord_emulator.state import MANAGE_GUILD
 from tests.helpers import SHIPPED_SEEDS, FakeClock, World, build_newsbot
+from tests.postgres import PostgresServer, start_or_give_up
 
 __all__ = ["discord_emulator", "world"]
 
@@ -52,3 +56,20 @@ async def world(
         if startup is not None:
             await startup
         yield World(emu, bot, bot.store, seeds, guild, channel, reader, admin, run)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Started at the first test that needs it, stopped after the last test of the run."""
+    server = PostgresServer.from_environment(os.environ)
+    start_or_give_up(server, os.environ)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A new, empty database of its own for one test, dropped afterwards."""
+    url = await postgres_server.create_database()
+    yield url
+    await postgres_server.drop_database(url)

@@ -206,6 +206,51 @@ def test_bad_discord_settings_are_one_line(tmp_path: Path, text: str, message: s
         config.load(write(tmp_path, text), environ={})
 
 
+def test_database_url_is_unset_by_default_so_sqlite_is_used(tmp_path: Path) -> None:
+    shipped = config.load(REPO / "config" / "newsbot.yaml", environ={})
+
+    assert config.DatabaseSettings().url is None
+    assert shipped.database.url is None
+    assert (
+        config.load(write(tmp_path, ""), environ={"NEWSBOT_DATABASE_URL": ""}).database.url is None
+    )
+
+
+def test_database_url_comes_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "database:\n  url: postgresql://newsbot@db.example:5432/newsbot\n")
+
+    from_file = config.load(path, environ={})
+    from_env = config.load(path, environ={"NEWSBOT_DATABASE_URL": "postgres://other@127.0.0.1/x"})
+
+    assert from_file.database.url == "postgresql://newsbot@db.example:5432/newsbot"
+    assert from_env.database.url == "postgres://other@127.0.0.1/x"
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://newsbot:hunter2@db/newsbot", "newsbot:hunter2@db/newsbot", "sqlite:///x.db"]
+)
+def test_a_database_url_that_is_not_postgresql_is_one_line_naming_the_setting(
+    tmp_path: Path, url: str
+) -> None:
+    with pytest.raises(
+        ConfigError, match=r"setting 'database\.url' must be a postgresql://"
+    ) as caught:
+        config.load(write(tmp_path, ""), environ={"NEWSBOT_DATABASE_URL": url})
+
+    assert "\n" not in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_password_in_the_database_url_never_shows(tmp_path: Path) -> None:
+    environ = {"NEWSBOT_DATABASE_URL": "postgresql://newsbot:hunter2@db.example/newsbot"}
+
+    settings = config.load(write(tmp_path, ""), environ=environ)
+
+    assert settings.database.url == "postgresql://newsbot:hunter2@db.example/newsbot"
+    assert "hunter2" not in repr(settings)
+    assert "postgresql://newsbot:********@db.example/newsbot" in repr(settings)
+
+
 def test_operator_guild_is_unset_by_default_and_read_as_a_server_id(tmp_path: Path) -> None:
     quoted = write(tmp_path, 'discord:\n  operator_guild: "123456789012345678"\n')
 
