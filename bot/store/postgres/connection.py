@@ -18,10 +18,10 @@ import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
+from bot.config import without_password
 from bot.store.base import DatabaseLost, NoDatabase, StoreError, new_owner
 from bot.store.postgres.migrations import load_migrations, migrate, schema_version
 
@@ -46,7 +46,7 @@ class PostgresBase:
     def __init__(self, url: str, *, create: bool = True) -> None:
         self._url = url
         # For messages: the URL without its password.
-        self._where = redact(url)
+        self._where = without_password(url)
         # False: open() fails with NoDatabase on a database newsbot never set up, rather than
         # creating the schema in it.
         self._create = create
@@ -187,16 +187,6 @@ def changed_rows(status: str) -> int:
     """The row count of a command status such as "UPDATE 1" or "INSERT 0 1"."""
     last = status.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else 0
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def one_line(error: BaseException) -> str:

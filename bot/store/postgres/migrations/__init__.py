@@ -51,7 +51,8 @@ def load_migrations() -> list[Migration]:
             found.append(Migration(int(matched[1]), entry.name, entry.read_text(encoding="utf-8")))
     found.sort()
     numbers = [migration.number for migration in found]
-    if numbers != list(range(1, len(found) + 1)):
+    # None at all: the .sql files were left out of the package (its package data).
+    if not numbers or numbers != list(range(1, len(found) + 1)):
         # A packaging mistake, not a user problem; refusing beats a half-built schema.
         raise StoreError(f"migrations of newsbot are not numbered 0001 onwards: {numbers}")
     return found
