@@ -19,7 +19,7 @@ import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
 from bot.store.base import ReloadChanges, SeedFileRecord, SeedIndex, SeedStatus, StaleReload
 from bot.store.postgres.codec import SEED_FILE_COLUMNS, add_seed_files
-from bot.store.postgres.connection import PostgresBase
+from bot.store.postgres.connection import PostgresBase, changed_rows
 from bot.store.sqlite.seeds import _ReloadRows as ReloadRows
 from bot.store.sqlite.seeds import _topic_names_to_write as topic_names_to_write
 
@@ -167,8 +167,7 @@ async def _delete_stories(
         topic_deltas[topic_id] -= count
     await connection.execute(_DELETE_STORY_TOPICS, ids)
     await connection.execute(_DELETE_LINKS, ids)
-    status = await connection.execute(_DELETE_STORIES, ids)
-    return int(status.rsplit(" ", 1)[-1])
+    return changed_rows(await connection.execute(_DELETE_STORIES, ids))
 
 
 async def _insert_stories(

@@ -12,12 +12,15 @@ CREATE EXTENSION IF NOT EXISTS unaccent;
 
 -- unaccent() is only STABLE (its dictionary could change), so it cannot feed an index or a
 -- generated column; this wrapper names the dictionary explicitly and promises the result only
--- depends on the text. Everything that is not a letter or digit becomes a space first, so that
--- words split where SQLite's tokenizer splits them ("example.com" is two words, not a host).
+-- depends on the text. A SQL-standard body (RETURN) binds the function and the dictionary now,
+-- wherever the extension lives, rather than through each caller's search_path. Everything that
+-- is not a letter or digit becomes a space, so that words split where SQLite's tokenizer splits
+-- them ("example.com" is two words, not a host name). unaccent folds a little more than SQLite
+-- does (ß to ss, æ to ae, ligatures): a search finds those spellings too.
 CREATE FUNCTION newsbot_search_text(text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN regexp_replace(
-        lower(public.unaccent('public.unaccent'::regdictionary, $1)), '[^[:alnum:]]+', ' ', 'g'
+        lower(unaccent('unaccent'::regdictionary, $1)), '[^[:alnum:]]+', ' ', 'g'
     );
 
 -- The store's own bookkeeping, one row.
