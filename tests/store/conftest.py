@@ -1,8 +1,8 @@
 """Fixtures for the store's tests: a fresh, opened store per test, once per backend.
 
 The contract tests (test_contract_*.py) take `store` and run against every backend in
-BACKENDS; a second backend plugs in by adding its factory here. test_sqlite.py overrides
-`store` with the SQLite store alone.
+BACKENDS; a backend plugs in with a fixture that makes its stores on a fresh database.
+test_sqlite.py and test_postgres.py override `store` with their backend alone.
 """
 
 from __future__ import annotations
@@ -13,14 +13,21 @@ from pathlib import Path
 import pytest
 
 from bot.store import Store
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
 from tests.factories import make_related
+from tests.postgres import PostgresServer
 from tests.store.helpers import record, reload, story_at
 
-# Backend name -> a new store on a database under the given path, not yet opened.
-BACKENDS: dict[str, Callable[[Path], Store]] = {
-    "sqlite": SqliteStore,
+# Backend name -> the fixture that makes stores of that backend, all on one fresh database.
+BACKENDS = {
+    "sqlite": "sqlite_stores",
+    "postgres": "postgres_stores",
 }
+# The PostgreSQL database every test's database is copied from: migrated once per run.
+MIGRATED_TEMPLATE = "newsbot_store_migrated"
+
+StoreFactory = Callable[[], Store]
 
 
 @pytest.fixture
@@ -29,9 +36,40 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def new_store(request: pytest.FixtureRequest, db_path: Path) -> Callable[[], Store]:
+def new_store(request: pytest.FixtureRequest) -> StoreFactory:
     """Makes stores of one backend on one database (another process's store, for races)."""
-    return lambda: BACKENDS[request.param](db_path)
+    factory: StoreFactory = request.getfixturevalue(BACKENDS[request.param])
+    return factory
+
+
+@pytest.fixture
+def sqlite_stores(db_path: Path) -> StoreFactory:
+    return lambda: SqliteStore(db_path)
+
+
+async def migrated(postgres_server: PostgresServer) -> str:
+    """The template database with newsbot's schema (made at the first call of a run)."""
+
+    async def migrate(url: str) -> None:
+        store = PostgresStore(url)
+        await store.open()
+        await store.close()
+
+    return await postgres_server.create_template(MIGRATED_TEMPLATE, migrate)
+
+
+@pytest.fixture
+async def postgres_store_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh database of its own for one test, already migrated (a copy of the template:
+    much quicker than migrating each one)."""
+    url = await postgres_server.create_database(template=await migrated(postgres_server))
+    yield url
+    await postgres_server.drop_database(url)
+
+
+@pytest.fixture
+def postgres_stores(postgres_store_url: str) -> StoreFactory:
+    return lambda: PostgresStore(postgres_store_url)
 
 
 @pytest.fixture

@@ -1,0 +1,138 @@
+"""One running bot per database on PostgreSQL: the instance lease, a row in the database (as on
+SQLite, migration 0006 there), held from acquire_instance_lock() until close() and renewed by
+the running bot.
+
+There is no file to flock: a holder is taken over once its lease has expired, or at once when
+its row names this host and a process that no longer exists (it crashed, or was killed). A
+transaction-level advisory lock makes two newsbots starting at once take turns at the row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
+
+from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
+from bot.store.postgres.connection import PostgresBase
+from bot.store.sqlite.lock import LEASE_SECONDS, Holder
+
+log = logging.getLogger(__name__)
+
+# The advisory lock key of the lease (distinct from the migrations' MIGRATION_LOCK).
+_LEASE_LOCK = 6_397_269
+
+_HOLDER = "SELECT owner, host, pid, expires_at FROM instance_lease WHERE id = 1"
+_TAKE = (
+    "INSERT INTO instance_lease (id, owner, host, pid, acquired_at, renewed_at, expires_at)"
+    " VALUES (1, $1, $2, $3, $4, $4, $5)"
+    " ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, host = excluded.host,"
+    " pid = excluded.pid, acquired_at = excluded.acquired_at,"
+    " renewed_at = excluded.renewed_at, expires_at = excluded.expires_at"
+)
+_RENEW = "UPDATE instance_lease SET renewed_at = $1, expires_at = $2 WHERE id = 1 AND owner = $3"
+_RELEASE = "DELETE FROM instance_lease WHERE id = 1 AND owner = $1"
+
+
+class InstanceLockMixin(PostgresBase):
+    """The instance lease of the State role on PostgreSQL."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        lease_seconds: int = LEASE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(url, create=create)
+        self._lease_seconds = lease_seconds
+        # Unix seconds, as every instant in the database; tests move it.
+        self._clock = clock
+        self._holds_lease = False
+
+    @property
+    def holds_instance_lock(self) -> bool:
+        return self._holds_lease
+
+    async def acquire_instance_lock(self) -> None:
+        if self._holds_lease:
+            return
+        async with self._transaction(failing="cannot take the instance lease of") as connection:
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _LEASE_LOCK)
+            await self._take_lease(connection)
+        self._holds_lease = True
+
+    async def renew_instance_lock(self) -> None:
+        if not self._holds_lease:
+            raise StoreError(f"newsbot does not hold the instance lease of {self._where}")
+        now = self._now()
+        renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
+        if renewed == 0:
+            self._holds_lease = False
+            holder = await self._holder()
+            by = f" ({holder.describe()})" if holder else ""
+            raise InstanceLost(
+                f"another newsbot took over {self._where}{by}; this one stops so that no "
+                "digest is posted twice"
+            )
+
+    async def close(self) -> None:
+        if self._holds_lease:
+            self._holds_lease = False
+            await self._release_lease()
+        await super().close()
+
+    async def _take_lease(self, connection: asyncpg.Connection[asyncpg.Record]) -> None:
+        """Inside the transaction, with the advisory lock held: take the lease unless a live
+        newsbot holds it."""
+        row = await connection.fetchrow(_HOLDER)
+        holder = Holder(*row) if row is not None else None
+        now = self._now()
+        if holder is not None and holder.owner != self.owner:
+            expired = holder.expires_at <= now
+            if not expired and not _dead_here(holder):
+                raise InstanceLocked(
+                    f"another newsbot is already running on {self._where}"
+                    f" ({holder.describe()}); stop it first"
+                )
+            why = "it expired" if expired else "its process is gone: it is dead"
+            log.warning("%s: taking over the lease of %s (%s)", self._where, holder.describe(), why)
+        host, pid = socket.gethostname(), os.getpid()
+        await connection.execute(_TAKE, self.owner, host, pid, now, now + self._lease_seconds)
+
+    async def _release_lease(self) -> None:
+        try:
+            await self._write(_RELEASE, (self.owner,))
+        except DatabaseLost:
+            pass  # nothing worth releasing; the bot says why it stops
+        except StoreError as error:
+            # The next bot takes it over anyway once the lease expires.
+            log.warning("releasing the instance lease failed: %s", error)
+
+    async def _holder(self) -> Holder | None:
+        rows = await self._read(_HOLDER)
+        return Holder(*rows[0]) if rows else None
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+
+def _dead_here(holder: Holder) -> bool:
+    """Whether the holder ran on this host and its process is gone. A live process with that
+    pid (even a recycled one) counts as the holder: the lease then runs out on its own."""
+    if holder.host != socket.gethostname() or sys.platform == "win32":
+        # Windows: os.kill(pid, 0) would send CTRL_C_EVENT rather than probe.
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # someone else's process: alive
+    return False

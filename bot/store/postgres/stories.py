@@ -1,0 +1,177 @@
+"""Reading stories and topics on PostgreSQL: /news pages, word search, topic lists and
+autocomplete.
+
+As on SQLite, /news newest first walks stories_by_published backwards and /news on a topic
+walks that topic's range of the story_topics key, both stopped by the LIMIT; a word search goes
+through the GIN index of the stories' `search` column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from bot.models import Story, TopicCount, topic_key
+from bot.store.postgres.codec import STORY_COLUMNS, story_from_row
+from bot.store.postgres.connection import PostgresBase
+
+# Words of a search: runs of letters and digits, split where the stored text is split
+# (newsbot_search_text in migrations/0001_initial.sql). Everything else (quotes, operators,
+# parentheses, colons) is dropped, so no user text ever reaches tsquery syntax.
+_WORD = re.compile(r"[^\W_]+")
+
+_LATEST = (
+    "SELECT " + STORY_COLUMNS + " FROM stories AS s"
+    " ORDER BY s.published_at DESC, s.id DESC LIMIT $1 OFFSET $2"
+)
+_ON_TOPIC = (
+    " FROM story_topics AS st JOIN stories AS s ON s.id = st.story_id"
+    " WHERE st.topic_id = (SELECT id FROM topics WHERE key = $1)"
+)
+_LATEST_ON_TOPIC = (
+    "SELECT " + STORY_COLUMNS + _ON_TOPIC
+    + " ORDER BY st.published_at DESC, st.story_id DESC LIMIT $2 OFFSET $3"
+)  # fmt: skip
+_LATEST_MATCHING = (
+    "SELECT " + STORY_COLUMNS + " FROM stories AS s"
+    " WHERE s.search @@ to_tsquery('simple', $1)"
+    " ORDER BY s.published_at DESC, s.id DESC LIMIT $2 OFFSET $3"
+)
+_LATEST_ON_TOPIC_MATCHING = (
+    "SELECT " + STORY_COLUMNS + _ON_TOPIC + " AND s.search @@ to_tsquery('simple', $2)"
+    " ORDER BY st.published_at DESC, st.story_id DESC LIMIT $3 OFFSET $4"
+)
+_FOLD = "SELECT newsbot_search_text($1)"
+_STORY = "SELECT " + STORY_COLUMNS + " FROM stories AS s WHERE s.id = $1"
+_STORIES_BY_ID = "SELECT " + STORY_COLUMNS + " FROM stories AS s WHERE s.id = ANY($1::bigint[])"
+_STORY_COUNT = "SELECT story_count FROM meta"
+# SQLite's NOCASE: ASCII case folded, then compared byte by byte.
+_BY_COUNT_THEN_NAME = 'story_count DESC, lower(name) COLLATE "C", id'
+_TOPICS = (
+    "SELECT name, story_count FROM topics WHERE story_count > 0"
+    " ORDER BY " + _BY_COUNT_THEN_NAME + " LIMIT $1"
+)
+_TOPIC = "SELECT name, story_count FROM topics WHERE key = $1 AND story_count > 0"
+_TOPICS_MATCHING = (
+    "SELECT name, story_count FROM topics WHERE story_count > 0 AND key LIKE $1 ESCAPE '\\'"
+    " ORDER BY key NOT LIKE $2 ESCAPE '\\', " + _BY_COUNT_THEN_NAME + " LIMIT $3"
+)
+# The first half checks that the linked story is stored; in the second the linking side always
+# is (its links are deleted with it).
+_LINKED = (
+    "SELECT l.story_id, l.linked_id FROM story_links AS l"
+    " WHERE l.story_id = ANY($1::bigint[]) AND l.linked_id <> l.story_id"
+    " AND EXISTS (SELECT 1 FROM stories WHERE id = l.linked_id)"
+    " UNION"
+    " SELECT l.linked_id, l.story_id FROM story_links AS l"
+    " WHERE l.linked_id = ANY($1::bigint[]) AND l.linked_id <> l.story_id"
+)
+
+
+class StoriesMixin(PostgresBase):
+    """The StoryReader role on PostgreSQL."""
+
+    async def latest(
+        self,
+        limit: int,
+        *,
+        offset: int = 0,
+        topic: str | None = None,
+        query: str | None = None,
+    ) -> list[Story]:
+        statement = await self._latest_statement(limit, offset, topic, query)
+        if statement is None:
+            return []
+        return [story_from_row(row) for row in await self._read(*statement)]
+
+    async def explain_latest(
+        self, *, topic: str | None = None, query: str | None = None
+    ) -> list[str]:
+        """The query plan of `latest` with these filters, one line per step (tests, diagnosis)."""
+        statement = await self._latest_statement(10, 0, topic, query)
+        if statement is None:
+            return []
+        sql, params = statement
+        return [row[0] for row in await self._read("EXPLAIN " + sql, params)]
+
+    async def story(self, story_id: int) -> Story | None:
+        rows = await self._read(_STORY, (story_id,))
+        return story_from_row(rows[0]) if rows else None
+
+    async def stories_by_id(self, story_ids: Sequence[int]) -> dict[int, Story]:
+        if not story_ids:
+            return {}
+        rows = await self._read(_STORIES_BY_ID, (sorted(set(story_ids)),))
+        stories = (story_from_row(row) for row in rows)
+        return {story.id: story for story in stories}
+
+    async def story_count(self) -> int:
+        rows = await self._read(_STORY_COUNT)
+        return int(rows[0][0])
+
+    async def topics(self, *, matching: str = "", limit: int | None = None) -> list[TopicCount]:
+        if matching:
+            key = _escape_like(topic_key(matching))
+            rows = await self._read(_TOPICS_MATCHING, (f"%{key}%", f"{key}%", limit))
+        else:
+            rows = await self._read(_TOPICS, (limit,))
+        return [TopicCount(name, count) for name, count in rows]
+
+    async def topic(self, name: str) -> TopicCount | None:
+        rows = await self._read(_TOPIC, (topic_key(name),))
+        return TopicCount(rows[0][0], rows[0][1]) if rows else None
+
+    async def linked_stories(self, story_ids: Sequence[int]) -> dict[int, set[int]]:
+        if not story_ids:
+            return {}
+        linked: dict[int, set[int]] = {}
+        for story_id, other in await self._read(_LINKED, (sorted(set(story_ids)),)):
+            linked.setdefault(story_id, set()).add(other)
+        return linked
+
+    async def _latest_statement(
+        self, limit: int, offset: int, topic: str | None, query: str | None
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        """The SQL and parameters of one latest() call, or None when it cannot match anything."""
+        if limit <= 0:
+            return None
+        offset = max(offset, 0)
+        match = None
+        if query is not None:
+            match = await self._match_expression(query)
+            if match is None:
+                return None
+        if topic is not None:
+            key = topic_key(topic)
+            if match is None:
+                return _LATEST_ON_TOPIC, (key, limit, offset)
+            return _LATEST_ON_TOPIC_MATCHING, (key, match, limit, offset)
+        if match is not None:
+            return _LATEST_MATCHING, (match, limit, offset)
+        return _LATEST, (limit, offset)
+
+    async def _match_expression(self, query: str) -> str | None:
+        """A tsquery requiring every word of `query` as a word prefix; None without words.
+
+        The words are folded by the database's own function, the one the stored text went
+        through, so that a query and the text it should match always agree; what comes back
+        is letters, digits and spaces only, joined here with the tsquery operators.
+        """
+        words = _WORD.findall(query)
+        if not words:
+            return None
+        folded = await self._read(_FOLD, (" ".join(words),))
+        return tsquery_of(str(folded[0][0]))
+
+
+def tsquery_of(folded: str) -> str | None:
+    """'w1:* & w2:*' from words folded by newsbot_search_text (letters, digits, spaces)."""
+    words = folded.split()
+    if not words or not all(word.isalnum() for word in words):
+        return None
+    return " & ".join(f"{word}:*" for word in words)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

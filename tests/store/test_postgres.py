@@ -1,0 +1,275 @@
+"""What only the PostgreSQL backend does: opening (migrations, several newsbots at once, a
+database newsbot never set up), the search's tsquery built from words only, the query plans of
+the hot reads at a realistic size, and errors in one line (the instance lease and a replaced
+database are in test_postgres_lease.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from bot.config import DatabaseSettings
+from bot.store import NoDatabase, Store, StoreError, create_store
+from bot.store.postgres import PostgresStore
+from bot.store.postgres.migrations import load_migrations
+from bot.store.postgres.stories import tsquery_of
+from bot.store.sqlite import SqliteStore
+from tests.postgres import PostgresServer
+from tests.store.helpers import reload, searchable, story_at, titles
+
+# Stories in the database the query plans are read from, as many as a busy seed folder holds.
+REALISTIC = 20_000
+_SYLLABLES = ("ba", "ko", "mi", "ru", "te", "so", "na", "li", "pe", "do", "ga", "vu")
+VOCABULARY = ["".join(word) for word in itertools.product(_SYLLABLES, repeat=3)]
+
+
+@pytest.fixture
+async def store(postgres_store_url: str) -> AsyncIterator[PostgresStore]:
+    """The PostgreSQL store alone (the contract tests' `store` runs on every backend)."""
+    store = PostgresStore(postgres_store_url)
+    await store.open()
+    yield store
+    await store.close()
+
+
+def newest_migration() -> int:
+    return max(number for number, _, _ in load_migrations())
+
+
+async def fetchval(url: str, sql: str) -> object:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(sql)
+    finally:
+        await connection.close()
+
+
+# --- opening ------------------------------------------------------------------------------------
+
+
+async def test_open_migrates_an_empty_database_and_records_the_version(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    await store.open()  # opening an open store is a no-op
+    await store.close()
+
+    assert await fetchval(postgres_url, "SELECT version FROM schema_version") == newest_migration()
+    assert await fetchval(postgres_url, "SELECT to_regclass('stories') IS NOT NULL") is True
+
+
+async def test_four_newsbots_opening_one_empty_database_at_once_all_open_it(
+    postgres_url: str,
+) -> None:
+    stores = [PostgresStore(postgres_url) for _ in range(4)]
+
+    await asyncio.gather(*(store.open() for store in stores))
+
+    try:
+        await reload(stores[0], [story_at(1)])
+        assert [await store.story_count() for store in stores] == [1, 1, 1, 1]
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
+    assert await fetchval(postgres_url, "SELECT version FROM schema_version") == newest_migration()
+
+
+async def test_reopening_keeps_the_data(store: PostgresStore) -> None:
+    await reload(store, [story_at(1)])
+    await store.close()
+
+    await store.open()
+    assert await store.story_count() == 1
+    assert (await store.seed_index()).generation == 1
+
+
+async def test_a_newer_schema_is_refused(store: PostgresStore) -> None:
+    await store.close()
+    newer = newest_migration() + 1
+    await fetchval(store.url, f"UPDATE schema_version SET version = {newer}")
+
+    with pytest.raises(StoreError) as refused:
+        await PostgresStore(store.url).open()
+    assert str(refused.value) == (
+        f"database {store.url} has schema version {newer}; "
+        f"this newsbot knows up to {newest_migration()}"
+    )
+
+
+async def test_a_reader_finds_no_database_where_newsbot_set_none_up(
+    postgres_url: str, postgres_server: PostgresServer
+) -> None:
+    with pytest.raises(NoDatabase, match="no newsbot database at"):
+        await PostgresStore(postgres_url, create=False).open()
+    # Nothing was created in it.
+    assert await fetchval(postgres_url, "SELECT to_regclass('schema_version')") is None
+
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(NoDatabase, match="no database at"):
+        await PostgresStore(missing, create=False).open()
+
+
+async def test_a_server_that_does_not_answer_is_refused_in_one_line() -> None:
+    # Port 1 on loopback: nothing listens there.
+    url = "postgresql://newsbot:secret@127.0.0.1:1/newsbot"
+
+    with pytest.raises(StoreError) as refused:
+        await PostgresStore(url).open()
+    message = str(refused.value)
+    assert message.startswith(
+        "cannot open database postgresql://newsbot:********@127.0.0.1:1/newsbot"
+    )
+    assert "secret" not in message and "\n" not in message
+
+
+async def test_queries_before_open_raise_store_error(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    with pytest.raises(StoreError, match="not open"):
+        await store.latest(5)
+    with pytest.raises(StoreError, match="not open"):
+        await store.seed_index()
+
+
+def test_create_store_picks_postgresql_when_a_url_is_set(tmp_path: Path) -> None:
+    url = "postgresql://bot@db.example/news"
+    postgres = create_store(DatabaseSettings(path=tmp_path / "news.db", url=url))
+    sqlite = create_store(DatabaseSettings(path=tmp_path / "news.db"))
+
+    assert isinstance(postgres, PostgresStore) and postgres.url == url
+    assert isinstance(sqlite, SqliteStore)
+
+
+def test_postgres_store_has_the_signatures_of_the_store_protocol() -> None:
+    roles = [role for role in Store.__mro__ if getattr(role, "_is_protocol", False)]
+    members = sorted({name for role in roles for name in vars(role) if not name.startswith("_")})
+    assert "apply_reload" in members
+    for name in members:
+        declared = getattr(Store, name)
+        if isinstance(declared, property):
+            assert isinstance(getattr(PostgresStore, name), property), name
+            continue
+        expected = inspect.signature(declared)
+        assert inspect.signature(getattr(PostgresStore, name)) == expected, name
+
+
+# --- the search's tsquery ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("rocket & !launch", "rocket launch"),
+        ("rocket | coffee", "rocket coffee"),
+        ("!rocket", "rocket"),
+        ("rocket:*", "rocket"),
+        ("rocket:A", "rocket A"),
+        ("rocket <-> launch", "rocket launch"),
+        ("rocket <2> launch", "rocket 2 launch"),
+        ("'rocket'", "rocket"),
+        ("rocket\\", "rocket"),
+        ("rocket)) | ((coffee", "rocket coffee"),
+    ],
+)
+async def test_tsquery_operators_in_a_search_are_plain_text(
+    store: PostgresStore, query: str, words: str
+) -> None:
+    await searchable(store)
+    assert await store.latest(10, query=query) == await store.latest(10, query=words)
+
+
+async def test_a_search_with_tsquery_operators_finds_the_words_newest_first(
+    store: PostgresStore,
+) -> None:
+    await searchable(store)
+    assert titles(await store.latest(10, query="!rocket & (launch | delay)")) == [
+        "Rocket launch delayed"
+    ]
+    assert titles(await store.latest(10, query="rock:S")) == ["Markets rally"]
+
+
+@pytest.mark.parametrize("query", ["&", "!", ":*", "<->", "|", "'", "\\"])
+async def test_a_search_of_operators_only_matches_nothing(store: PostgresStore, query: str) -> None:
+    await searchable(store)
+    assert await store.latest(10, query=query) == []
+
+
+def test_the_tsquery_is_words_as_prefixes_joined_by_and() -> None:
+    assert tsquery_of("rocket cafe") == "rocket:* & cafe:*"
+    assert tsquery_of(" ") is None
+    # Folded text is letters and digits only; anything else is refused rather than passed on.
+    assert tsquery_of("rocket & x") is None
+
+
+# --- query plans at a realistic size -----------------------------------------------------------
+
+
+def headline(rng: random.Random, n: int) -> str:
+    """Six words of a made-up language of 1,728 words (as varied as news text is, so that the
+    planner's statistics are as they would be), with "zeppelin" in every 2,000th."""
+    words = rng.sample(VOCABULARY, 6)
+    if n % 2000 == 0:
+        words[2] = "zeppelin"
+    return " ".join(words).capitalize()
+
+
+async def realistic(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh copy of a database of REALISTIC stories on 50 topics, analysed
+    (made once per run)."""
+
+    async def fill(url: str) -> None:
+        rng = random.Random(7)
+        stories = [
+            story_at(n, title=headline(rng, n), excerpt=" ".join(rng.sample(VOCABULARY, 12)),
+                     topics=(f"Topic {n % 50}",))
+            for n in range(REALISTIC)
+        ]  # fmt: skip
+        store = PostgresStore(url)
+        await store.open()
+        try:
+            await reload(store, stories)
+        finally:
+            await store.close()
+        await fetchval(url, "ANALYZE")
+
+    template = await postgres_server.create_template("newsbot_store_realistic", fill)
+    return await postgres_server.create_database(template=template)
+
+
+@pytest.fixture
+async def big(postgres_server: PostgresServer) -> AsyncIterator[PostgresStore]:
+    url = await realistic(postgres_server)
+    store = PostgresStore(url)
+    await store.open()
+    yield store
+    await store.close()
+    await postgres_server.drop_database(url)
+
+
+def sorts_stories(plan: list[str]) -> bool:
+    return any("Seq Scan on stories" in step for step in plan) and any(
+        "Sort" in step for step in plan
+    )
+
+
+async def test_news_newest_first_walks_the_publication_index(big: PostgresStore) -> None:
+    plan = await big.explain_latest()
+    assert any("Index Scan Backward using stories_by_published" in step for step in plan), plan
+    assert not any("Sort" in step or "Seq Scan" in step for step in plan), plan
+
+
+async def test_news_on_a_topic_walks_the_topics_key_without_sorting(big: PostgresStore) -> None:
+    plan = await big.explain_latest(topic="Topic 7")
+    assert any("Scan Backward using story_topics_pkey" in step for step in plan), plan
+    assert not sorts_stories(plan) and not any("Sort" in step for step in plan), plan
+
+
+async def test_a_word_search_uses_the_gin_index(big: PostgresStore) -> None:
+    plan = await big.explain_latest(query="zeppelin")
+    assert any("stories_search" in step for step in plan), plan
+    assert not sorts_stories(plan), plan
+    assert len(await big.latest(20, query="zepp")) == REALISTIC // 2000
