@@ -105,7 +105,7 @@ class NewsBot(commands.Bot):
             "newsbot %s: config %s, database %s, seed folder %s",
             version(),
             self.settings.config_path.absolute() if self.settings.config_path else "none",
-            self.settings.database.path.absolute(),
+            self.settings.database.describe(),
             self.reloader.folder.absolute(),
         )
         await self.store.open()

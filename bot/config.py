@@ -61,6 +61,11 @@ class DatabaseSettings:
         url = None if self.url is None else without_password(self.url)
         return f"DatabaseSettings(path={self.path!r}, url={url!r})"
 
+    def describe(self) -> str:
+        """Which database newsbot uses, for logs: the PostgreSQL URL without its password,
+        else the SQLite file."""
+        return without_password(self.url) if self.url else str(self.path.absolute())
+
 
 @dataclass(frozen=True, slots=True)
 class DiscordSettings:

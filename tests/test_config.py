@@ -249,6 +249,14 @@ def test_a_password_in_the_database_url_never_shows(tmp_path: Path) -> None:
     assert settings.database.url == "postgresql://newsbot:hunter2@db.example/newsbot"
     assert "hunter2" not in repr(settings)
     assert "postgresql://newsbot:********@db.example/newsbot" in repr(settings)
+    # What the start-up log line names as the database.
+    assert settings.database.describe() == "postgresql://newsbot:********@db.example/newsbot"
+
+
+def test_the_database_is_described_as_the_sqlite_file_without_a_url(tmp_path: Path) -> None:
+    settings = config.load(write(tmp_path, "database:\n  path: news.db\n"), environ={})
+
+    assert settings.database.describe() == str((tmp_path / "news.db").absolute())
 
 
 def test_operator_guild_is_unset_by_default_and_read_as_a_server_id(tmp_path: Path) -> None:
