@@ -176,7 +176,8 @@ async def test_a_frame_the_client_cannot_read_does_not_stop_the_bot(
     await fault(world.emu)
     await world.emu.wait_until(
         lambda: world.emu.gateway.identifies == 2 and world.emu.gateway.ready_sent,
-        timeout=5,
+        # discord.py paces every IDENTIFY but a process's first by 5 s (Discord's limit).
+        timeout=15,
         what="the bot to connect again",
     )
     reply = await (await world.invoke("news", {"topic": "AI", "count": 1})).response(timeout=3)
