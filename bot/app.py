@@ -200,8 +200,8 @@ class NewsBot(commands.AutoShardedBot):
         await asyncio.shield(self._closing)
 
     async def _release(self) -> None:
-        # commands.Bot.close unloads the cogs (stopping their background work) and closes the
-        # gateway; the store goes last, when nothing can use it any more.
+        # AutoShardedBot.close unloads the cogs (stopping their background work) and closes
+        # the gateway; the store goes last, when nothing can use it any more.
         guards, self._guards = self._guards + list(self.restarting_shards), []
         for guard in guards:
             guard.cancel()
