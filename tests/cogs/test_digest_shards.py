@@ -49,7 +49,9 @@ def digest_posts(emu: DiscordEmulator, server: Server) -> list:
     return [m for m in emu.messages(server.channel) if m.source == "channel"]
 
 
-def shard_bot(tmp_path: Path, clock: FakeClock, shard: int, *, seeds: bool = True) -> NewsBot:
+def shard_bot(
+    tmp_path: Path, clock: FakeClock, shard: int, *, seeds: bool = True, schedule: bool = False
+) -> NewsBot:
     """One newsbot process running shard `shard` of 2, on the test's one database."""
     folder = tmp_path / "seeds"
     if not folder.exists():
@@ -61,6 +63,7 @@ def shard_bot(tmp_path: Path, clock: FakeClock, shard: int, *, seeds: bool = Tru
         folder,
         clock=clock,
         reload_seeds_at_start=seeds,
+        schedule_digests=schedule,
         database=tmp_path / "news.db",
         shard_count=2,
         shard_ids=(shard,),
@@ -179,3 +182,18 @@ async def test_another_shards_server_reaching_the_sender_is_not_taken_for_one_ne
         after = await bot.store.digest_settings(theirs.guild.id)
         assert after is not None and after.enabled and after.disabled_reason is None
         assert digest_posts(emu, theirs) == []
+
+
+async def test_processes_running_some_shards_each_share_the_database_with_digests_scheduled(
+    discord_emulator: DiscordEmulator, tmp_path: Path, clock: FakeClock
+) -> None:
+    # One bot serving every server holds the database alone (the instance lease); processes
+    # that split the shards share it, each digest's ledger lease keeping it theirs.
+    first = shard_bot(tmp_path, clock, shard=0, schedule=True)
+    second = shard_bot(tmp_path, clock, shard=1, seeds=False, schedule=True)
+    async with AsyncExitStack() as stack:
+        await start(stack, first, discord_emulator)
+        await start(stack, second, discord_emulator)
+
+        assert poster(first) is not poster(second)
+        assert not first.store.holds_instance_lock and not second.store.holds_instance_lock
