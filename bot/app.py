@@ -145,6 +145,7 @@ class NewsBot(commands.AutoShardedBot):
         """Run `check` every `every` seconds until it finds the bot cannot go on."""
 
         async def watch() -> None:
+            failing = False
             while True:
                 await asyncio.sleep(every)
                 try:
@@ -154,8 +155,16 @@ class NewsBot(commands.AutoShardedBot):
                     return
                 except StoreError as error:
                     # A busy or failing database: the next round tries again, well within
-                    # the lease (a lost lease is then noticed as such).
-                    log.warning("%s failed: %s", name, error)
+                    # the lease (a lost lease is then noticed as such). Said once per outage,
+                    # not every round of it.
+                    log.log(
+                        logging.DEBUG if failing else logging.WARNING, "%s failed: %s", name, error
+                    )
+                    failing = True
+                else:
+                    if failing:
+                        log.info("%s works again", name)
+                    failing = False
 
         self._guards.append(asyncio.create_task(watch(), name=f"newsbot {name}"))
 

@@ -21,7 +21,7 @@ from bot.app import NewsBot, build_bot
 from bot.checks import OPERATOR_REFUSAL
 from bot.config import DatabaseSettings, SeedSettings, Settings
 from bot.reload import SeedReloader
-from bot.store import DatabaseLost, InstanceLost
+from bot.store import DatabaseLost, InstanceLost, StoreError
 from bot.store.sqlite import SqliteStore
 from bot.tree import STOPPING
 from tests.discord_emulator import DiscordEmulator, running_bot
@@ -452,6 +452,29 @@ async def test_a_seed_reload_that_finds_the_database_deleted_stops_the_bot_in_on
 
     assert isinstance(bot.stopped_by, DatabaseLost)
     assert errors_logged(caplog) == [str(bot.stopped_by)]  # no traceback from the reload
+
+
+async def test_a_guard_failing_for_a_while_warns_once_and_says_when_it_works_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, reload_seeds_at_start=False)
+    rounds: list[int] = []
+    done = asyncio.Event()
+
+    async def check() -> None:
+        rounds.append(1)
+        if len(rounds) <= 5:
+            raise StoreError("database busy")
+        done.set()
+
+    with caplog.at_level(logging.DEBUG, logger="bot.app"):
+        bot._guard("lease renewal", 0.001, check)
+        await asyncio.wait_for(done.wait(), 5)
+        await bot.close()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["lease renewal failed: database busy"]  # five failures, one warning
+    assert "lease renewal works again" in caplog.text
 
 
 async def test_a_bot_whose_lease_another_newsbot_took_stops(
