@@ -80,6 +80,8 @@ class NewsBot(commands.AutoShardedBot):
         # Slash commands need no privileged intent; guilds gives the channel and role cache.
         intents = discord.Intents.none()
         intents.guilds = True
+        if settings.discord.shard_ids is not None:
+            options["shard_ids"] = list(settings.discord.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -87,9 +89,8 @@ class NewsBot(commands.AutoShardedBot):
             # Story text is outside text: nothing newsbot sends may ever ping anyone.
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=NewsTree,
-            # None and None: discord.py asks Discord how many shards and runs them all.
+            # Unset: discord.py asks Discord how many shards there should be and runs them all.
             shard_count=settings.discord.shard_count,
-            shard_ids=list(settings.discord.shard_ids) if settings.discord.shard_ids else None,
             **options,
         )
         self.settings = settings
@@ -106,7 +107,7 @@ class NewsBot(commands.AutoShardedBot):
         self.stopped_by: Unrecoverable | None = None
         self._guards: list[asyncio.Task[None]] = []
         # Shards waiting to IDENTIFY again after a frame they could not read.
-        self.restarting_shards: set[asyncio.Task[None]] = set()
+        self._restarting_shards: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
@@ -211,7 +212,7 @@ class NewsBot(commands.AutoShardedBot):
     async def _release(self) -> None:
         # AutoShardedBot.close unloads the cogs (stopping their background work) and closes
         # the gateway; the store goes last, when nothing can use it any more.
-        guards, self._guards = self._guards + list(self.restarting_shards), []
+        guards, self._guards = self._guards + list(self._restarting_shards), []
         for guard in guards:
             guard.cancel()
         await asyncio.gather(*guards, return_exceptions=True)
@@ -251,8 +252,8 @@ class _ReidentifyOnUnreadableFrame:
             exc_info=item.error,
         )
         task = asyncio.create_task(self._identify_again(), name=f"shard {self._shard.id} restart")
-        self._bot.restarting_shards.add(task)
-        task.add_done_callback(self._bot.restarting_shards.discard)
+        self._bot._restarting_shards.add(task)
+        task.add_done_callback(self._bot._restarting_shards.discard)
 
     async def _identify_again(self) -> None:
         await self._shard.ws.close(code=4000)
