@@ -217,7 +217,12 @@ class NewsBot(commands.AutoShardedBot):
             guard.cancel()
         await asyncio.gather(*guards, return_exceptions=True)
         try:
-            await super().close()
+            if hasattr(self, "_AutoShardedClient__queue"):
+                await super().close()
+            else:
+                # Never logged in: AutoShardedClient.close would report to the event queue
+                # login creates. There is no gateway and no cog; Client.close releases the rest.
+                await discord.Client.close(self)
         finally:
             await self.store.close()
 
