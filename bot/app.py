@@ -19,6 +19,8 @@ import discord
 import yarl
 from discord.backoff import ExponentialBackoff
 from discord.ext import commands
+from discord.gateway import ReconnectWebSocket
+from discord.shard import EventItem, EventType, Shard
 
 from bot import version
 from bot.command_sync import sync_if_changed
@@ -27,6 +29,7 @@ from bot.delivery import REQUIRED_PERMISSIONS
 from bot.errors import Unrecoverable
 from bot.poster import utc_now
 from bot.reload import SeedReloader
+from bot.sharding import Shards
 from bot.store import Store, StoreError, StoreLost, create_store
 from bot.tree import NewsTree
 
@@ -60,7 +63,7 @@ def invite_url(application_id: int) -> str:
     )
 
 
-class NewsBot(commands.Bot):
+class NewsBot(commands.AutoShardedBot):
     def __init__(
         self,
         settings: Settings,
@@ -77,6 +80,8 @@ class NewsBot(commands.Bot):
         # Slash commands need no privileged intent; guilds gives the channel and role cache.
         intents = discord.Intents.none()
         intents.guilds = True
+        if settings.discord.shard_ids is not None:
+            options["shard_ids"] = list(settings.discord.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -84,6 +89,8 @@ class NewsBot(commands.Bot):
             # Story text is outside text: nothing newsbot sends may ever ping anyone.
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=NewsTree,
+            # Unset: discord.py asks Discord how many shards there should be and runs them all.
+            shard_count=settings.discord.shard_count,
             **options,
         )
         self.settings = settings
@@ -99,6 +106,9 @@ class NewsBot(commands.Bot):
         # with it, non-zero, so that a supervisor starts it again.
         self.stopped_by: Unrecoverable | None = None
         self._guards: list[asyncio.Task[None]] = []
+        # Shards waiting to IDENTIFY again after a frame they could not read.
+        self._restarting_shards: set[asyncio.Task[None]] = set()
+        self._closing: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         log.info(
@@ -108,10 +118,13 @@ class NewsBot(commands.Bot):
             self.settings.database.describe(),
             self.reloader.folder.absolute(),
         )
+        log.info("running %s", self.settings.discord.shards.describe())
         await self.store.open()
         self._guard("database watch", self.database_watch, self.store.check_database)
-        if self.schedule_digests:
-            # Two bots posting from one database would double every digest.
+        if self.schedule_digests and self.settings.discord.shard_ids is None:
+            # A bot serving every server is the only one that may post from its database: a
+            # second would be a mistake. Processes that each run some shards share it, and
+            # the ledger's per-digest leases keep each digest theirs alone.
             await self.store.acquire_instance_lock()
             self._guard("lease renewal", self.lease_renewal, self.store.renew_instance_lock)
         for extension in EXTENSIONS:
@@ -119,30 +132,15 @@ class NewsBot(commands.Bot):
         if self.settings.discord.sync_commands == "auto":
             await sync_if_changed(self.tree, self.store)
 
-    async def connect(self, *, reconnect: bool = True) -> None:
-        """discord.py's gateway loop, started again when a frame it could not read ended it.
-
-        discord.py reconnects after network failures and close codes, but an error raised while
-        reading a frame leaves its loop and would end `start()`, and the process with it. The
-        broken socket is closed and a new session IDENTIFYs: discord.py's loop, which held the
-        session for a RESUME, has already unwound, and a fresh READY also replaces whatever
-        state the unread frame should have changed. The backoff keeps a frame that breaks every
-        session from spending the daily IDENTIFY allowance.
-        """
-        backoff = ExponentialBackoff()
-        while True:
-            try:
-                await super().connect(reconnect=reconnect)
-                return
-            except UNREADABLE_FRAME:
-                if not reconnect or self.is_closed():
-                    raise
-                log.exception("could not read a frame from the gateway; connecting again")
-            if self.ws is not None:
-                await self.ws.close(code=4000)
-            await asyncio.sleep(backoff.delay())
-            if self.is_closed():
-                return
+    async def launch_shard(
+        self, gateway: yarl.URL, shard_id: int, *, initial: bool = False
+    ) -> None:
+        await super().launch_shard(gateway, shard_id, initial=initial)
+        # discord.py keeps its shards private and offers no hook: this is the one place newsbot
+        # reaches into them (a reconnect keeps the Shard, so the wrapper stays in place).
+        shard = self._AutoShardedClient__shards[shard_id]  # type: ignore[attr-defined]
+        if not isinstance(shard._queue_put, _ReidentifyOnUnreadableFrame):
+            shard._queue_put = _ReidentifyOnUnreadableFrame(self, shard, shard._queue_put)
 
     def _guard(self, name: str, every: float, check: Callable[[], Awaitable[None]]) -> None:
         """Run `check` every `every` seconds until it finds the bot cannot go on."""
@@ -181,7 +179,10 @@ class NewsBot(commands.Bot):
 
     async def on_ready(self) -> None:
         assert self.user is not None
-        log.info("logged in as %s in %d servers", self.user, len(self.guilds))
+        shards = Shards(self.shard_count, tuple(self.shard_ids) if self.shard_ids else None)
+        log.info(
+            "logged in as %s in %d servers, %s", self.user, len(self.guilds), shards.describe()
+        )
         if self.application_id:
             log.info("invite newsbot to a server: %s", invite_url(self.application_id))
 
@@ -191,17 +192,80 @@ class NewsBot(commands.Bot):
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         log.info("left server %s (%s), now in %d servers", guild.id, guild.name, len(self.guilds))
 
+    async def connect(self, *, reconnect: bool = True) -> None:
+        try:
+            await super().connect(reconnect=reconnect)
+        finally:
+            # AutoShardedClient's loop ends as soon as the gateway is closed, while close() may
+            # still be releasing the store: start() returns only once all of it is done, so
+            # that the process never exits under it.
+            if self._closing is not None:
+                await asyncio.shield(self._closing)
+
     async def close(self) -> None:
-        # commands.Bot.close unloads the cogs (stopping their background work) and closes the
-        # gateway; the store goes last, when nothing can use it any more.
-        guards, self._guards = self._guards, []
+        """Close once, whoever asks first (a signal, a guard, discord.py); every caller waits
+        for all of it."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._release(), name="newsbot close")
+        await asyncio.shield(self._closing)
+
+    async def _release(self) -> None:
+        # AutoShardedBot.close unloads the cogs (stopping their background work) and closes
+        # the gateway; the store goes last, when nothing can use it any more.
+        guards, self._guards = self._guards + list(self._restarting_shards), []
         for guard in guards:
             guard.cancel()
         await asyncio.gather(*guards, return_exceptions=True)
         try:
-            await super().close()
+            if hasattr(self, "_AutoShardedClient__queue"):
+                await super().close()
+            else:
+                # Never logged in: AutoShardedClient.close would report to the event queue
+                # login creates. There is no gateway and no cog; Client.close releases the rest.
+                await discord.Client.close(self)
         finally:
             await self.store.close()
+
+
+class _ReidentifyOnUnreadableFrame:
+    """A shard's line to discord.py's event queue that keeps the bot running after a frame the
+    shard could not read.
+
+    An error raised while reading a frame (invalid JSON, a dispatch its parser cannot take)
+    reaches AutoShardedClient as "terminate", which closes the whole bot. Here it becomes a
+    fresh IDENTIFY of that shard only, what discord.py does itself for an invalid session
+    (ReconnectWebSocket(resume=False)): the broken socket is closed, and a new READY replaces
+    whatever state the unread frame should have changed. The backoff keeps a frame that breaks
+    every session from spending the daily IDENTIFY allowance.
+    """
+
+    def __init__(self, bot: NewsBot, shard: Shard, put: Callable[[EventItem], None]) -> None:
+        self._bot = bot
+        self._shard = shard
+        self._put = put
+        self._backoff = ExponentialBackoff()
+
+    def __call__(self, item: EventItem) -> None:
+        if item.type != EventType.terminate or not isinstance(item.error, UNREADABLE_FRAME):
+            self._put(item)
+            return
+        if self._bot.is_closed():
+            return
+        log.error(
+            "could not read a frame from the gateway on shard %s; connecting it again",
+            self._shard.id,
+            exc_info=item.error,
+        )
+        task = asyncio.create_task(self._identify_again(), name=f"shard {self._shard.id} restart")
+        self._bot._restarting_shards.add(task)
+        task.add_done_callback(self._bot._restarting_shards.discard)
+
+    async def _identify_again(self) -> None:
+        await self._shard.ws.close(code=4000)
+        await asyncio.sleep(self._backoff.delay())
+        if not self._bot.is_closed():
+            again = ReconnectWebSocket(self._shard.id, resume=False)
+            self._put(EventItem(EventType.identify, self._shard, again))
 
 
 def build_bot(

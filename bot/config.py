@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from bot.errors import SetupError
+from bot.sharding import Shards, checked_shard_ids, parse_shard_ids
 
 DEFAULT_CONFIG_PATH = Path("config/newsbot.yaml")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -80,6 +81,14 @@ class DiscordSettings:
     page_timeout: float = 180.0
     # The server whose managers may also run /seeds; None: only the application's owner or team.
     operator_guild: int | None = None
+    # How many shards the bot's servers are split into (None: as many as Discord recommends),
+    # and which of them this process runs (None: all of them).
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+
+    @property
+    def shards(self) -> Shards:
+        return Shards(self.shard_count, self.shard_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +198,18 @@ def _discord_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> Discord
     section = _section(
         raw,
         "discord",
-        {"api_base", "gateway_url", "sync_commands", "page_timeout", "operator_guild"},
+        {
+            "api_base",
+            "gateway_url",
+            "sync_commands",
+            "page_timeout",
+            "operator_guild",
+            "shard_count",
+            "shard_ids",
+        },
     )
     default = _DEFAULT.discord
+    shards = _shards(section, env)
     return DiscordSettings(
         api_base=_endpoint(
             env.get("DISCORD_API_BASE") or section.get("api_base"),
@@ -208,7 +226,47 @@ def _discord_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> Discord
         ),
         page_timeout=_positive_number(section, "discord.page_timeout", default.page_timeout),
         operator_guild=_snowflake(section, "discord.operator_guild"),
+        shard_count=shards.count,
+        shard_ids=shards.ids,
     )
+
+
+def _shards(section: Mapping[str, Any], env: Mapping[str, str]) -> Shards:
+    count: object = env.get("NEWSBOT_SHARD_COUNT") or section.get("shard_count")
+    if isinstance(count, str) and count.strip().isdigit():
+        count = int(count)
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ConfigError(
+            f"setting 'discord.shard_count' must be a positive whole number, not {count!r}"
+        )
+    ids = _shard_ids(env.get("NEWSBOT_SHARD_IDS") or section.get("shard_ids"))
+    if ids is not None and count is None:
+        # Without the total, an id names no particular servers.
+        raise ConfigError("setting 'discord.shard_ids' needs discord.shard_count set too")
+    try:
+        return Shards(count, ids)
+    except ValueError as error:
+        raise ConfigError(f"setting 'discord.shard_ids': {error}") from None
+
+
+def _shard_ids(value: object) -> tuple[int, ...] | None:
+    """Shard ids as text (`0-3`, `0,1,2,3`: the environment, or the file) or a YAML list."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            return parse_shard_ids(value)
+        if isinstance(value, list) and all(_is_whole(shard) for shard in value):
+            return checked_shard_ids(value)
+    except ValueError as error:
+        raise ConfigError(f"setting 'discord.shard_ids' {error}") from None
+    raise ConfigError(
+        f"setting 'discord.shard_ids' must be shard ids such as 0-3 or [0, 1], not {value!r}"
+    )
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _digest_settings(raw: Mapping[str, Any]) -> GlobalDigestSettings:

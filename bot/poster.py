@@ -10,6 +10,10 @@ Failures: a server whose channel is gone or forbidden has its digest switched of
 reason recorded for /digest show and told to its admins where newsbot can still post;
 transient errors are retried with backoff, a database that refuses writes pauses digests (one
 ERROR line) until it accepts them again, and one server's trouble never holds up another's.
+
+Several newsbot processes may share one database, each running some of the bot's shards: each
+takes care of the digests of its own shards' servers only, and never takes a server it cannot
+see because it lives on another shard for one newsbot has left.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from bot.digest_plan import Selection, select_digest
 from bot.digest_sender import RUN_LEASE, DigestSender, StorageAlarm, StorageDown
 from bot.models import DigestRun, DigestSettings, DigestStatus
 from bot.pacing import Pacer
+from bot.sharding import Shards
 from bot.store import LeaseLost, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -87,8 +92,12 @@ class DigestPoster:
         retry_delays: Sequence[float] = RETRY_DELAYS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         default_max_age: timedelta | None = None,
+        shards: Shards | None = None,
     ) -> None:
         self._store = store
+        # The servers this process serves: with several processes sharing the database, each
+        # schedules, resumes, skips and switches off the digests of its own shards' servers.
+        self._shards = shards or Shards()
         self._default_max_age = default_max_age
         self._client = client
         self._clock = clock
@@ -134,9 +143,11 @@ class DigestPoster:
                 log.error("a digest failed unexpectedly", exc_info=result)
 
     async def _plan_tick(self, now: datetime) -> list[Coroutine[Any, Any, PostResult]]:
-        settings = await self._store.all_digest_settings()
+        owns = self._shards.owns
+        settings = [s for s in await self._store.all_digest_settings() if owns(s.guild_id)]
         oldest = min((local_date_of(now, s.timezone) for s in settings), default=now.date())
         runs = await self._store.digest_runs_since(oldest - timedelta(days=1))
+        runs = {key: run for key, run in runs.items() if owns(run.guild_id)}
         jobs = [self._resume(run) for run in runs.values() if self._resumable(run, now)]
         for due in due_digests(settings, runs, now, self._catch_up):
             if due.action == "skip":
@@ -326,6 +337,9 @@ class DigestPoster:
         self._paused[key] = (now + wait - TICK_SLACK, wait)
 
     def _channel(self, run: DigestRun) -> discord.TextChannel:
+        if not self._shards.owns(run.guild_id):
+            # Another process's server: absent from this one's cache, yet newsbot is there.
+            raise TransientFailure("the server is on a shard another newsbot process runs")
         guild = self._client.get_guild(run.guild_id)
         if guild is None:
             raise PermanentFailure("newsbot is no longer in the server")

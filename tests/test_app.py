@@ -119,6 +119,35 @@ async def test_start_logs_the_version_config_database_and_seed_folder_once(
     ]
 
 
+async def test_start_logs_which_shards_of_how_many_this_process_runs(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, shard_count=8, shard_ids=(3,))
+
+    with caplog.at_level(logging.INFO, logger="bot"):
+        async with running_bot(bot, discord_emulator):
+            sessions = [session.shard for session in discord_emulator.sessions]
+
+    assert sessions == [(3, 8)]
+    messages = [record.getMessage() for record in caplog.records]
+    assert "running shard 3 of 8" in messages
+    assert any(message.endswith(" servers, shard 3 of 8") for message in messages)
+
+
+async def test_unset_shards_run_as_many_as_discord_recommends_in_one_process(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    discord_emulator.recommended_shards = 2
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS)
+
+    with caplog.at_level(logging.INFO, logger="bot"):
+        async with running_bot(bot, discord_emulator, ready_timeout=20):
+            sessions = sorted(session.shard for session in discord_emulator.sessions)
+
+    assert sessions == [(0, 2), (1, 2)]
+    assert any(r.getMessage().endswith(", shards 0-1 of 2") for r in caplog.records)
+
+
 async def test_missing_seed_folder_at_start_is_one_warning_and_the_stored_stories_are_served(
     discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -176,13 +205,47 @@ async def test_a_frame_the_client_cannot_read_does_not_stop_the_bot(
     await fault(world.emu)
     await world.emu.wait_until(
         lambda: world.emu.gateway.identifies == 2 and world.emu.gateway.ready_sent,
-        timeout=5,
+        # discord.py paces every IDENTIFY but a process's first by 5 s (Discord's limit).
+        timeout=15,
         what="the bot to connect again",
     )
     reply = await (await world.invoke("news", {"topic": "AI", "count": 1})).response(timeout=3)
 
     assert len(reply.embeds) == 1
     await world.run.wait_for_error("could not read a frame from the gateway")
+
+
+async def test_a_frame_one_shard_cannot_read_restarts_that_shard_only(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    guilds = [emu.add_guild(f"Shard {n}", shard=n, shard_count=2) for n in range(2)]
+    channels = [emu.add_channel(guild, "news") for guild in guilds]
+    readers = [emu.add_member(guild, "reader") for guild in guilds]
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, shard_count=2)
+
+    async with running_bot(bot, emu, loggers=("discord", "bot"), ready_timeout=20) as run:
+        run.allow_error("could not read a frame from the gateway on shard 1")
+        await bot.get_cog("Seeds").startup_reload  # type: ignore[union-attr]
+        untouched = next(s for s in emu.sessions if s.shard_id == 0)
+
+        await emu.send_malformed_frame(shard=1)
+        await emu.wait_until(
+            lambda: emu.gateway.identifies == 3 and all(s.ready_sent for s in emu.sessions),
+            # discord.py paces every IDENTIFY but a process's first by 5 s (Discord's limit).
+            timeout=15,
+            what="shard 1 to connect again",
+        )
+        replies = [
+            await (await emu.invoke(g, c, r, "news", {"topic": "AI", "count": 1})).response(3)
+            for g, c, r in zip(guilds, channels, readers, strict=True)
+        ]
+
+        assert [len(reply.embeds) for reply in replies] == [1, 1]
+        identified = [r.detail["shard"] for r in emu.gateway.log if r.kind == "identify"]
+        assert identified == [[0, 2], [1, 2], [1, 2]]
+        assert untouched in emu.sessions and untouched.connected
+        await run.wait_for_error("could not read a frame from the gateway on shard 1")
 
 
 async def test_rate_limited_reply_is_retried_after_retry_after(world: World) -> None:

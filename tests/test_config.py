@@ -321,3 +321,76 @@ def test_an_empty_config_file_gives_every_dataclass_default(tmp_path: Path) -> N
 def test_the_seed_reader_and_the_poster_default_to_the_settings_defaults() -> None:
     assert config.SeedSettings().max_file_bytes == DEFAULT_MAX_FILE_BYTES
     assert timedelta(hours=config.GlobalDigestSettings().catch_up_hours) == DEFAULT_CATCH_UP
+
+
+def test_shards_are_unset_by_default_one_process_running_them_all() -> None:
+    discord = config.load(REPO / "config" / "newsbot.yaml", environ={}).discord
+
+    assert (discord.shard_count, discord.shard_ids) == (None, None)
+    assert discord.shards.owns(123456789012345678)
+
+
+def test_shards_are_read_from_the_environment_as_text(tmp_path: Path) -> None:
+    environ = {"NEWSBOT_SHARD_COUNT": "8", "NEWSBOT_SHARD_IDS": "2-3"}
+
+    discord = config.load(write(tmp_path, ""), environ=environ).discord
+
+    assert (discord.shard_count, discord.shard_ids) == (8, (2, 3))
+
+
+def test_shards_are_read_from_the_file_as_a_list_or_text(tmp_path: Path) -> None:
+    listed = write(tmp_path, "discord:\n  shard_count: 4\n  shard_ids: [0, 1]\n")
+    assert config.load(listed, environ={}).discord.shard_ids == (0, 1)
+    ranged = write(tmp_path, "discord:\n  shard_count: 4\n  shard_ids: 0,3\n")
+    assert config.load(ranged, environ={}).discord.shard_ids == (0, 3)
+
+
+def test_the_environment_overrides_the_file_shards(tmp_path: Path) -> None:
+    path = write(tmp_path, "discord:\n  shard_count: 4\n  shard_ids: [0, 1]\n")
+    environ = {"NEWSBOT_SHARD_COUNT": "2", "NEWSBOT_SHARD_IDS": "1"}
+
+    discord = config.load(path, environ=environ).discord
+
+    assert (discord.shard_count, discord.shard_ids) == (2, (1,))
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"NEWSBOT_SHARD_IDS": "0-1"}, r"'discord\.shard_ids' needs discord\.shard_count"),
+        ({"NEWSBOT_SHARD_COUNT": "2", "NEWSBOT_SHARD_IDS": "0-2"}, "shard 2 is not one of 0-1"),
+        ({"NEWSBOT_SHARD_COUNT": "4", "NEWSBOT_SHARD_IDS": "1,1"}, "lists shard 1 twice"),
+        ({"NEWSBOT_SHARD_COUNT": "4", "NEWSBOT_SHARD_IDS": "first"}, "must be shard ids"),
+        ({"NEWSBOT_SHARD_COUNT": "0"}, r"'discord\.shard_count' must be a positive whole"),
+        ({"NEWSBOT_SHARD_COUNT": "many"}, r"'discord\.shard_count' must be a positive whole"),
+    ],
+)
+def test_impossible_shards_in_the_environment_are_one_line(
+    tmp_path: Path, environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        config.load(write(tmp_path, ""), environ=environ)
+
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("shard_count: 4\n  shard_ids: []", "at least one shard id"),
+        ("shard_count: 4\n  shard_ids: [0, one]", "must be shard ids"),
+        ("shard_count: 4\n  shard_ids: [true]", "must be shard ids"),
+        ("shard_count: 4\n  shard_ids: {0: 1}", "must be shard ids"),
+        ("shard_count: 2.5", r"'discord\.shard_count' must be a positive whole"),
+        ("shard_count: true", r"'discord\.shard_count' must be a positive whole"),
+    ],
+)
+def test_impossible_shards_in_the_file_are_one_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, f"discord:\n  {text}\n")
+
+    with pytest.raises(ConfigError, match=message) as raised:
+        config.load(path, environ={})
+
+    assert "\n" not in str(raised.value)

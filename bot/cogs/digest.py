@@ -70,6 +70,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             catch_up=timedelta(hours=config.catch_up_hours),
             pacer=Pacer(config.send_rate),
             default_max_age=timedelta(days=config.max_age_days),
+            shards=bot.settings.discord.shards,
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._catch_up: asyncio.Task[None] | None = None

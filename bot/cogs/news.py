@@ -105,7 +105,7 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PAGE_B
         # "This interaction failed".
         try:
             client = interaction.client
-            assert isinstance(client, commands.Bot), "/news runs in newsbot's commands.Bot"
+            assert isinstance(client, commands.AutoShardedBot), "/news runs in newsbot's bot"
             news = client.get_cog("News")
             assert isinstance(news, News), "the /news cog answers its own buttons"
             await news.turn_page(interaction, self.turn)
