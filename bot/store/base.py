@@ -18,6 +18,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from bot.errors import SetupError, Unrecoverable
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story, TopicCount
+from bot.sharding import Shards
 
 FileStatus = Literal["loaded", "duplicate", "rejected"]
 
@@ -33,7 +34,7 @@ class StoreError(SetupError):
 
 
 class InstanceLocked(StoreError):
-    """Another running newsbot holds this database."""
+    """Another running newsbot holds this database, or the shards this one would run."""
 
 
 class LeaseLost(StoreError):
@@ -51,7 +52,8 @@ class DatabaseLost(StoreLost):
 
 
 class InstanceLost(StoreLost):
-    """Another newsbot took this database's instance lease from the running one."""
+    """Another newsbot took this database's instance lease, or one of its shard leases, from
+    the running one."""
 
 
 class NoDatabase(StoreError):
@@ -251,8 +253,8 @@ class DigestLedger(Protocol):
     ) -> DigestRun | None:
         """Resume a claimed run: it becomes this store's (`owner`) until `lease_until` if it
         was already, or if its lease expired by `now`, or whoever holds it with `any_owner`
-        (only for the holder of the instance lease: the others are gone). The run with its
-        messages, or None."""
+        (only for the holder of the lease covering the run's server, see holds_lease_of: the
+        others are gone). The run with its messages, or None."""
         ...
 
     async def begin_digest_message(
@@ -317,6 +319,24 @@ class State(Protocol):
     async def renew_instance_lock(self) -> None:
         """Push the lease's expiry on (the bot does it well within the lease); raises
         InstanceLost if another newsbot holds it now."""
+        ...
+
+    async def acquire_shard_leases(self, shards: Shards) -> None:
+        """Take the leases of all of `shards` (ids set) at once, or none, for a bot that runs
+        those shards only, until close(): each when free, expired, or held by a holder known to
+        be dead. Raises InstanceLocked naming the holder of the first shard another process
+        runs. A live instance lease (a bot running every shard) blocks them all, as a live
+        shard lease blocks the instance lease; so does a live lease of another shard count."""
+        ...
+
+    async def renew_shard_leases(self) -> None:
+        """Push the shard leases' expiry on; raises InstanceLost if another newsbot took one."""
+        ...
+
+    def holds_lease_of(self, guild_id: int) -> bool:
+        """Whether this store holds the lease covering the server (the instance lease, or its
+        shard's): then no other bot posts its digests, and a digest of it another owner left
+        claimed was left by a process that died."""
         ...
 
     async def check_database(self) -> None:

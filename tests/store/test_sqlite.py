@@ -274,7 +274,8 @@ async def test_a_digest_an_older_newsbot_was_sending_is_failed_for_digest_now_to
             "DROP TABLE digest_messages; ALTER TABLE digest_runs DROP COLUMN owner;"
             " ALTER TABLE digest_runs DROP COLUMN lease_until;"
             " CREATE INDEX digest_runs_unfinished ON digest_runs (local_date, guild_id)"
-            " WHERE status = 'claimed'; DROP TABLE instance_lease; PRAGMA user_version = 4;"
+            " WHERE status = 'claimed'; DROP TABLE instance_lease; DROP TABLE shard_leases;"
+            " PRAGMA user_version = 4;"
         )
 
     reopened = SqliteStore(db_path)
@@ -298,7 +299,8 @@ async def test_a_database_of_the_previous_schema_gains_the_digest_tables(
     with sqlite3.connect(db_path) as db:
         db.executescript(
             "DROP TABLE deliveries; DROP TABLE digest_runs; DROP TABLE digest_settings;"
-            " DROP TABLE digest_messages; DROP TABLE instance_lease; PRAGMA user_version = 2;"
+            " DROP TABLE digest_messages; DROP TABLE instance_lease;"
+            " DROP TABLE shard_leases; PRAGMA user_version = 2;"
         )
 
     reopened = SqliteStore(db_path)

@@ -12,20 +12,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable
 
 import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
+from bot.sharding import Shards
 from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
-from bot.store.postgres.connection import PostgresBase
+from bot.store.postgres.shard_leases import HOLDERS, LEASE_LOCK, ShardLeasesMixin
 from bot.store.sqlite.lock import LEASE_SECONDS, Holder
+from bot.store.sqlite.shard_leases import ShardHolder, blocking, process_gone
 
 log = logging.getLogger(__name__)
 
-# The advisory lock key of the lease (distinct from the migrations' MIGRATION_LOCK).
-_LEASE_LOCK = 6_397_269
+# The advisory lock key of the lease, shared with the shard leases: takers of both take turns.
+_LEASE_LOCK = LEASE_LOCK
 
 _HOLDER = "SELECT owner, host, pid, expires_at FROM instance_lease WHERE id = 1"
 _TAKE = (
@@ -39,8 +40,9 @@ _RENEW = "UPDATE instance_lease SET renewed_at = $1, expires_at = $2 WHERE id = 
 _RELEASE = "DELETE FROM instance_lease WHERE id = 1 AND owner = $1"
 
 
-class InstanceLockMixin(PostgresBase):
-    """The instance lease of the State role on PostgreSQL."""
+class InstanceLockMixin(ShardLeasesMixin):
+    """The instance lease of the State role on PostgreSQL (and, through its base, the shard
+    leases of processes that run some of the shards)."""
 
     def __init__(
         self,
@@ -59,6 +61,9 @@ class InstanceLockMixin(PostgresBase):
     @property
     def holds_instance_lock(self) -> bool:
         return self._holds_lease
+
+    def holds_lease_of(self, guild_id: int) -> bool:
+        return self._holds_lease or self._holds_shard_of(guild_id)
 
     async def acquire_instance_lock(self) -> None:
         if self._holds_lease:
@@ -94,6 +99,11 @@ class InstanceLockMixin(PostgresBase):
         row = await connection.fetchrow(_HOLDER)
         holder = Holder(*row) if row is not None else None
         now = self._now()
+        shards = [ShardHolder(*row) for row in await connection.fetch(HOLDERS)]
+        running = blocking(Shards(), shards, self.owner, now)
+        if running is not None:
+            # A process runs some shards: this one would run them too.
+            raise InstanceLocked(running.refusal())
         if holder is not None and holder.owner != self.owner:
             expired = holder.expires_at <= now
             if not expired and not _dead_here(holder):
@@ -124,15 +134,5 @@ class InstanceLockMixin(PostgresBase):
 
 
 def _dead_here(holder: Holder) -> bool:
-    """Whether the holder ran on this host and its process is gone. A live process with that
-    pid (even a recycled one) counts as the holder: the lease then runs out on its own."""
-    if holder.host != socket.gethostname() or sys.platform == "win32":
-        # Windows: os.kill(pid, 0) would send CTRL_C_EVENT rather than probe.
-        return False
-    try:
-        os.kill(holder.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # someone else's process: alive
-    return False
+    """Whether the holder ran on this host and its process is gone."""
+    return process_gone(holder.host, holder.pid)

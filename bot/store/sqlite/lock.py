@@ -21,9 +21,10 @@ from typing import NamedTuple
 
 import aiosqlite
 
+from bot.sharding import Shards
 from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
-from bot.store.sqlite.connection import SqliteBase
 from bot.store.sqlite.dbfile import DatabaseFile
+from bot.store.sqlite.shard_leases import ShardHolder, ShardLeasesMixin, blocking
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ _TAKE = (
 )
 _RENEW = "UPDATE instance_lease SET renewed_at = ?, expires_at = ? WHERE id = 1 AND owner = ?"
 _RELEASE = "DELETE FROM instance_lease WHERE id = 1 AND owner = ?"
+_SHARD_HOLDERS = (
+    "SELECT shard_count, shard_id, owner, host, pid, expires_at FROM shard_leases"
+    " ORDER BY shard_count, shard_id"
+)
 
 
 class Holder(NamedTuple):
@@ -55,8 +60,9 @@ class Holder(NamedTuple):
         return f"pid {self.pid} on host {self.host}, lease until {until:%Y-%m-%d %H:%M:%S} UTC"
 
 
-class InstanceLockMixin(SqliteBase):
-    """The instance lease of the State role on SQLite."""
+class InstanceLockMixin(ShardLeasesMixin):
+    """The instance lease of the State role on SQLite (and, through its base, the shard
+    leases of processes that run some of the shards)."""
 
     def __init__(
         self,
@@ -75,6 +81,9 @@ class InstanceLockMixin(SqliteBase):
     @property
     def holds_instance_lock(self) -> bool:
         return self._holds_lease
+
+    def holds_lease_of(self, guild_id: int) -> bool:
+        return self._holds_lease or self._holds_shard_of(guild_id)
 
     async def acquire_instance_lock(self) -> None:
         if self._holds_lease:
@@ -122,6 +131,11 @@ class InstanceLockMixin(SqliteBase):
         rows = list(await writer.execute_fetchall(_HOLDER))
         holder = Holder(*rows[0]) if rows else None
         now = self._now()
+        shards = [ShardHolder(*row) for row in await writer.execute_fetchall(_SHARD_HOLDERS)]
+        running = blocking(Shards(), shards, self.owner, now)
+        if running is not None:
+            # A process runs some shards: this one would run them too.
+            raise InstanceLocked(running.refusal())
         if holder is not None and holder.owner != self.owner:
             if holder.expires_at > now and holder.host != socket.gethostname():
                 raise InstanceLocked(self._refusal(holder))

@@ -1,0 +1,111 @@
+"""One running process per shard on PostgreSQL: the shard leases (migration 0002), with the
+rules of SQLite's (bot.store.sqlite.shard_leases, which says how they meet the instance
+lease). The advisory lock of the instance lease makes every taker of either kind take turns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+from bot.sharding import Shards
+from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
+from bot.store.postgres.connection import PostgresBase
+from bot.store.sqlite.shard_leases import (
+    ShardHolder,
+    blocking,
+    instance_refusal,
+    leased_shards,
+    lost_message,
+    stale,
+    takeover,
+)
+
+log = logging.getLogger(__name__)
+
+# The advisory lock key of both kinds of lease (distinct from the migrations' MIGRATION_LOCK).
+LEASE_LOCK = 6_397_269
+
+_INSTANCE_HOLDER = "SELECT owner, host, pid, expires_at FROM instance_lease WHERE id = 1"
+HOLDERS = (
+    "SELECT shard_count, shard_id, owner, host, pid, expires_at FROM shard_leases"
+    " ORDER BY shard_count, shard_id"
+)
+_FORGET = "DELETE FROM shard_leases WHERE shard_count = $1 AND shard_id = $2"
+_TAKE = (
+    "INSERT INTO shard_leases"
+    " (shard_count, shard_id, owner, host, pid, acquired_at, renewed_at, expires_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
+    " ON CONFLICT (shard_count, shard_id) DO UPDATE SET owner = excluded.owner,"
+    " host = excluded.host, pid = excluded.pid, acquired_at = excluded.acquired_at,"
+    " renewed_at = excluded.renewed_at, expires_at = excluded.expires_at"
+)
+_RENEW = "UPDATE shard_leases SET renewed_at = $1, expires_at = $2 WHERE owner = $3"
+_RELEASE = "DELETE FROM shard_leases WHERE owner = $1"
+
+
+class ShardLeasesMixin(PostgresBase):
+    """The shard leases of the State role on PostgreSQL (the instance lease's mixin, lock.py,
+    builds on this one and sets the clock and the lease's length)."""
+
+    _clock: Callable[[], float]
+    _lease_seconds: int
+    # The shards this store holds the leases of, from acquire_shard_leases() until close().
+    _leased: Shards | None = None
+
+    def _holds_shard_of(self, guild_id: int) -> bool:
+        return self._leased is not None and self._leased.owns(guild_id)
+
+    async def acquire_shard_leases(self, shards: Shards) -> None:
+        count, ids = leased_shards(shards)
+        if self._leased == shards:
+            return
+        now = int(self._clock())
+        async with self._transaction(failing="cannot take the shard leases of") as connection:
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", LEASE_LOCK)
+            row = await connection.fetchrow(_INSTANCE_HOLDER)
+            if row is not None and row["owner"] != self.owner:
+                refusal = instance_refusal(*row, now=now, where=self._where)
+                if refusal:
+                    raise InstanceLocked(refusal)
+            holders = [ShardHolder(*row) for row in await connection.fetch(HOLDERS)]
+            blocker = blocking(shards, holders, self.owner, now)
+            if blocker is not None:
+                raise InstanceLocked(blocker.refusal())
+            for holder in stale(holders, self.owner, now):
+                log.warning("%s: %s", self._where, takeover(holder, now))
+                await connection.execute(_FORGET, holder.shard_count, holder.shard_id)
+            host, pid, until = socket.gethostname(), os.getpid(), now + self._lease_seconds
+            await connection.executemany(
+                _TAKE, [(count, shard, self.owner, host, pid, now, until) for shard in ids]
+            )
+        self._leased = shards
+
+    async def renew_shard_leases(self) -> None:
+        if self._leased is None:
+            raise StoreError(f"newsbot holds no shard lease of {self._where}")
+        now = int(self._clock())
+        renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
+        if renewed < len(leased_shards(self._leased)[1]):
+            lost = self._leased
+            self._leased = None
+            holders = [ShardHolder(*row) for row in await self._read(HOLDERS)]
+            await self._release_shard_leases()
+            raise InstanceLost(lost_message(lost, holders, self.owner, self._where))
+
+    async def close(self) -> None:
+        if self._leased is not None:
+            self._leased = None
+            await self._release_shard_leases()
+        await super().close()
+
+    async def _release_shard_leases(self) -> None:
+        try:
+            await self._write(_RELEASE, (self.owner,))
+        except DatabaseLost:
+            pass  # nothing worth releasing; the bot says why it stops
+        except StoreError as error:
+            # The next process takes them over anyway once they expire.
+            log.warning("releasing the shard leases failed: %s", error)
