@@ -39,7 +39,7 @@ EXTENSIONS = ("bot.cogs.news", "bot.cogs.seeds", "bot.cogs.digest")
 # What reading a gateway frame raises when the frame is not what discord.py expects: invalid
 # JSON (ValueError) or a dispatch without a field its parser needs (KeyError, TypeError).
 UNREADABLE_FRAME = (ValueError, KeyError, TypeError)
-# Seconds between renewals of the instance lease: three chances within its 60 s.
+# Seconds between renewals of the instance or shard leases: three chances within their 60 s.
 LEASE_RENEWAL = 20.0
 # Seconds between checks that the database file is still there: noticed within a minute.
 DATABASE_WATCH = 15.0
@@ -121,16 +121,25 @@ class NewsBot(commands.AutoShardedBot):
         log.info("running %s", self.settings.discord.shards.describe())
         await self.store.open()
         self._guard("database watch", self.database_watch, self.store.check_database)
-        if self.schedule_digests and self.settings.discord.shard_ids is None:
-            # A bot serving every server is the only one that may post from its database: a
-            # second would be a mistake. Processes that each run some shards share it, and
-            # the ledger's per-digest leases keep each digest theirs alone.
-            await self.store.acquire_instance_lock()
-            self._guard("lease renewal", self.lease_renewal, self.store.renew_instance_lock)
+        if self.schedule_digests:
+            await self._take_leases()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.discord.sync_commands == "auto":
             await sync_if_changed(self.tree, self.store)
+
+    async def _take_leases(self) -> None:
+        """One process per shard: a bot serving every server is the only one that may post
+        from its database (the instance lease); processes that each run some shards share it,
+        each holding its shards' leases, so that a second process on a running shard is
+        refused and a digest left claimed is resumed by whoever runs its shard next."""
+        shards = self.settings.discord.shards
+        if shards.ids is None:
+            await self.store.acquire_instance_lock()
+            self._guard("lease renewal", self.lease_renewal, self.store.renew_instance_lock)
+        else:
+            await self.store.acquire_shard_leases(shards)
+            self._guard("lease renewal", self.lease_renewal, self.store.renew_shard_leases)
 
     async def launch_shard(
         self, gateway: yarl.URL, shard_id: int, *, initial: bool = False

@@ -114,8 +114,10 @@ def build_newsbot(
 
 
 async def start_newsbot(
-    emu: DiscordEmulator, tmp_path: Path, token: str
+    emu: DiscordEmulator, tmp_path: Path, token: str, **settings: str
 ) -> asyncio.subprocess.Process:
+    """`newsbot run` as a user starts it, on `tmp_path`'s database and seeds; `settings` are
+    more environment variables (NEWSBOT_SHARD_IDS="0")."""
     seeds = tmp_path / "seeds"
     if not seeds.exists():
         shutil.copytree(SHIPPED_SEEDS, seeds)
@@ -126,6 +128,7 @@ async def start_newsbot(
         "DISCORD_GATEWAY_URL": emu.gateway_url,
         "NEWSBOT_DB": str(tmp_path / "news.db"),
         "NEWSBOT_SEEDS": str(seeds),
+        **settings,
     }
     env.pop("NEWSBOT_CONFIG", None)
     return await asyncio.create_subprocess_exec(

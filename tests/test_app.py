@@ -571,3 +571,73 @@ async def test_a_second_newsbot_run_through_a_symlink_is_refused_in_one_line(
     )
     assert "Traceback" not in stderr.decode()
     assert first.returncode == 0
+
+
+async def test_a_fifth_newsbot_run_on_a_running_shard_is_refused_in_one_line(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    # Four processes run shards 0-3 of 4; the first is enough to stand for them all.
+    first = await start_newsbot(
+        discord_emulator, tmp_path, discord_emulator.token,
+        NEWSBOT_SHARD_COUNT="4", NEWSBOT_SHARD_IDS="0",
+    )  # fmt: skip
+    try:
+        await discord_emulator.wait_for_ready(timeout=30)
+        fifth = await start_newsbot(
+            discord_emulator, tmp_path, discord_emulator.token,
+            NEWSBOT_SHARD_COUNT="4", NEWSBOT_SHARD_IDS="0",
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(fifth.communicate(), 30)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(first.communicate(), 30)
+
+    lines = stderr.decode().strip().splitlines()
+    assert fifth.returncode == 2, stderr.decode()
+    assert lines[-1].startswith(
+        f"newsbot: error: shard 0 of 4 is run by pid {first.pid} on host {socket.gethostname()}"
+        " until "
+    )
+    assert lines[-1].endswith(" UTC; stop it first")
+    assert "Traceback" not in stderr.decode()
+    assert first.returncode == 0
+    # The fifth never reached the gateway: only the first identified.
+    identified = [r.detail["shard"] for r in discord_emulator.gateway.log if r.kind == "identify"]
+    assert identified == [[0, 4]]
+
+
+async def test_a_sharded_bot_holds_its_shards_leases_and_releases_them_when_it_stops(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    bot = build_newsbot(
+        tmp_path, SHIPPED_SEEDS, reload_seeds_at_start=False, schedule_digests=True,
+        shard_count=2, shard_ids=(1,),
+    )  # fmt: skip
+    async with serving(bot, discord_emulator):
+        with sqlite3.connect(tmp_path / "news.db", timeout=10) as db:
+            held = db.execute("SELECT shard_count, shard_id, owner FROM shard_leases").fetchall()
+            whole = db.execute("SELECT count(*) FROM instance_lease").fetchone()
+
+    assert held == [(2, 1, bot.store.owner)]
+    assert whole == (0,)
+    with sqlite3.connect(tmp_path / "news.db") as db:
+        assert db.execute("SELECT count(*) FROM shard_leases").fetchone() == (0,)
+
+
+async def test_a_sharded_bot_whose_shard_another_newsbot_took_stops(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = build_newsbot(
+        tmp_path, SHIPPED_SEEDS, reload_seeds_at_start=False, schedule_digests=True,
+        shard_count=2, shard_ids=(0,),
+    )  # fmt: skip
+    bot.lease_renewal = 0.01
+    async with serving(bot, discord_emulator) as task:
+        with sqlite3.connect(tmp_path / "news.db", timeout=10) as db:
+            db.execute("UPDATE shard_leases SET owner = 'other:1:ab', host = 'other', pid = 1")
+        await asyncio.wait_for(task, 10)
+
+    assert isinstance(bot.stopped_by, InstanceLost)
+    assert str(bot.stopped_by).startswith("another newsbot took over shard 0 of 2 on ")
+    assert "(pid 1 on host other)" in str(bot.stopped_by)
+    assert errors_logged(caplog) == [str(bot.stopped_by)]
