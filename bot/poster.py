@@ -13,7 +13,10 @@ ERROR line) until it accepts them again, and one server's trouble never holds up
 
 Several newsbot processes may share one database, each running some of the bot's shards: each
 takes care of the digests of its own shards' servers only, and never takes a server it cannot
-see because it lives on another shard for one newsbot has left.
+see because it lives on another shard for one newsbot has left. The process holding a shard's
+lease runs it alone, so a digest of that shard another process left claimed was left by one
+that died: it is resumed at once. A tick claims no more new digests than the pacer sends
+within one run lease, so that no claim waits out its lease before its first message.
 """
 
 from __future__ import annotations
@@ -67,6 +70,31 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def claim_cap(send_rate: float) -> int:
+    """How many messages the new claims of one tick may plan: what the pacer lets out within
+    one run lease. A run waiting its turn behind more than that would outlive its lease before
+    its first message renews it, and be resumed (its messages sent again, where Discord no
+    longer de-duplicates) by whoever runs its shard after a crash."""
+    return max(1, int(send_rate * RUN_LEASE.total_seconds()))
+
+
+@dataclass(slots=True)
+class ClaimBudget:
+    """The messages one tick's new claims may still plan. The first claim always fits, so a
+    digest larger than the whole budget is sent one tick at a time, not never."""
+
+    left: int
+    claimed: bool = False
+
+    def take(self, messages: int) -> bool:
+        """Whether a run of `messages` may be claimed now (and count it if so)."""
+        if self.claimed and messages > self.left:
+            return False
+        self.left -= messages
+        self.claimed = True
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class PostResult:
     # None: nothing was done (already posted, or in progress); "empty" from /digest now: there
@@ -93,6 +121,7 @@ class DigestPoster:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         default_max_age: timedelta | None = None,
         shards: Shards | None = None,
+        send_rate: float | None = None,
     ) -> None:
         self._store = store
         # The servers this process serves: with several processes sharing the database, each
@@ -102,7 +131,9 @@ class DigestPoster:
         self._client = client
         self._clock = clock
         self._catch_up = catch_up
-        self._pacer = pacer or Pacer(GlobalDigestSettings().send_rate)
+        send_rate = send_rate or GlobalDigestSettings().send_rate
+        self._pacer = pacer or Pacer(send_rate)
+        self._claim_cap = claim_cap(send_rate)
         self._alarm = StorageAlarm()
         self._sender = DigestSender(
             store,
@@ -149,20 +180,23 @@ class DigestPoster:
         runs = await self._store.digest_runs_since(oldest - timedelta(days=1))
         runs = {key: run for key, run in runs.items() if owns(run.guild_id)}
         jobs = [self._resume(run) for run in runs.values() if self._resumable(run, now)]
+        budget = ClaimBudget(self._claim_cap)
         for due in due_digests(settings, runs, now, self._catch_up):
             if due.action == "skip":
                 await self._record_skipped(due, now)
             else:
-                jobs.append(self._post(due))
+                jobs.append(self._post(due, budget=budget))
         return jobs
 
     def _resumable(self, run: DigestRun, now: datetime) -> bool:
-        """A claimed run this process holds, or whose holder's lease expired, and that is not
+        """A claimed run this process holds, or whose holder's lease expired, or of a server
+        whose lease (its shard's, or the instance lease) this process holds; and that is not
         waiting out a database outage."""
         if run.status != "claimed":
             return False
         leased = run.lease_until is not None and run.lease_until > now
-        if leased and run.owner != self._store.owner and not self._store.holds_instance_lock:
+        theirs = run.owner != self._store.owner and not self._store.holds_lease_of(run.guild_id)
+        if leased and theirs:
             return False
         paused = self._paused.get((run.guild_id, run.local_date))
         return paused is None or paused[0] <= now
@@ -205,7 +239,14 @@ class DigestPoster:
 
     # --- one digest -------------------------------------------------------------------------------
 
-    async def _post(self, due: DueDigest, *, manual: bool = False, attempt: int = 0) -> PostResult:
+    async def _post(
+        self,
+        due: DueDigest,
+        *,
+        manual: bool = False,
+        attempt: int = 0,
+        budget: ClaimBudget | None = None,
+    ) -> PostResult:
         settings = due.settings
         key = (settings.guild_id, due.local_date)
         if key in self._in_flight:
@@ -213,7 +254,7 @@ class DigestPoster:
         self._in_flight.add(key)
         try:
             async with self._preparing:
-                prepared = await self._prepare(due, manual=manual, attempt=attempt)
+                prepared = await self._prepare(due, manual=manual, attempt=attempt, budget=budget)
             if prepared is None:
                 runs = await self._store.guild_digest_runs_since(settings.guild_id, due.local_date)
                 existing = runs.get(key)
@@ -231,11 +272,11 @@ class DigestPoster:
             self._in_flight.discard(key)
 
     async def _prepare(
-        self, due: DueDigest, *, manual: bool, attempt: int
+        self, due: DueDigest, *, manual: bool, attempt: int, budget: ClaimBudget | None
     ) -> DigestRun | PostResult | None:
         """Select the stories, render the messages and claim the ledger row with them: the run
-        to deliver, or the outcome (empty), or None when the date already has a row (that
-        /digest now may not retry)."""
+        to deliver, or the outcome (empty, or left for the next tick when the tick's `budget`
+        is spent), or None when the date already has a row (that /digest now may not retry)."""
         settings = due.settings
         now = self._clock()
         selection = await self._select(settings, now)
@@ -265,6 +306,8 @@ class DigestPoster:
         # Rendered for the date being posted (a catch-up after midnight keeps its own date).
         selection = replace(selection, local_date=due.local_date)
         run = replace(run, messages=selection.planned_messages(settings.guild_id, attempt))
+        if budget is not None and not budget.take(len(run.messages)):
+            return PostResult(None, "waits for the next tick: this one's claims fill a lease")
         claim = self._store.reclaim_digest_run if manual else self._store.add_digest_run
         return run if await claim(run) else None
 
@@ -276,11 +319,12 @@ class DigestPoster:
         try:
             now = self._clock()
             try:
-                # The holder of the instance lease is the only poster on this database: a
-                # run another owner left claimed was left by a process that died, and waiting
-                # for its lease would only let Discord's nonce window pass.
+                # The holder of the lease covering the server (its shard's, or the instance
+                # lease) is its only poster: a run another owner left claimed was left by a
+                # process that died, and waiting for the run's lease would only let Discord's
+                # nonce window pass.
                 run = await self._store.take_digest_run(
-                    *key, now + RUN_LEASE, now, any_owner=self._store.holds_instance_lock
+                    *key, now + RUN_LEASE, now, any_owner=self._store.holds_lease_of(key[0])
                 )
             except StoreError as error:
                 self._pause(key, error)

@@ -23,6 +23,7 @@ from bot.digest_sender import NONCE_TRUST, RUN_LEASE, DigestSender, StorageAlarm
 from bot.models import DigestRun, DigestSettings, PlannedMessage
 from bot.pacing import Pacer
 from bot.poster import DigestPoster
+from bot.sharding import Shards, shard_of
 from bot.store import Store
 from bot.store.sqlite import SqliteStore
 from tests.discord_emulator.state import EMBED_LINKS, SEND_MESSAGES, VIEW_CHANNEL, Channel
@@ -122,17 +123,23 @@ async def first_try(world: World, clock: FakeClock) -> None:
 
 class Restarted:
     """newsbot started again on the same database: a new store (a new owner) and poster; as
-    `newsbot run` starts it (holding the instance lease) when `sole`."""
+    `newsbot run` starts it (holding the instance lease) when `sole`, or running `shards`
+    only (holding their leases)."""
 
-    def __init__(self, world: World, clock: FakeClock, *, sole: bool = False) -> None:
+    def __init__(
+        self, world: World, clock: FakeClock, *, sole: bool = False, shards: Shards | None = None
+    ) -> None:
         self.store = SqliteStore(world.store.path)
-        self.poster = DigestPoster(self.store, world.bot, clock=clock)
+        self.poster = DigestPoster(self.store, world.bot, clock=clock, shards=shards)
         self.sole = sole
+        self.shards = shards
 
     async def __aenter__(self) -> DigestPoster:
         await self.store.open()
         if self.sole:
             await self.store.acquire_instance_lock()
+        if self.shards is not None:
+            await self.store.acquire_shard_leases(self.shards)
         return self.poster
 
     async def __aexit__(self, *exc: object) -> None:
@@ -222,6 +229,84 @@ async def test_newsbot_restarted_quickly_resumes_at_once_inside_the_nonce_window
         await poster.tick()
 
     await every_story_posted_once(world)
+
+
+def one_of_two_shards(world: World, *, the_servers: bool) -> Shards:
+    """A process running the server's shard of two, or the other one."""
+    shard = shard_of(world.guild.id, 2)
+    return Shards(2, (shard if the_servers else 1 - shard,))
+
+
+async def test_the_process_running_the_servers_shard_resumes_a_dead_owners_digest_at_once(
+    world: World, clock: FakeClock
+) -> None:
+    # The crashed process's run lease has not expired, but whoever holds the shard's lease
+    # runs that shard alone: the run's owner is gone, so it resumes within the nonce window.
+    await three_message_digest(world)
+    world.emu.set_bot_permissions(world.channel, VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS)
+    await until_bot_cannot_read_history(world)
+    crash_at(world.store, "record_digest_message", 1, after_real=False)
+    await first_try(world, clock)
+
+    clock.now += timedelta(seconds=5)
+    async with Restarted(world, clock, shards=one_of_two_shards(world, the_servers=True)) as poster:
+        await poster.tick()
+
+    await every_story_posted_once(world)
+
+
+async def test_a_process_running_other_shards_never_takes_over_the_servers_digest(
+    world: World, clock: FakeClock
+) -> None:
+    await three_message_digest(world)
+    crash_at(world.store, "record_digest_message", 1, after_real=False)
+    await first_try(world, clock)
+
+    clock.now += BEYOND_WINDOW  # the run's lease long expired
+    other = one_of_two_shards(world, the_servers=False)
+    async with Restarted(world, clock, shards=other) as poster:
+        await poster.tick()
+        claimed = await ledger(world)
+
+    assert len(posted_messages(world)) == 2  # message 1 got through before the crash
+    assert (claimed.status, claimed.owner) == ("claimed", world.store.owner)
+
+
+async def test_a_tick_claims_no_more_messages_than_the_send_rate_sends_within_a_run_lease(
+    world: World, clock: FakeClock
+) -> None:
+    # Three servers due at once, three messages each; at this rate one lease sends four.
+    await three_message_digest(world)
+    channels = [world.channel]
+    for number in (2, 3):
+        guild = world.emu.add_guild(f"Server {number}")
+        channels.append(world.emu.add_channel(guild, "news"))
+        await world.store.save_digest_settings(
+            DigestSettings(
+                guild.id, channels[-1].id, time(8), "UTC", topics=("Long",), effective_from=FEBRUARY
+            )
+        )
+    await world.emu.wait_until(
+        lambda: all(world.bot.get_channel(c.id) for c in channels), timeout=10, what="guilds"
+    )
+    rate = 4 / RUN_LEASE.total_seconds()
+    poster = DigestPoster(
+        world.store, world.bot, clock=clock, pacer=Pacer(1000.0, burst=100), send_rate=rate
+    )
+    clock.now = DUE
+
+    await poster.tick()
+    first_tick = await world.store.digest_runs_since(DUE.date())
+    clock.now += timedelta(minutes=1)
+    await poster.tick()
+    second_tick = await world.store.digest_runs_since(DUE.date())
+    clock.now += timedelta(minutes=1)
+    await poster.tick()
+
+    # A run of three fits the four; the next would not, and waits for the next tick.
+    assert len(first_tick) == 1
+    assert len(second_tick) == 2
+    assert [len(posts(world, channel)) for channel in channels] == [3, 3, 3]
 
 
 async def test_a_resumed_digest_sends_what_was_claimed_whatever_happened_to_its_stories(

@@ -10,7 +10,7 @@ from typing import Any
 import discord
 
 from bot.pacing import Pacer
-from bot.poster import DigestPoster
+from bot.poster import ClaimBudget, DigestPoster, claim_cap
 
 TEXT_ONLY = discord.Permissions(view_channel=True, send_messages=True)
 
@@ -72,3 +72,21 @@ async def test_admins_of_a_server_newsbot_left_are_not_looked_for() -> None:
     client = SimpleNamespace(get_guild=lambda guild_id: None)
 
     await poster_for(client)._tell_admins(1, 9, "newsbot is no longer in the server")
+
+
+def test_a_tick_claims_what_the_send_rate_sends_within_one_run_lease() -> None:
+    assert claim_cap(48.0) == 1440  # 48 messages a second for 30 s
+    assert claim_cap(0.01) == 1  # never nothing at all
+
+
+def test_a_digest_larger_than_the_whole_budget_is_claimed_first_rather_than_never() -> None:
+    budget = ClaimBudget(4)
+
+    assert budget.take(6) is True
+    assert budget.take(1) is False
+
+
+def test_claims_fit_the_budget_until_the_next_one_would_not() -> None:
+    budget = ClaimBudget(4)
+
+    assert [budget.take(2), budget.take(2), budget.take(1)] == [True, True, False]

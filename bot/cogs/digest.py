@@ -69,6 +69,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             clock=bot.clock,
             catch_up=timedelta(hours=config.catch_up_hours),
             pacer=Pacer(config.send_rate),
+            send_rate=config.send_rate,
             default_max_age=timedelta(days=config.max_age_days),
             shards=bot.settings.discord.shards,
         )
