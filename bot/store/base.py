@@ -295,7 +295,8 @@ class DigestLedger(Protocol):
 
 
 class State(Protocol):
-    """What the bot keeps about itself: values between runs, and one bot per database."""
+    """What the bot keeps about itself: values between runs, and one bot per database (or,
+    for bots that each run some shards, one per shard)."""
 
     async def get_state(self, key: str) -> str | None:
         """A value the bot keeps between runs (such as the hash of the last command sync)."""

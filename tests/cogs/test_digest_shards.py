@@ -188,7 +188,7 @@ async def test_processes_running_some_shards_each_share_the_database_with_digest
     discord_emulator: DiscordEmulator, tmp_path: Path, clock: FakeClock
 ) -> None:
     # One bot serving every server holds the database alone (the instance lease); processes
-    # that split the shards share it, each digest's ledger lease keeping it theirs.
+    # that split the shards share it, each holding its own shards' leases.
     first = shard_bot(tmp_path, clock, shard=0, schedule=True)
     second = shard_bot(tmp_path, clock, shard=1, seeds=False, schedule=True)
     async with AsyncExitStack() as stack:
@@ -197,3 +197,6 @@ async def test_processes_running_some_shards_each_share_the_database_with_digest
 
         assert poster(first) is not poster(second)
         assert not first.store.holds_instance_lock and not second.store.holds_instance_lock
+        servers = [(0 << 22), (1 << 22)]  # one server on each shard of two
+        assert [first.store.holds_lease_of(guild) for guild in servers] == [True, False]
+        assert [second.store.holds_lease_of(guild) for guild in servers] == [False, True]
