@@ -1,0 +1,2 @@
+-- Reserved: the number of a migration on another line of development (shard leases), kept so
+-- that the numbering stays contiguous. It changes nothing.
