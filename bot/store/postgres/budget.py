@@ -1,7 +1,10 @@
-"""The shared send budget (migration 0003): one token bucket row for every process on the
-database, taken from with one UPDATE ... RETURNING (SendBudget)."""
+"""What every process on the database shares with Discord's per-token limits (migration 0003):
+the send budget, one token bucket row taken from with one UPDATE ... RETURNING (SendBudget),
+and the turns at IDENTIFY (IdentifyTurns)."""
 
 from __future__ import annotations
+
+import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
 from bot.store.base import SendGrant, StoreError
 from bot.store.postgres.connection import PostgresBase
@@ -18,9 +21,16 @@ _TAKE = (
     " RETURNING last_grant, tokens"
 )
 
+_TURN = (
+    "INSERT INTO identify_turns (bucket, turn_at) VALUES ($1, $3::float8)"
+    " ON CONFLICT (bucket) DO UPDATE"
+    " SET turn_at = GREATEST($3::float8, identify_turns.turn_at + $2::float8)"
+    " RETURNING turn_at"
+)
+
 
 class SendBudgetMixin(PostgresBase):
-    """The SendBudget role on PostgreSQL."""
+    """The SendBudget and IdentifyTurns roles on PostgreSQL."""
 
     async def take_send_slots(self, want: int, rate: float, burst: int, now: float) -> SendGrant:
         rows = await self._take(want, rate, burst, now)
@@ -29,8 +39,14 @@ class SendBudgetMixin(PostgresBase):
         granted, tokens = int(rows[0][0]), float(rows[0][1])
         return SendGrant(granted, 0.0 if granted else max(1.0 - tokens, 0.0) / rate)
 
-    async def _take(self, want: int, rate: float, burst: int, now: float) -> list[object]:
+    async def _take(self, want: int, rate: float, burst: int, now: float) -> list[asyncpg.Record]:
         pool = self._require()
         self._raise_if_lost()
         with self._errors("cannot take a send slot from"):
             return list(await pool.fetch(_TAKE, want, rate, burst, now))
+
+    async def take_identify_turn(self, bucket: int, window: float, now: float) -> float:
+        pool = self._require()
+        self._raise_if_lost()
+        with self._errors("cannot take an IDENTIFY turn from"):
+            return float(await pool.fetchval(_TURN, bucket, window, now))
