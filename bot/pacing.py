@@ -30,6 +30,8 @@ BATCH = 10
 SLOT_LIFETIME = 1.0
 # Seconds between attempts at the database while it fails; sends go on at the fallback rate.
 RETRY_DATABASE = 5.0
+# Seconds: the shortest wait for the shared budget to refill.
+MIN_WAIT = 0.001
 
 
 class Pacing(Protocol):
@@ -156,4 +158,6 @@ class SharedPacer:
             if grant.slots:
                 self._slots, self._slots_until = grant.slots, now + SLOT_LIFETIME
             else:
-                await self._sleep(grant.wait)
+                # At least a millisecond: a wait of less than the clock's resolution (a fraction
+                # of a slot lost to rounding) would not move the clock, and the loop would spin.
+                await self._sleep(max(grant.wait, MIN_WAIT))

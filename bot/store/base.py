@@ -345,7 +345,16 @@ class SendBudget(Protocol):
         ...
 
 
-class Store(StoryReader, SeedBookkeeping, DigestLedger, State, SendBudget, Protocol):
+class IdentifyTurns(Protocol):
+    """Turns at IDENTIFY for every process on the database (Discord's limit is the token's)."""
+
+    async def take_identify_turn(self, bucket: int, window: float, now: float) -> float:
+        """Reserve the next IDENTIFY of `bucket`: `now`, or `window` seconds after the turn
+        last reserved in it if that is later. Returns the reserved instant (unix seconds)."""
+        ...
+
+
+class Store(StoryReader, SeedBookkeeping, DigestLedger, State, SendBudget, IdentifyTurns, Protocol):
     """Every role, with opening and closing: what a backend implements."""
 
     # Who this store acts for in leases (see new_owner): one per store, fixed at creation.

@@ -66,3 +66,31 @@ async def test_two_processes_taking_at_once_never_get_more_than_rate_times_elaps
     assert granted <= RATE * elapsed + BURST
     # And the bucket is not starved either: nearly all of it was handed out.
     assert granted >= RATE * elapsed + BURST - 1
+
+
+async def test_the_first_identify_of_a_bucket_goes_now(store: Store) -> None:
+    assert await store.take_identify_turn(0, 5.0, START) == START
+
+
+async def test_identify_turns_of_one_bucket_are_a_window_apart_whoever_takes_them(
+    store: Store, rival: Store
+) -> None:
+    turns = [
+        await store.take_identify_turn(0, 5.0, START),
+        await rival.take_identify_turn(0, 5.0, START + 1),
+        await store.take_identify_turn(0, 5.0, START + 2),
+        await rival.take_identify_turn(1, 5.0, START + 2),  # another bucket: its own turns
+        await rival.take_identify_turn(0, 5.0, START + 60),  # long after: at once
+    ]
+
+    assert turns == [START, START + 5, START + 10, START + 2, START + 60]
+
+
+async def test_processes_starting_at_once_each_get_a_turn_of_their_own(
+    store: Store, rival: Store
+) -> None:
+    turns = await asyncio.gather(
+        *(taker.take_identify_turn(0, 5.0, START) for taker in (store, rival) * 2)
+    )
+
+    assert sorted(turns) == [START, START + 5, START + 10, START + 15]

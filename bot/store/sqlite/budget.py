@@ -1,5 +1,6 @@
-"""The shared send budget (migration 0008): one token bucket row for every process on the
-database, taken from in one short write transaction (SendBudget)."""
+"""What every process on the database shares with Discord's per-token limits (migration 0008):
+the send budget, one token bucket row taken from in one short write transaction (SendBudget),
+and the turns at IDENTIFY (IdentifyTurns)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,15 @@ _TAKE = (
     " WHERE id = 1 RETURNING last_grant, tokens"
 )
 
+_TURN = (
+    "INSERT INTO identify_turns (bucket, turn_at) VALUES (:bucket, :now)"
+    " ON CONFLICT (bucket) DO UPDATE SET turn_at = MAX(:now, turn_at + :window)"
+    " RETURNING turn_at"
+)
+
 
 class SendBudgetMixin(SqliteBase):
-    """The SendBudget role on SQLite."""
+    """The SendBudget and IdentifyTurns roles on SQLite."""
 
     async def take_send_slots(self, want: int, rate: float, burst: int, now: float) -> SendGrant:
         params = {"want": want, "rate": rate, "burst": burst, "now": now}
@@ -29,3 +36,9 @@ class SendBudgetMixin(SqliteBase):
             raise StoreError(f"database {self._path} has no send budget row")
         granted, tokens = int(rows[0][0]), float(rows[0][1])
         return SendGrant(granted, 0.0 if granted else max(1.0 - tokens, 0.0) / rate)
+
+    async def take_identify_turn(self, bucket: int, window: float, now: float) -> float:
+        params = {"bucket": bucket, "window": window, "now": now}
+        async with self._transaction(failing="cannot take an IDENTIFY turn from") as writer:
+            rows = list(await writer.execute_fetchall(_TURN, params))
+        return float(rows[0][0])

@@ -16,3 +16,12 @@ CREATE TABLE send_budget (
 );
 -- Empty and long ago: the first taker finds it refilled to its burst.
 INSERT INTO send_budget (tokens, updated_at, rate, burst) VALUES (0, 0, 1, 1);
+
+-- IDENTIFY turns: Discord allows one IDENTIFY per 5 s in each bucket (shard_id %
+-- max_concurrency) for the whole token. One row per bucket with the instant (unix seconds)
+-- of the latest turn handed out, which may be in the future: processes starting together
+-- each reserve the next free turn (bot/identify.py).
+CREATE TABLE identify_turns (
+    bucket INTEGER PRIMARY KEY,
+    turn_at DOUBLE PRECISION NOT NULL
+);
