@@ -27,6 +27,7 @@ from bot.command_sync import sync_if_changed
 from bot.config import DiscordSettings, SeedSettings, Settings
 from bot.delivery import REQUIRED_PERMISSIONS
 from bot.errors import Unrecoverable
+from bot.identify import IdentifyPacer
 from bot.poster import utc_now
 from bot.reload import SeedReloader
 from bot.sharding import Shards
@@ -109,6 +110,7 @@ class NewsBot(commands.AutoShardedBot):
         # Shards waiting to IDENTIFY again after a frame they could not read.
         self._restarting_shards: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Task[None] | None = None
+        self.identify_pacer = IdentifyPacer(store, self._max_concurrency)
 
     async def setup_hook(self) -> None:
         log.info(
@@ -140,6 +142,20 @@ class NewsBot(commands.AutoShardedBot):
         else:
             await self.store.acquire_shard_leases(shards)
             self._guard("lease renewal", self.lease_renewal, self.store.renew_shard_leases)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # Discord's IDENTIFY limit is the token's: take turns with every process on the database.
+        await self.identify_pacer.wait_turn(shard_id)
+
+    async def _max_concurrency(self) -> int:
+        """IDENTIFY buckets, from GET /gateway/bot (discord.py reads it only without a shard
+        count); 1, the strictest, when it cannot be had."""
+        try:
+            limits = await self.fetch_session_start_limits()
+            return int(limits.max_concurrency)
+        except (discord.HTTPException, discord.GatewayNotFound) as error:
+            log.warning("cannot read max_concurrency from Discord (%s); assuming 1", error)
+            return 1
 
     async def launch_shard(
         self, gateway: yarl.URL, shard_id: int, *, initial: bool = False

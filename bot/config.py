@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from bot.discord_limits import GLOBAL_REQUESTS_PER_SECOND
 from bot.errors import SetupError
 from bot.sharding import Shards, checked_shard_ids, parse_shard_ids
 
@@ -284,7 +285,7 @@ def _digest_settings(raw: Mapping[str, Any]) -> GlobalDigestSettings:
     return GlobalDigestSettings(
         catch_up_hours=catch_up,
         # Discord's global limit; more would only bounce off it.
-        send_rate=min(send_rate, 50.0),
+        send_rate=min(send_rate, float(GLOBAL_REQUESTS_PER_SECOND)),
         max_age_days=max_age_days,
     )
 

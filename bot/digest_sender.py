@@ -37,7 +37,7 @@ from bot.delivery import (
     send_with_retries,
 )
 from bot.models import DigestRun, PlannedMessage
-from bot.pacing import Pacer
+from bot.pacing import Pacing
 from bot.store import LeaseLost, Store, StoreError, StoreLost
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class DigestSender:
         store: Store,
         *,
         clock: Clock,
-        pacer: Pacer,
+        pacer: Pacing,
         alarm: StorageAlarm,
         retry_delays: Sequence[float] = RETRY_DELAYS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

@@ -18,6 +18,9 @@ MESSAGE_TEXT_LIMIT = 6000  # all embeds of one message together
 EMBEDS_PER_MESSAGE = 10
 NONCE_LIMIT = 25  # longer nonces are refused
 
+# Requests a bot token may make per second, all its processes together (the global limit).
+GLOBAL_REQUESTS_PER_SECOND = 50
+
 # Autocomplete and components.
 AUTOCOMPLETE_CHOICES = 25  # choices in one answer
 CHOICE_LIMIT = 100  # a choice's name and value

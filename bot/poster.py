@@ -49,7 +49,7 @@ from bot.digest import (
 from bot.digest_plan import Selection, select_digest
 from bot.digest_sender import RUN_LEASE, DigestSender, StorageAlarm, StorageDown
 from bot.models import DigestRun, DigestSettings, DigestStatus
-from bot.pacing import Pacer
+from bot.pacing import Pacer, Pacing
 from bot.sharding import Shards
 from bot.store import LeaseLost, Store, StoreError
 
@@ -116,7 +116,7 @@ class DigestPoster:
         *,
         clock: Clock = utc_now,
         catch_up: timedelta = DEFAULT_CATCH_UP,
-        pacer: Pacer | None = None,
+        pacer: Pacing | None = None,
         retry_delays: Sequence[float] = RETRY_DELAYS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         default_max_age: timedelta | None = None,

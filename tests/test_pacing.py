@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.pacing import Pacer
+from bot.pacing import RETRY_DATABASE, Pacer, SharedPacer, burst_for, fallback_share
+from bot.sharding import Shards
+from bot.store.base import SendBudget, SendGrant, StoreError
+from bot.store.sqlite import SqliteStore
 
 
 class FakeTime:
@@ -87,3 +93,127 @@ async def test_a_send_after_a_partial_wait_sleeps_only_the_rest() -> None:
 def test_a_rate_that_is_not_positive_or_an_empty_burst_is_refused(rate: float, burst: int) -> None:
     with pytest.raises(ValueError, match="rate must be positive and burst at least 1"):
         Pacer(rate, burst)
+
+
+# --- the budget shared by every process on one database ---------------------------------------
+
+
+class VirtualTime:
+    """Wall-clock seconds for several tasks at once: a sleep ends at the instant it was asked
+    for (not after every other task's sleep too), so concurrent pacers share one timeline."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        until = self.now + seconds
+        await asyncio.sleep(0)
+        self.now = max(self.now, until)
+
+
+class FailingBudget:
+    """A budget whose database fails while `failing` is set; grants plenty otherwise."""
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.takes = 0
+
+    async def take_send_slots(self, want: int, rate: float, burst: int, now: float) -> SendGrant:
+        self.takes += 1
+        if self.failing:
+            raise StoreError("database news.db: disk I/O error")
+        return SendGrant(want)
+
+
+def shared(budget: SendBudget, time: VirtualTime | FakeTime, rate: float, **kw: Any) -> SharedPacer:
+    return SharedPacer(budget, rate, clock=time.clock, sleep=time.sleep, **kw)
+
+
+async def test_two_processes_on_one_database_together_keep_to_the_rate(tmp_path: Path) -> None:
+    time = VirtualTime()
+    stores = [SqliteStore(tmp_path / "news.db"), SqliteStore(tmp_path / "news.db")]
+    for store in stores:
+        await store.open()
+    try:
+        pacers = [shared(store, time, rate=20.0, share=0.5, batch=5) for store in stores]
+        start = time.now
+
+        async def send(pacer: SharedPacer, count: int) -> None:
+            for _ in range(count):
+                await pacer.acquire()
+
+        await asyncio.gather(*(send(pacer, 50) for pacer in pacers))
+    finally:
+        for store in stores:
+            await store.close()
+
+    # 100 sends at 20 a second, 5 of them a burst: no sooner than 4.75 s (each pacer alone
+    # would have let its 50 through in 2.5 s).
+    assert time.now - start >= (100 - 5) / 20.0 - 1e-6
+
+
+async def test_a_process_takes_slots_from_the_database_a_batch_at_a_time() -> None:
+    time = FakeTime()
+    budget = FailingBudget()
+    budget.failing = False
+    pacer = shared(budget, time, rate=100.0, batch=10)
+
+    for _ in range(25):
+        await pacer.acquire()
+
+    assert budget.takes == 3
+
+
+async def test_slots_a_process_did_not_use_expire() -> None:
+    time = FakeTime()
+    budget = FailingBudget()
+    budget.failing = False
+    pacer = shared(budget, time, rate=100.0, batch=10)
+    await pacer.acquire()
+
+    time.now += 60.0
+    await pacer.acquire()
+
+    assert budget.takes == 2
+
+
+async def test_a_failing_database_slows_sends_to_the_share_and_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    time = FakeTime()
+    budget = FailingBudget()
+    pacer = shared(budget, time, rate=10.0, share=0.5)
+    start = time.now
+
+    with caplog.at_level(logging.INFO, logger="bot.pacing"):
+        for _ in range(11):
+            await pacer.acquire()
+        budget.failing = False
+        time.now += RETRY_DATABASE
+        await pacer.acquire()
+
+    # Ten sends after the first at 5 a second; the database tried again once in those 2 s.
+    assert time.now - start - RETRY_DATABASE == pytest.approx(2.0)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "sending at 5.0 a second" in warnings[0].getMessage()
+    assert "works again" in caplog.records[-1].getMessage()
+    assert budget.takes == 2
+
+
+@pytest.mark.parametrize(
+    ("shards", "share"),
+    [(Shards(), 1.0), (Shards(8), 1.0), (Shards(8, (0, 1)), 0.25), (Shards(2, (1,)), 0.5)],
+)
+def test_a_process_falls_back_to_its_shards_share_of_the_rate(shards: Shards, share: float) -> None:
+    assert fallback_share(shards) == share
+
+
+def test_the_shared_burst_keeps_every_process_together_under_discords_global_limit() -> None:
+    # rate x 1 s + burst is what all processes together may send in their first second.
+    assert burst_for(48.0) == 2
+    assert all(rate + burst_for(rate) <= 50 for rate in (1.0, 10.0, 40.0, 45.5, 48.0, 49.0))
+    assert burst_for(50.0) == 1  # never zero: sends must go on
+    assert burst_for(5.0) == 10  # and a slow rate still takes a few slots per database write

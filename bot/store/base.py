@@ -346,7 +346,36 @@ class State(Protocol):
         ...
 
 
-class Store(StoryReader, SeedBookkeeping, DigestLedger, State, Protocol):
+@dataclass(frozen=True, slots=True)
+class SendGrant:
+    """What one take from the shared send budget gave: `slots` sends to make now (0 or more),
+    and when none, how long until the bucket holds a whole slot again (seconds)."""
+
+    slots: int
+    wait: float = 0.0
+
+
+class SendBudget(Protocol):
+    """One token bucket for digest sends, shared by every process on the database: Discord's
+    global limit belongs to the bot token, whatever number of processes share it."""
+
+    async def take_send_slots(self, want: int, rate: float, burst: int, now: float) -> SendGrant:
+        """Take up to `want` slots from the bucket, refilled at `rate` a second up to `burst`
+        since its last take, at `now` (unix seconds; a clock behind the last take counts as
+        no time passed). Atomic: takers together never get more than rate x elapsed + burst."""
+        ...
+
+
+class IdentifyTurns(Protocol):
+    """Turns at IDENTIFY for every process on the database (Discord's limit is the token's)."""
+
+    async def take_identify_turn(self, bucket: int, window: float, now: float) -> float:
+        """Reserve the next IDENTIFY of `bucket`: `now`, or `window` seconds after the turn
+        last reserved in it if that is later. Returns the reserved instant (unix seconds)."""
+        ...
+
+
+class Store(StoryReader, SeedBookkeeping, DigestLedger, State, SendBudget, IdentifyTurns, Protocol):
     """Every role, with opening and closing: what a backend implements."""
 
     # Who this store acts for in leases (see new_owner): one per store, fixed at creation.

@@ -270,6 +270,7 @@ async def test_a_digest_an_older_newsbot_was_sending_is_failed_for_digest_now_to
     await store.add_digest_run(run_on(DAY - timedelta(days=1), status="sent"))
     await store.close()
     with sqlite3.connect(db_path) as db:
+        db.executescript("DROP TABLE send_budget; DROP TABLE identify_turns")  # migration 0008
         db.executescript(
             "DROP TABLE digest_messages; ALTER TABLE digest_runs DROP COLUMN owner;"
             " ALTER TABLE digest_runs DROP COLUMN lease_until;"
@@ -297,6 +298,7 @@ async def test_a_database_of_the_previous_schema_gains_the_digest_tables(
     await reload(store, [story_at(1)])
     await store.close()
     with sqlite3.connect(db_path) as db:
+        db.executescript("DROP TABLE send_budget; DROP TABLE identify_turns")  # migration 0008
         db.executescript(
             "DROP TABLE deliveries; DROP TABLE digest_runs; DROP TABLE digest_settings;"
             " DROP TABLE digest_messages; DROP TABLE instance_lease;"

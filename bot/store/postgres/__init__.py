@@ -12,12 +12,14 @@ One module per area, mirroring bot/store/sqlite/, all SQL next to the method tha
 - digests: digest settings and the stories not yet delivered to a channel (DigestLedger)
 - ledger: one row per server and local date, with the messages it sends (DigestLedger)
 - state, lock: values kept between runs and one bot per database (State)
+- budget: the send rate shared by every process on the database (SendBudget)
 """
 
 from __future__ import annotations
 
 from bot.models import Story
 from bot.store.base import EncodedStory
+from bot.store.postgres.budget import SendBudgetMixin
 from bot.store.postgres.codec import encode_story
 from bot.store.postgres.digests import DigestsMixin
 from bot.store.postgres.ledger import LedgerMixin
@@ -28,7 +30,13 @@ from bot.store.postgres.stories import StoriesMixin
 
 
 class PostgresStore(
-    StoriesMixin, SeedsMixin, DigestsMixin, LedgerMixin, StateMixin, InstanceLockMixin
+    StoriesMixin,
+    SeedsMixin,
+    DigestsMixin,
+    LedgerMixin,
+    StateMixin,
+    InstanceLockMixin,
+    SendBudgetMixin,
 ):
     """Stories, topics, seed bookkeeping and digests in one PostgreSQL database."""
 

@@ -11,6 +11,7 @@ One module per area, all SQL next to the method that runs it:
 - digests: digest settings and the stories not yet delivered to a channel (DigestLedger)
 - ledger: one row per server and local date, with the messages it sends (DigestLedger)
 - state, lock: values kept between runs and one bot per database (State)
+- budget: the send rate shared by every process on the database (SendBudget)
 - dbfile: the database file held open: noticing it deleted or replaced, and its flock
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from bot.models import Story
 from bot.store.base import EncodedStory
+from bot.store.sqlite.budget import SendBudgetMixin
 from bot.store.sqlite.codec import encode_story
 from bot.store.sqlite.digests import DigestsMixin
 from bot.store.sqlite.ledger import LedgerMixin
@@ -28,7 +30,13 @@ from bot.store.sqlite.stories import StoriesMixin
 
 
 class SqliteStore(
-    StoriesMixin, SeedsMixin, DigestsMixin, LedgerMixin, StateMixin, InstanceLockMixin
+    StoriesMixin,
+    SeedsMixin,
+    DigestsMixin,
+    LedgerMixin,
+    StateMixin,
+    InstanceLockMixin,
+    SendBudgetMixin,
 ):
     """Stories, topics, seed bookkeeping and digests in one SQLite file."""
 
