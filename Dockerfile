@@ -1,0 +1,29 @@
+# newsbot's image: the bot installed from the lock file, run as an unprivileged user.
+# Build: docker build -t newsbot .   Run one process: see compose.yaml, or
+#   docker run --rm -e DISCORD_TOKEN -v newsbot-data:/app/data newsbot
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# The dependencies first, at the versions the lock pins, so that a change to the code alone
+# reuses this layer.
+COPY pyproject.toml requirements.lock.txt README.md ./
+COPY bot ./bot
+RUN pip install -c requirements.lock.txt . \
+    && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent newsbot \
+    && mkdir -p /app/data \
+    && chown newsbot /app/data
+
+# config/newsbot.yaml finds the seeds in /app/seeds and the SQLite database in /app/data.
+COPY config ./config
+COPY seeds ./seeds
+
+USER newsbot
+VOLUME ["/app/data"]
+ENTRYPOINT ["newsbot"]
+CMD ["run"]

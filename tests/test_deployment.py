@@ -1,0 +1,107 @@
+"""The shipped deployment files (Dockerfile, compose.yaml) describe a newsbot that starts: every
+process gets settings newsbot accepts, the processes share the shards exactly once, and the
+paths the image mounts are the ones its configuration reads.
+
+No Docker daemon is needed: the files are read as data and the settings through bot.config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot import config
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "compose.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
+# Compose's "${NAME:?message}" and "${NAME}": the value comes from .env or the environment.
+VARIABLE = re.compile(r"\$\{(\w+)(?::?[?-][^}]*)?\}")
+GIVEN = {"DISCORD_TOKEN": "token-from-env", "POSTGRES_PASSWORD": "secret"}
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def newsbot_services() -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in compose()["services"].items()
+        if service.get("build") or service.get("image") == "newsbot"
+    }
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: VARIABLE.sub(lambda match: GIVEN[match.group(1)], str(value))
+        for name, value in service["environment"].items()
+    }
+
+
+def settings_of(service: dict[str, Any]) -> config.Settings:
+    return config.load(ROOT / "config" / "newsbot.yaml", environment(service))
+
+
+def workdir() -> Path:
+    found = re.findall(r"^WORKDIR\s+(\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    return Path(found[-1])
+
+
+def test_every_newsbot_process_gets_settings_newsbot_accepts() -> None:
+    services = newsbot_services()
+    assert len(services) >= 2
+    for service in services.values():
+        settings = settings_of(service)
+        assert settings.discord_token is not None
+        assert settings.database.url is not None
+        assert "@postgres:" in settings.database.url
+
+
+def test_the_processes_run_every_shard_exactly_once() -> None:
+    shards = [settings_of(service).discord.shards for service in newsbot_services().values()]
+    counts = {shard.count for shard in shards}
+    assert len(counts) == 1, f"processes disagree on the shard count: {counts}"
+    (count,) = counts
+    assert count is not None
+    runs = Counter(shard_id for shard in shards for shard_id in shard.ids or ())
+    assert sorted(runs) == list(range(count)), "some shard is run by no process"
+    assert set(runs.values()) == {1}, "some shard is run by two processes"
+
+
+def test_the_database_user_and_name_match_the_postgres_service() -> None:
+    postgres = compose()["services"]["postgres"]["environment"]
+    for service in newsbot_services().values():
+        url = settings_of(service).database.url
+        assert url is not None
+        assert url.startswith(f"postgresql://{postgres['POSTGRES_USER']}:")
+        assert url.endswith(f"/{postgres['POSTGRES_DB']}")
+
+
+def test_the_image_mounts_the_folders_its_configuration_reads() -> None:
+    settings = config.load(ROOT / "config" / "newsbot.yaml", {})
+    # The image is the repository laid out in WORKDIR: the same relative paths hold there.
+    in_image = workdir()
+    seeds = in_image / settings.seeds.folder.resolve().relative_to(ROOT)
+    data = in_image / settings.database.path.resolve().parent.relative_to(ROOT)
+    for service in newsbot_services().values():
+        targets = [volume.split(":")[1] for volume in service["volumes"]]
+        assert str(seeds) in targets
+    assert f'VOLUME ["{data}"]' in DOCKERFILE.read_text()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param("pip install -c requirements.lock.txt", id="installs-from-the-lock"),
+        pytest.param("USER newsbot", id="runs-as-a-non-root-user"),
+    ],
+)
+def test_the_image_is_built_the_way_the_readme_promises(line: str) -> None:
+    assert line in DOCKERFILE.read_text()
