@@ -27,7 +27,7 @@ from bot.command_sync import sync_if_changed
 from bot.config import DiscordSettings, SeedSettings, Settings
 from bot.delivery import REQUIRED_PERMISSIONS
 from bot.errors import Unrecoverable
-from bot.identify import IdentifyPacer
+from bot.identify import IdentifyPacer, SessionStarts
 from bot.poster import utc_now
 from bot.reload import SeedReloader
 from bot.sharding import Shards
@@ -110,7 +110,7 @@ class NewsBot(commands.AutoShardedBot):
         # Shards waiting to IDENTIFY again after a frame they could not read.
         self._restarting_shards: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Task[None] | None = None
-        self.identify_pacer = IdentifyPacer(store, self._max_concurrency)
+        self.identify_pacer = IdentifyPacer(store, self._session_starts)
 
     async def setup_hook(self) -> None:
         log.info(
@@ -147,15 +147,20 @@ class NewsBot(commands.AutoShardedBot):
         # Discord's IDENTIFY limit is the token's: take turns with every process on the database.
         await self.identify_pacer.wait_turn(shard_id)
 
-    async def _max_concurrency(self) -> int:
-        """IDENTIFY buckets, from GET /gateway/bot (discord.py reads it only without a shard
-        count); 1, the strictest, when it cannot be had."""
+    async def _session_starts(self) -> SessionStarts | None:
+        """Discord's session start limit for the token, from GET /gateway/bot (discord.py reads
+        it only without a shard count); None when it cannot be had."""
         try:
             limits = await self.fetch_session_start_limits()
-            return int(limits.max_concurrency)
         except (discord.HTTPException, discord.GatewayNotFound) as error:
-            log.warning("cannot read max_concurrency from Discord (%s); assuming 1", error)
-            return 1
+            log.warning("cannot read the session start limit from Discord (%s)", error)
+            return None
+        return SessionStarts(
+            remaining=limits.remaining,
+            total=limits.total,
+            reset_after=limits.reset_after / 1000,
+            max_concurrency=limits.max_concurrency,
+        )
 
     async def launch_shard(
         self, gateway: yarl.URL, shard_id: int, *, initial: bool = False

@@ -5,6 +5,11 @@ Discord allows `max_concurrency` IDENTIFYs per 5 s for the whole bot token, one 
 own pause knows only the shards of its process: here each IDENTIFY reserves the next turn of
 its bucket in the database, so that processes starting together connect in turn. A shard that
 keeps IDENTIFYing (a crash loop inside the process) waits longer each time, up to a cap.
+
+Discord also counts session starts per token and day (1,000 by default): one beyond that resets
+the bot's token, stopping every process until someone pastes a new one. Before each IDENTIFY the
+pacer reads what is left (Discord's own count, so shared by every process) and, when it is spent,
+waits for the reset instead.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from bot.store.base import IdentifyTurns, StoreError
 
@@ -24,6 +30,22 @@ IDENTIFY_WINDOW = 5.0
 # one waits twice as long as the last wait (from one window up to BACKOFF_CAP).
 STABLE_AFTER = 120.0
 BACKOFF_CAP = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarts:
+    """Discord's `session_start_limit` for the token: starts left of `total`, seconds until the
+    count resets, and how many IDENTIFY buckets there are."""
+
+    remaining: int
+    total: int
+    reset_after: float
+    max_concurrency: int
+
+    def spent(self) -> bool:
+        # Up to max_concurrency IDENTIFYs can be under way at once, one per bucket (in other
+        # processes too): each needs a start of its own.
+        return self.remaining < max(1, self.max_concurrency)
 
 
 def backoff(repeats: int, window: float = IDENTIFY_WINDOW) -> float:
@@ -40,14 +62,15 @@ class IdentifyPacer:
     def __init__(
         self,
         turns: IdentifyTurns,
-        max_concurrency: Callable[[], Awaitable[int]],
+        session_starts: Callable[[], Awaitable[SessionStarts | None]],
         *,
         window: float = IDENTIFY_WINDOW,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._turns = turns
-        self._max_concurrency = max_concurrency
+        # None when Discord cannot say: one bucket, and no wait for a budget nobody knows.
+        self._session_starts = session_starts
         self._concurrency: int | None = None
         self._window = window
         # Wall-clock time: the turns are compared across processes.
@@ -59,17 +82,47 @@ class IdentifyPacer:
     async def wait_turn(self, shard_id: int | None) -> None:
         shard = shard_id or 0
         await self._back_off(shard)
-        bucket = shard % await self._buckets()
+        while True:
+            turn = await self._take_turn(shard)
+            await self._sleep_until(turn)
+            # Read at the turn itself: other processes may have spent starts meanwhile.
+            if not await self._wait_for_session_starts(shard):
+                break
+        previous = self._last.get(shard)
+        repeats = previous[1] + 1 if previous and turn - previous[0] < STABLE_AFTER else 0
+        self._last[shard] = (max(turn, self._clock()), repeats)
+
+    async def _take_turn(self, shard: int) -> float:
+        if self._concurrency is None:
+            starts = await self._session_starts()
+            self._concurrency = max(1, starts.max_concurrency) if starts else 1
+        bucket = shard % self._concurrency
         try:
             turn = await self._turns.take_identify_turn(bucket, self._window, self._clock())
         except StoreError as error:
             # Without the database, wait one window as discord.py would: never stop connecting.
             log.warning("no IDENTIFY turn from the database (%s); waiting %ss", error, self._window)
             turn = self._clock() + self._window
-        await self._sleep_until(turn)
-        previous = self._last.get(shard)
-        repeats = previous[1] + 1 if previous and turn - previous[0] < STABLE_AFTER else 0
-        self._last[shard] = (max(turn, self._clock()), repeats)
+        return turn
+
+    async def _wait_for_session_starts(self, shard: int) -> bool:
+        """Wait out Discord's daily count of session starts if it is spent; True if it was
+        (the shard then takes a new turn)."""
+        starts = await self._session_starts()
+        if starts is None or not starts.spent():
+            return False
+        # Said at ERROR: no shard connects until the reset, and nothing in newsbot can help.
+        log.error(
+            "Discord's daily limit of session starts is spent (%d of %d left); shard %s waits"
+            " %s for it to reset rather than have Discord reset the bot's token",
+            starts.remaining,
+            starts.total,
+            shard,
+            _duration(starts.reset_after),
+        )
+        # A moment past the reset, so that the count read next is the new one.
+        await self._sleep(starts.reset_after + 1.0)
+        return True
 
     async def _back_off(self, shard: int) -> None:
         previous = self._last.get(shard)
@@ -82,12 +135,14 @@ class IdentifyPacer:
             log.info("shard %s connects again; waiting %.0fs first", shard, delay)
             await self._sleep_until(at + delay)
 
-    async def _buckets(self) -> int:
-        if self._concurrency is None:
-            self._concurrency = max(1, await self._max_concurrency())
-        return self._concurrency
-
     async def _sleep_until(self, instant: float) -> None:
         delay = instant - self._clock()
         if delay > 0:
             await self._sleep(delay)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"

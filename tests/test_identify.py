@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import NewsBot
-from bot.identify import BACKOFF_CAP, IdentifyPacer, backoff
+from bot.identify import BACKOFF_CAP, IdentifyPacer, SessionStarts, backoff
 from bot.store.base import StoreError
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.helpers import SHIPPED_SEEDS, build_newsbot
@@ -47,12 +47,29 @@ class Turns:
         return turn
 
 
-async def one_bucket() -> int:
-    return 1
+class Discord:
+    """GET /gateway/bot's session start limit: plenty left unless a test spends it; a start
+    is counted when the pacer lets a shard IDENTIFY."""
+
+    def __init__(self, remaining: int = 1000, max_concurrency: int = 1) -> None:
+        self.remaining = remaining
+        self.max_concurrency = max_concurrency
+        self.resets_at: float | None = None
+        self.time: FakeTime | None = None
+
+    async def session_starts(self) -> SessionStarts:
+        reset_after = 3600.0
+        if self.time is not None and self.resets_at is not None:
+            if self.time.now >= self.resets_at:
+                self.remaining, self.resets_at = 1000, None
+            else:
+                reset_after = self.resets_at - self.time.now
+        return SessionStarts(self.remaining, 1000, reset_after, self.max_concurrency)
 
 
-def pacer(turns: Turns, time: FakeTime) -> IdentifyPacer:
-    return IdentifyPacer(turns, one_bucket, clock=time.clock, sleep=time.sleep)
+def pacer(turns: Turns, time: FakeTime, discord: Discord | None = None) -> IdentifyPacer:
+    source = discord or Discord()
+    return IdentifyPacer(turns, source.session_starts, clock=time.clock, sleep=time.sleep)
 
 
 async def test_an_identify_waits_for_the_turn_another_process_reserved() -> None:
@@ -74,6 +91,47 @@ async def test_a_shard_identifying_again_and_again_backs_off_exponentially() -> 
 
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert gaps == [5.0, 10.0, 20.0, 40.0]
+
+
+async def test_a_spent_daily_session_budget_waits_for_its_reset_instead_of_identifying(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    time, turns = FakeTime(), Turns()
+    discord = Discord(remaining=0)
+    reset = time.now + 7200.0
+    discord.time, discord.resets_at = time, reset
+
+    await pacer(turns, time, discord).wait_turn(2)
+
+    # Past the reset, with a fresh turn (the first went stale during the wait).
+    assert time.now >= reset
+    assert turns.last[0] >= reset
+    assert discord.remaining == 1000
+    assert "daily limit of session starts is spent (0 of 1000 left)" in caplog.text
+    assert "shard 2 waits 2h00m" in caplog.text
+
+
+async def test_the_last_starts_are_kept_for_the_buckets_that_may_identify_at_once() -> None:
+    time, turns = FakeTime(), Turns()
+    # Four buckets may IDENTIFY in the same instant, from any process: three starts are
+    # too few for a fourth one to be safe.
+    discord = Discord(remaining=3, max_concurrency=4)
+    discord.time, discord.resets_at = time, time.now + 60.0
+
+    await pacer(turns, time, discord).wait_turn(0)
+
+    assert time.sleeps == [61.0]
+
+
+async def test_a_bot_that_cannot_read_the_limit_still_connects() -> None:
+    time, turns = FakeTime(), Turns()
+
+    async def unknown() -> SessionStarts | None:
+        return None
+
+    await IdentifyPacer(turns, unknown, clock=time.clock, sleep=time.sleep).wait_turn(0)
+
+    assert time.sleeps == []
 
 
 def test_the_backoff_is_capped() -> None:
@@ -131,3 +189,25 @@ async def test_two_processes_starting_at_once_identify_in_turn_without_an_invali
         first, second = emu.gateway.session_starts
         assert second - first >= 5.0
         assert [r for r in emu.gateway.log if r.kind == "invalid_session"] == []
+
+
+async def test_a_second_process_waits_for_discords_session_count_to_reset_and_keeps_the_token(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = discord_emulator
+    # One start a (shortened) day: the first process spends it.
+    emu.limits.session_start_total = 1
+    emu.limits.session_start_window = 6.0
+    emu.add_guild("Zero", shard=0, shard_count=2)
+    one = emu.add_guild("One", shard=1, shard_count=2)
+    first, second = shard_bot(tmp_path, 0), shard_bot(tmp_path, 1)
+    # The second one's wait is an ERROR for its operator, expected here: only discord.py's
+    # errors fail the test.
+    async with running_bot(first, emu), running_bot(second, emu, ready_timeout=60):
+        assert second.get_guild(one.id) is not None
+        identified = [r.detail["shard"] for r in emu.gateway.log if r.kind == "identify"]
+        assert identified == [[0, 2], [1, 2]]
+
+    # Had the second IDENTIFYed at once, the emulator would have reset the token, as Discord does.
+    assert [r for r in emu.gateway.log if r.kind == "token_reset"] == []
+    assert "daily limit of session starts is spent (0 of 1 left); shard 1 waits" in caplog.text
