@@ -14,14 +14,21 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 
 import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
-from bot.sharding import Shards
-from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
+from bot.store.base import InstanceLost, StoreError
+from bot.store.leases import (
+    LEASE_SECONDS,
+    Holder,
+    ShardHolder,
+    instance_lost_text,
+    instance_take_over,
+    process_gone,
+    release_quietly,
+)
 from bot.store.postgres.shard_leases import HOLDERS, LEASE_LOCK, ShardLeasesMixin
-from bot.store.sqlite.lock import LEASE_SECONDS, Holder
-from bot.store.sqlite.shard_leases import ShardHolder, blocking, process_gone
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +87,7 @@ class InstanceLockMixin(ShardLeasesMixin):
         renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
         if renewed == 0:
             self._holds_lease = False
-            holder = await self._holder()
-            by = f" ({holder.describe()})" if holder else ""
-            raise InstanceLost(
-                f"another newsbot took over {self._where}{by}; this one stops so that no "
-                "digest is posted twice"
-            )
+            raise InstanceLost(instance_lost_text(self._where, await self._holder()))
 
     async def close(self) -> None:
         if self._holds_lease:
@@ -100,30 +102,15 @@ class InstanceLockMixin(ShardLeasesMixin):
         holder = Holder(*row) if row is not None else None
         now = self._now()
         shards = [ShardHolder(*row) for row in await connection.fetch(HOLDERS)]
-        running = blocking(Shards(), shards, self.owner, now)
-        if running is not None:
-            # A process runs some shards: this one would run them too.
-            raise InstanceLocked(running.refusal())
-        if holder is not None and holder.owner != self.owner:
-            expired = holder.expires_at <= now
-            if not expired and not _dead_here(holder):
-                raise InstanceLocked(
-                    f"another newsbot is already running on {self._where}"
-                    f" ({holder.describe()}); stop it first"
-                )
-            why = "it expired" if expired else "its process is gone: it is dead"
-            log.warning("%s: taking over the lease of %s (%s)", self._where, holder.describe(), why)
+        dead = holder is not None and process_gone(holder.host, holder.pid)
+        taking = instance_take_over(holder, shards, self.owner, now, where=self._where, dead=dead)
+        if taking:
+            log.warning("%s", taking)
         host, pid = socket.gethostname(), os.getpid()
         await connection.execute(_TAKE, self.owner, host, pid, now, now + self._lease_seconds)
 
     async def _release_lease(self) -> None:
-        try:
-            await self._write(_RELEASE, (self.owner,))
-        except DatabaseLost:
-            pass  # nothing worth releasing; the bot says why it stops
-        except StoreError as error:
-            # The next bot takes it over anyway once the lease expires.
-            log.warning("releasing the instance lease failed: %s", error)
+        await release_quietly(partial(self._write, _RELEASE, (self.owner,)), "the instance lease")
 
     async def _holder(self) -> Holder | None:
         rows = await self._read(_HOLDER)
@@ -131,8 +118,3 @@ class InstanceLockMixin(ShardLeasesMixin):
 
     def _now(self) -> int:
         return int(self._clock())
-
-
-def _dead_here(holder: Holder) -> bool:
-    """Whether the holder ran on this host and its process is gone."""
-    return process_gone(holder.host, holder.pid)

@@ -1,6 +1,6 @@
 """One running process per shard on PostgreSQL: the shard leases (migration 0002), with the
-rules of SQLite's (bot.store.sqlite.shard_leases, which says how they meet the instance
-lease). The advisory lock of the instance lease makes every taker of either kind take turns.
+rules of bot.store.leases (which says how they meet the instance lease). The advisory lock
+of the instance lease makes every taker of either kind take turns.
 """
 
 from __future__ import annotations
@@ -9,19 +9,19 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from functools import partial
 
 from bot.sharding import Shards
-from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
-from bot.store.postgres.connection import PostgresBase
-from bot.store.sqlite.shard_leases import (
+from bot.store.base import InstanceLost, StoreError
+from bot.store.leases import (
+    Holder,
     ShardHolder,
-    blocking,
-    instance_refusal,
     leased_shards,
     lost_message,
-    stale,
-    takeover,
+    release_quietly,
+    shard_take_over,
 )
+from bot.store.postgres.connection import PostgresBase
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,10 @@ class ShardLeasesMixin(PostgresBase):
         async with self._transaction(failing="cannot take the shard leases of") as connection:
             await connection.execute("SELECT pg_advisory_xact_lock($1)", LEASE_LOCK)
             row = await connection.fetchrow(_INSTANCE_HOLDER)
-            if row is not None and row["owner"] != self.owner:
-                refusal = instance_refusal(*row, now=now, where=self._where)
-                if refusal:
-                    raise InstanceLocked(refusal)
+            instance = Holder(*row) if row is not None else None
             holders = [ShardHolder(*row) for row in await connection.fetch(HOLDERS)]
-            blocker = blocking(shards, holders, self.owner, now)
-            if blocker is not None:
-                raise InstanceLocked(blocker.refusal())
-            for holder in stale(holders, self.owner, now):
-                log.warning("%s: %s", self._where, takeover(holder, now))
+            where = self._where
+            for holder in shard_take_over(instance, holders, shards, self.owner, now, where=where):
                 await connection.execute(_FORGET, holder.shard_count, holder.shard_id)
             host, pid, until = socket.gethostname(), os.getpid(), now + self._lease_seconds
             await connection.executemany(
@@ -102,10 +96,4 @@ class ShardLeasesMixin(PostgresBase):
         await super().close()
 
     async def _release_shard_leases(self) -> None:
-        try:
-            await self._write(_RELEASE, (self.owner,))
-        except DatabaseLost:
-            pass  # nothing worth releasing; the bot says why it stops
-        except StoreError as error:
-            # The next process takes them over anyway once they expire.
-            log.warning("releasing the shard leases failed: %s", error)
+        await release_quietly(partial(self._write, _RELEASE, (self.owner,)), "the shard leases")
