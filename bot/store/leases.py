@@ -19,16 +19,19 @@ The backends (bot.store.sqlite, bot.store.postgres) keep only their SQL.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import NamedTuple
 
 from bot.sharding import Shards
-from bot.store.base import DatabaseLost, InstanceLocked, StoreError
+from bot.store.base import DatabaseLost, InstanceLocked, LockedElsewhere, StoreError, TaskHolder
 
 log = logging.getLogger(__name__)
 
@@ -245,3 +248,71 @@ async def release_quietly(release: Callable[[], Awaitable[object]], what: str) -
         pass
     except StoreError as error:
         log.warning("releasing %s failed: %s", what, error)
+
+
+def task_take_over(holder: TaskHolder | None, *, now: int) -> str | None:
+    """Whether a task lock may be taken: raises LockedElsewhere while `holder` binds (this very
+    store's row too: the task runs in this process already); else what to log of a holder it
+    takes over (None when the lock is free)."""
+    if holder is None:
+        return None
+    why = why_free(holder.expires_at, now, dead=process_gone(holder.host, holder.pid))
+    if why is None:
+        raise LockedElsewhere(holder)
+    return f"taking over the {holder.name} lock from {holder.who()} ({why})"
+
+
+class TaskLocking:
+    """The backend-neutral half of the task locks (bot.store.base.TaskLocks): holding one for
+    a block and renewing it meanwhile. A backend adds its three statements."""
+
+    _owner: str
+    _clock: Callable[[], float]
+    # A task lock's lease, and how often its holder renews it (tests shorten them).
+    task_lock_seconds: int = TASK_LOCK_SECONDS
+    task_lock_renewal: float = TASK_LOCK_RENEWAL
+
+    @asynccontextmanager
+    async def task_lock(self, name: str) -> AsyncIterator[None]:
+        now = int(self._clock())
+        wanted = TaskHolder(
+            name, self._owner, socket.gethostname(), os.getpid(), now, now + self.task_lock_seconds
+        )
+        await self._take_task_row(wanted, partial(task_take_over, now=now))
+        heartbeat = asyncio.create_task(self._keep_task_lock(name), name=f"newsbot {name} lock")
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await release_quietly(partial(self._release_task_row, name), f"the {name} lock")
+
+    async def _keep_task_lock(self, name: str) -> None:
+        """The heartbeat: push the lock's expiry on while the task runs. A lost lock is only
+        said: the tasks it guards stay correct on their own (a reload is one transaction that
+        checks its generation), the lock only spares the others the work."""
+        while True:
+            await asyncio.sleep(self.task_lock_renewal)
+            until = int(self._clock()) + self.task_lock_seconds
+            try:
+                kept = await self._renew_task_row(name, until)
+            except StoreError as error:
+                log.warning("renewing the %s lock failed: %s", name, error)
+                continue
+            if not kept:
+                log.warning("the %s lock expired and was taken by another process", name)
+                return
+
+    async def _take_task_row(
+        self, wanted: TaskHolder, decide: Callable[[TaskHolder | None], str | None]
+    ) -> None:
+        """In one transaction: read the lock's row, let `decide` judge its holder (it raises
+        while that one binds, else returns what to log of it), and write `wanted` over it."""
+        raise NotImplementedError
+
+    async def _renew_task_row(self, name: str, until: int) -> bool:
+        """Push this store's lock on to `until`; False when it holds it no more."""
+        raise NotImplementedError
+
+    async def _release_task_row(self, name: str) -> None:
+        raise NotImplementedError

@@ -11,6 +11,7 @@ One module per area, all SQL next to the method that runs it:
 - digests: digest settings and the stories not yet delivered to a channel (DigestLedger)
 - ledger: one row per server and local date, with the messages it sends (DigestLedger)
 - state, lock: values kept between runs and one bot per database (State)
+- task_locks: one process at a time runs a task such as a seed reload (TaskLocks)
 - budget: the send rate shared by every process on the database (SendBudget)
 - dbfile: the database file held open: noticing it deleted or replaced, and its flock
 """
@@ -27,6 +28,7 @@ from bot.store.sqlite.lock import InstanceLockMixin
 from bot.store.sqlite.seeds import SeedsMixin
 from bot.store.sqlite.state import StateMixin
 from bot.store.sqlite.stories import StoriesMixin
+from bot.store.sqlite.task_locks import TaskLocksMixin
 
 
 class SqliteStore(
@@ -37,6 +39,7 @@ class SqliteStore(
     StateMixin,
     InstanceLockMixin,
     SendBudgetMixin,
+    TaskLocksMixin,
 ):
     """Stories, topics, seed bookkeeping and digests in one SQLite file."""
 

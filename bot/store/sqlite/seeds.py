@@ -19,7 +19,7 @@ import aiosqlite
 
 from bot.store.base import ReloadChanges, SeedFileRecord, SeedIndex, SeedStatus, StaleReload
 from bot.store.sqlite.codec import SEED_FILE_COLUMNS, add_seed_files, seed_file_row, to_json
-from bot.store.sqlite.connection import SqliteBase
+from bot.store.sqlite.seed_watch import SeedWatchMixin
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _REJECTED_FILES = (
 )
 
 
-class SeedsMixin(SqliteBase):
+class SeedsMixin(SeedWatchMixin):
     """The SeedBookkeeping role on SQLite."""
 
     async def seed_index(self) -> SeedIndex:
@@ -73,8 +73,14 @@ class SeedsMixin(SqliteBase):
         # loop so that the Discord gateway heartbeat is not held up, and before taking the
         # write lock so that it is held for the SQL only.
         rows = await asyncio.to_thread(_ReloadRows.of, changes)
-        async with self._transaction(failing="reload not applied to") as writer:
-            await _apply(writer, changes, rows)
+        generation = changes.expected_generation + 1
+        self._committing_reload(generation)
+        try:
+            async with self._transaction(failing="reload not applied to") as writer:
+                await _apply(writer, changes, rows)
+        except BaseException:
+            self._reload_not_committed(generation)
+            raise
         log.info(
             "reload applied: generation %d, %d stories upserted, %d retired, "
             "%d seed file records written, %d deleted",
