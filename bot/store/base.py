@@ -380,12 +380,15 @@ class TaskLocks(Protocol):
     """Tasks that one process of the database runs at a time, whichever starts them (a seed
     reload, a command sync)."""
 
-    def task_lock(self, name: str) -> AbstractAsyncContextManager[None]:
+    def task_lock(
+        self, name: str, *, failing: str | None = None
+    ) -> AbstractAsyncContextManager[None]:
         """Hold the lock named `name` for the block (the store must be open): taken when free,
         expired, or held by a holder known to be dead (this host, its process gone); renewed
         while held, so that a long task keeps it and a crashed one blocks for no longer than
         its short lease; released after. Raises LockedElsewhere naming the live holder (also
-        when this very store holds it already)."""
+        when this very store holds it already); a database failure while taking it is a
+        StoreError starting with `failing` (say, "reload not applied to") and the database."""
         ...
 
 

@@ -25,7 +25,7 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from typing import NamedTuple
@@ -272,13 +272,18 @@ class TaskLocking:
     task_lock_seconds: int = TASK_LOCK_SECONDS
     task_lock_renewal: float = TASK_LOCK_RENEWAL
 
+    def task_lock(
+        self, name: str, *, failing: str | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        return self._held_task_lock(name, failing or f"cannot take the {name} lock of")
+
     @asynccontextmanager
-    async def task_lock(self, name: str) -> AsyncIterator[None]:
+    async def _held_task_lock(self, name: str, failing: str) -> AsyncIterator[None]:
         now = int(self._clock())
         wanted = TaskHolder(
             name, self._owner, socket.gethostname(), os.getpid(), now, now + self.task_lock_seconds
         )
-        await self._take_task_row(wanted, partial(task_take_over, now=now))
+        await self._take_task_row(wanted, partial(task_take_over, now=now), failing)
         heartbeat = asyncio.create_task(self._keep_task_lock(name), name=f"newsbot {name} lock")
         try:
             yield
@@ -304,10 +309,11 @@ class TaskLocking:
                 return
 
     async def _take_task_row(
-        self, wanted: TaskHolder, decide: Callable[[TaskHolder | None], str | None]
+        self, wanted: TaskHolder, decide: Callable[[TaskHolder | None], str | None], failing: str
     ) -> None:
         """In one transaction: read the lock's row, let `decide` judge its holder (it raises
-        while that one binds, else returns what to log of it), and write `wanted` over it."""
+        while that one binds, else returns what to log of it), and write `wanted` over it.
+        Database errors are reported as `failing` the database."""
         raise NotImplementedError
 
     async def _renew_task_row(self, name: str, until: int) -> bool:

@@ -31,9 +31,8 @@ class TaskLocksMixin(TaskLocking, PostgresBase):
     """The TaskLocks role on PostgreSQL."""
 
     async def _take_task_row(
-        self, wanted: TaskHolder, decide: Callable[[TaskHolder | None], str | None]
+        self, wanted: TaskHolder, decide: Callable[[TaskHolder | None], str | None], failing: str
     ) -> None:
-        failing = f"cannot take the {wanted.name} lock of"
         async with self._transaction(failing=failing) as connection:
             await connection.execute("SELECT pg_advisory_xact_lock($1)", TASK_LOCK)
             row = await connection.fetchrow(_HOLDER, wanted.name)

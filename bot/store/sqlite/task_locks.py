@@ -27,9 +27,9 @@ class TaskLocksMixin(TaskLocking, SqliteBase):
     """The TaskLocks role on SQLite."""
 
     async def _take_task_row(
-        self, wanted: TaskHolder, decide: Callable[[TaskHolder | None], str | None]
+        self, wanted: TaskHolder, decide: Callable[[TaskHolder | None], str | None], failing: str
     ) -> None:
-        async with self._transaction(failing=f"cannot take the {wanted.name} lock of") as writer:
+        async with self._transaction(failing=failing) as writer:
             rows = list(await writer.execute_fetchall(_HOLDER, (wanted.name,)))
             taking = decide(TaskHolder(*rows[0]) if rows else None)
             if taking:
