@@ -55,8 +55,9 @@ async def test_a_reload_by_one_process_reaches_anothers_autocomplete(
         return [choice["value"] for choice in choices]
 
     async with running_bot(first, emu), running_bot(second, emu):
+        refreshed = asyncio.ensure_future(second.wait_for("topics_refreshed", timeout=10))
         await first.reloader.reload()
-        await second.wait_for("topics_refreshed", timeout=10)
+        assert await refreshed == 1
         before = await offered("")
         write_story(seeds)
         refreshed = asyncio.ensure_future(second.wait_for("topics_refreshed", timeout=10))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,18 @@ class SeedWatching:
             await asyncio.gather(watch, return_exceptions=True)
         await super().close()  # type: ignore[misc]  # the backend's base, later in the MRO
 
-    def _committing_reload(self, generation: int) -> None:
-        """Inside a reload's transaction: `generation` is this store's own, if it commits."""
+    @contextmanager
+    def _own_reload(self, generation: int) -> Iterator[None]:
+        """Around a reload's transaction: `generation` is this store's own if it commits (its
+        announcement may arrive before the commit returns here)."""
         if self._own_generations is None:
             self._own_generations = set()
         self._own_generations.add(generation)
-
-    def _reload_not_committed(self, generation: int) -> None:
-        if self._own_generations is not None:
+        try:
+            yield
+        except BaseException:
             self._own_generations.discard(generation)
+            raise
 
     def _heard_generation(self, generation: int) -> None:
         """The seed generation is now `generation`: tell the callback, unless this store

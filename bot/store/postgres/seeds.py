@@ -68,13 +68,9 @@ class SeedsMixin(SeedWatchMixin):
         # Planning the rows is pure Python: off the event loop, before a connection is taken.
         rows = await asyncio.to_thread(ReloadRows.of, changes)
         generation = changes.expected_generation + 1
-        self._committing_reload(generation)
-        try:
+        with self._own_reload(generation):
             async with self._transaction(failing="reload not applied to") as connection:
                 await _apply(connection, changes, rows)
-        except BaseException:
-            self._reload_not_committed(generation)
-            raise
         log.info(
             "reload applied: generation %d, %d stories upserted, %d retired, "
             "%d seed file records written, %d deleted",

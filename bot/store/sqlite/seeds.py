@@ -74,13 +74,9 @@ class SeedsMixin(SeedWatchMixin):
         # write lock so that it is held for the SQL only.
         rows = await asyncio.to_thread(_ReloadRows.of, changes)
         generation = changes.expected_generation + 1
-        self._committing_reload(generation)
-        try:
+        with self._own_reload(generation):
             async with self._transaction(failing="reload not applied to") as writer:
                 await _apply(writer, changes, rows)
-        except BaseException:
-            self._reload_not_committed(generation)
-            raise
         log.info(
             "reload applied: generation %d, %d stories upserted, %d retired, "
             "%d seed file records written, %d deleted",
