@@ -28,10 +28,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bot.sharding import Shards
-from bot.store.base import DatabaseLost, InstanceLocked, LockedElsewhere, StoreError, TaskHolder
+from bot.store.base import (
+    DatabaseLost,
+    InstanceLocked,
+    InstanceLost,
+    LockedElsewhere,
+    StoreError,
+    TaskHolder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -322,3 +329,89 @@ class TaskLocking:
 
     async def _release_task_row(self, name: str) -> None:
         raise NotImplementedError
+
+
+class LeaseKeeping:
+    """What both backends do alike with the instance and shard leases once taken: say which
+    this store holds, renew them, and give them up. A backend supplies its statements (the
+    class attributes), where its database is, and its _read and _write."""
+
+    _owner: str
+    _clock: Callable[[], float]
+    _lease_seconds: int
+    _holds_lease: bool = False
+    # The shards this store holds the leases of, from acquire_shard_leases() until close().
+    _leased: Shards | None = None
+    # (renewed_at, expires_at, owner) -> rows renewed; (owner,) -> rows released.
+    _instance_renew_sql: str
+    _instance_release_sql: str
+    _instance_holder_sql: str
+    _shard_renew_sql: str
+    _shard_release_sql: str
+    _shard_holders_sql: str
+
+    if TYPE_CHECKING:
+
+        async def _read(self, sql: str, params: Sequence[Any]) -> Sequence[Any]: ...
+
+        async def _write(self, sql: str, params: Sequence[Any]) -> int: ...
+
+    def _lease_where(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def holds_instance_lock(self) -> bool:
+        return self._holds_lease
+
+    def holds_lease_of(self, guild_id: int) -> bool:
+        return self._holds_lease or self._holds_shard_of(guild_id)
+
+    def _holds_shard_of(self, guild_id: int) -> bool:
+        return self._leased is not None and self._leased.owns(guild_id)
+
+    async def renew_instance_lock(self) -> None:
+        if not self._holds_lease:
+            raise StoreError(f"newsbot does not hold the instance lease of {self._lease_where()}")
+        now = int(self._clock())
+        renewed = await self._write(
+            self._instance_renew_sql, (now, now + self._lease_seconds, self._owner)
+        )
+        if renewed == 0:
+            self._holds_lease = False
+            raise InstanceLost(instance_lost_text(self._lease_where(), await self._holder()))
+
+    async def renew_shard_leases(self) -> None:
+        if self._leased is None:
+            raise StoreError(f"newsbot holds no shard lease of {self._lease_where()}")
+        now = int(self._clock())
+        renewed = await self._write(
+            self._shard_renew_sql, (now, now + self._lease_seconds, self._owner)
+        )
+        if renewed < len(leased_shards(self._leased)[1]):
+            lost = self._leased
+            self._leased = None
+            rows = await self._read(self._shard_holders_sql, ())
+            await self._release_shard_leases()
+            holders = [ShardHolder(*row) for row in rows]
+            raise InstanceLost(lost_message(lost, holders, self._owner, self._lease_where()))
+
+    async def _give_up_leases(self) -> None:
+        """On close: release whatever this store holds."""
+        if self._leased is not None:
+            self._leased = None
+            await self._release_shard_leases()
+        if self._holds_lease:
+            self._holds_lease = False
+            await release_quietly(
+                partial(self._write, self._instance_release_sql, (self._owner,)),
+                "the instance lease",
+            )
+
+    async def _release_shard_leases(self) -> None:
+        await release_quietly(
+            partial(self._write, self._shard_release_sql, (self._owner,)), "the shard leases"
+        )
+
+    async def _holder(self) -> Holder | None:
+        rows = await self._read(self._instance_holder_sql, ())
+        return Holder(*rows[0]) if rows else None

@@ -6,7 +6,7 @@ One module per area, mirroring bot/store/sqlite/, all SQL next to the method tha
 - connection: the base, which owns the connection pool, the one transaction helper and the
   wrapping of PostgreSQL errors into StoreError
 - migrations/: the numbered schema migrations and what applies them
-- codec: dataclasses to rows and back (SQLite's, with dates as DATE)
+- codec: dataclasses to rows and back (bot.store.codec's, with dates as DATE)
 - stories: /news pages, word search and topics (StoryReader)
 - seeds: the seed index and applying a reload (SeedBookkeeping)
 - digests: digest settings and the stories not yet delivered to a channel (DigestLedger)

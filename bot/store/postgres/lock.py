@@ -14,19 +14,15 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from functools import partial
 
 import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
-from bot.store.base import InstanceLost, StoreError
 from bot.store.leases import (
     LEASE_SECONDS,
     Holder,
     ShardHolder,
-    instance_lost_text,
     instance_take_over,
     process_gone,
-    release_quietly,
 )
 from bot.store.postgres.shard_leases import HOLDERS, LEASE_LOCK, ShardLeasesMixin
 
@@ -51,6 +47,10 @@ class InstanceLockMixin(ShardLeasesMixin):
     """The instance lease of the State role on PostgreSQL (and, through its base, the shard
     leases of processes that run some of the shards)."""
 
+    _instance_renew_sql = _RENEW
+    _instance_release_sql = _RELEASE
+    _instance_holder_sql = _HOLDER
+
     def __init__(
         self,
         url: str,
@@ -65,13 +65,6 @@ class InstanceLockMixin(ShardLeasesMixin):
         self._clock = clock
         self._holds_lease = False
 
-    @property
-    def holds_instance_lock(self) -> bool:
-        return self._holds_lease
-
-    def holds_lease_of(self, guild_id: int) -> bool:
-        return self._holds_lease or self._holds_shard_of(guild_id)
-
     async def acquire_instance_lock(self) -> None:
         if self._holds_lease:
             return
@@ -79,21 +72,6 @@ class InstanceLockMixin(ShardLeasesMixin):
             await connection.execute("SELECT pg_advisory_xact_lock($1)", _LEASE_LOCK)
             await self._take_lease(connection)
         self._holds_lease = True
-
-    async def renew_instance_lock(self) -> None:
-        if not self._holds_lease:
-            raise StoreError(f"newsbot does not hold the instance lease of {self._where}")
-        now = self._now()
-        renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
-        if renewed == 0:
-            self._holds_lease = False
-            raise InstanceLost(instance_lost_text(self._where, await self._holder()))
-
-    async def close(self) -> None:
-        if self._holds_lease:
-            self._holds_lease = False
-            await self._release_lease()
-        await super().close()
 
     async def _take_lease(self, connection: asyncpg.Connection[asyncpg.Record]) -> None:
         """Inside the transaction, with the advisory lock held: take the lease unless a live
@@ -108,13 +86,6 @@ class InstanceLockMixin(ShardLeasesMixin):
             log.warning("%s", taking)
         host, pid = socket.gethostname(), os.getpid()
         await connection.execute(_TAKE, self.owner, host, pid, now, now + self._lease_seconds)
-
-    async def _release_lease(self) -> None:
-        await release_quietly(partial(self._write, _RELEASE, (self.owner,)), "the instance lease")
-
-    async def _holder(self) -> Holder | None:
-        rows = await self._read(_HOLDER)
-        return Holder(*rows[0]) if rows else None
 
     def _now(self) -> int:
         return int(self._clock())

@@ -21,8 +21,7 @@ from bot.store.base import ReloadChanges, SeedFileRecord, SeedIndex, SeedStatus,
 from bot.store.postgres.codec import SEED_FILE_COLUMNS, add_seed_files
 from bot.store.postgres.connection import changed_rows
 from bot.store.postgres.seed_watch import SeedWatchMixin, announce_reload
-from bot.store.sqlite.seeds import _ReloadRows as ReloadRows
-from bot.store.sqlite.seeds import _topic_names_to_write as topic_names_to_write
+from bot.store.reload_rows import ReloadRows, topic_names_to_write
 
 log = logging.getLogger(__name__)
 

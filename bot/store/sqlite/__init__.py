@@ -5,7 +5,7 @@ One module per area, all SQL next to the method that runs it:
 - connection: the base, which owns the connections, the one transaction helper and the
   wrapping of SQLite errors into StoreError
 - migrations/: the numbered schema migrations and what applies them
-- codec: dataclasses to rows and back
+- (bot.store.codec, shared with PostgreSQL: dataclasses to rows and back)
 - stories: /news pages, search and topics (StoryReader)
 - seeds: the seed index and applying a reload (SeedBookkeeping)
 - digests: digest settings and the stories not yet delivered to a channel (DigestLedger)
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from bot.models import Story
 from bot.store.base import EncodedStory
+from bot.store.codec import encode_story
 from bot.store.sqlite.budget import SendBudgetMixin
-from bot.store.sqlite.codec import encode_story
 from bot.store.sqlite.digests import DigestsMixin
 from bot.store.sqlite.ledger import LedgerMixin
 from bot.store.sqlite.lock import InstanceLockMixin

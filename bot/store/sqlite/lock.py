@@ -16,19 +16,16 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from functools import partial
 
 import aiosqlite
 
-from bot.store.base import InstanceLocked, InstanceLost, StoreError
+from bot.store.base import InstanceLocked, StoreError
 from bot.store.leases import (
     LEASE_SECONDS,
     Holder,
     ShardHolder,
-    instance_lost_text,
     instance_refusal_text,
     instance_take_over,
-    release_quietly,
 )
 from bot.store.sqlite.dbfile import DatabaseFile
 from bot.store.sqlite.shard_leases import ShardLeasesMixin
@@ -55,6 +52,10 @@ class InstanceLockMixin(ShardLeasesMixin):
     """The instance lease of the State role on SQLite (and, through its base, the shard
     leases of processes that run some of the shards)."""
 
+    _instance_renew_sql = _RENEW
+    _instance_release_sql = _RELEASE
+    _instance_holder_sql = _HOLDER
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -68,13 +69,6 @@ class InstanceLockMixin(ShardLeasesMixin):
         # Unix seconds, as every instant in the database; tests move it.
         self._clock = clock
         self._holds_lease = False
-
-    @property
-    def holds_instance_lock(self) -> bool:
-        return self._holds_lease
-
-    def holds_lease_of(self, guild_id: int) -> bool:
-        return self._holds_lease or self._holds_shard_of(guild_id)
 
     async def acquire_instance_lock(self) -> None:
         if self._holds_lease:
@@ -96,21 +90,6 @@ class InstanceLockMixin(ShardLeasesMixin):
             with self._errors():
                 await self._require(self._writer).execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    async def renew_instance_lock(self) -> None:
-        if not self._holds_lease:
-            raise StoreError(f"newsbot does not hold the instance lease of {self._path}")
-        now = self._now()
-        renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
-        if renewed == 0:
-            self._holds_lease = False
-            raise InstanceLost(instance_lost_text(str(self._path), await self._holder()))
-
-    async def close(self) -> None:
-        if self._holds_lease:
-            self._holds_lease = False
-            await self._release_lease()
-        await super().close()
-
     async def _take_lease(self, writer: aiosqlite.Connection) -> None:
         """Inside the transaction, with the flock held: take the lease unless a live newsbot
         on another host holds it."""
@@ -127,13 +106,6 @@ class InstanceLockMixin(ShardLeasesMixin):
             log.warning("%s", taking)
         host, pid = socket.gethostname(), os.getpid()
         await writer.execute(_TAKE, (self.owner, host, pid, now, now, now + self._lease_seconds))
-
-    async def _release_lease(self) -> None:
-        await release_quietly(partial(self._write, _RELEASE, (self.owner,)), "the instance lease")
-
-    async def _holder(self) -> Holder | None:
-        rows = await self._read(_HOLDER, ())
-        return Holder(*rows[0]) if rows else None
 
     def _refusal(self, holder: Holder | None) -> str:
         return instance_refusal_text(str(self._path), holder)

@@ -11,17 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
-from functools import partial
 
 from bot.sharding import Shards
-from bot.store.base import InstanceLost, StoreError
 from bot.store.leases import (
     Holder,
+    LeaseKeeping,
     ShardHolder,
     leased_shards,
-    lost_message,
-    release_quietly,
     shard_take_over,
 )
 from bot.store.sqlite.connection import SqliteBase
@@ -46,17 +42,16 @@ _RENEW = "UPDATE shard_leases SET renewed_at = ?, expires_at = ? WHERE owner = ?
 _RELEASE = "DELETE FROM shard_leases WHERE owner = ?"
 
 
-class ShardLeasesMixin(SqliteBase):
+class ShardLeasesMixin(SqliteBase, LeaseKeeping):
     """The shard leases of the State role on SQLite (the instance lease's mixin, lock.py,
     builds on this one and sets the clock and the lease's length)."""
 
-    _clock: Callable[[], float]
-    _lease_seconds: int
-    # The shards this store holds the leases of, from acquire_shard_leases() until close().
-    _leased: Shards | None = None
+    _shard_renew_sql = _RENEW
+    _shard_release_sql = _RELEASE
+    _shard_holders_sql = _HOLDERS
 
-    def _holds_shard_of(self, guild_id: int) -> bool:
-        return self._leased is not None and self._leased.owns(guild_id)
+    def _lease_where(self) -> str:
+        return str(self._path)
 
     async def acquire_shard_leases(self, shards: Shards) -> None:
         count, ids = leased_shards(shards)
@@ -76,23 +71,6 @@ class ShardLeasesMixin(SqliteBase):
             )
         self._leased = shards
 
-    async def renew_shard_leases(self) -> None:
-        if self._leased is None:
-            raise StoreError(f"newsbot holds no shard lease of {self._path}")
-        now = int(self._clock())
-        renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
-        if renewed < len(leased_shards(self._leased)[1]):
-            lost = self._leased
-            self._leased = None
-            holders = [ShardHolder(*row) for row in await self._read(_HOLDERS, ())]
-            await self._release_shard_leases()
-            raise InstanceLost(lost_message(lost, holders, self.owner, str(self._path)))
-
     async def close(self) -> None:
-        if self._leased is not None:
-            self._leased = None
-            await self._release_shard_leases()
+        await self._give_up_leases()
         await super().close()
-
-    async def _release_shard_leases(self) -> None:
-        await release_quietly(partial(self._write, _RELEASE, (self.owner,)), "the shard leases")
