@@ -19,6 +19,8 @@ from tests.store.test_contract_seed_watch import WAIT, watching
 _LISTENERS = (
     "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()"
 )
+# A watch that is listening, past its connection's start: it has read the generation since.
+_LISTENING = _LISTENERS + " AND query LIKE 'SELECT seed_generation%'"
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ async def test_a_watch_whose_connection_dropped_connects_again_and_hears_what_it
     admin = await asyncpg.connect(postgres_store_url)
     try:
         for _ in range(int(WAIT * 100)):
-            listeners = await admin.fetch(_LISTENERS, APPLICATION_NAME)
+            listeners = await admin.fetch(_LISTENING, APPLICATION_NAME)
             if listeners:
                 break
             await asyncio.sleep(0.01)

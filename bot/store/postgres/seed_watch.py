@@ -16,7 +16,7 @@ import logging
 
 import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
-from bot.store.postgres.connection import DATABASE_ERRORS, PostgresBase, one_line
+from bot.store.postgres.connection import PostgresBase, one_line
 from bot.store.seed_watch import SeedWatching
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,10 @@ class SeedWatchMixin(SeedWatching, PostgresBase):
         while True:
             try:
                 await self._listen()
-            except DATABASE_ERRORS as error:
+            # Not only DATABASE_ERRORS: asyncpg raises InternalClientError ("cannot switch to
+            # state ...") when the server ends the connection mid-query. Whatever it was, the
+            # watch lives on: it connects again.
+            except Exception as error:
                 log.warning(
                     "listening for seed reloads on %s failed: %s; trying again in %.0f s",
                     self._where,
