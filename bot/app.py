@@ -32,6 +32,7 @@ from bot.poster import utc_now
 from bot.reload import SeedReloader
 from bot.sharding import Shards
 from bot.store import Store, StoreError, StoreLost, create_store
+from bot.topic_cache import TopicCache
 from bot.tree import NewsTree
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ class NewsBot(commands.AutoShardedBot):
         self._restarting_shards: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Task[None] | None = None
         self.identify_pacer = IdentifyPacer(store, self._session_starts)
+        # The topic autocompletes' list, refreshed after every reload, here or elsewhere.
+        self.topic_cache = TopicCache(store)
 
     async def setup_hook(self) -> None:
         log.info(
@@ -123,6 +126,7 @@ class NewsBot(commands.AutoShardedBot):
         log.info("running %s", self.settings.discord.shards.describe())
         await self.store.open()
         self._guard("database watch", self.database_watch, self.store.check_database)
+        await self.store.watch_seed_reloads(self._seeds_reloaded_elsewhere)
         if self.schedule_digests:
             await self._take_leases()
         for extension in EXTENSIONS:
@@ -142,6 +146,18 @@ class NewsBot(commands.AutoShardedBot):
         else:
             await self.store.acquire_shard_leases(shards)
             self._guard("lease renewal", self.lease_renewal, self.store.renew_shard_leases)
+
+    def _seeds_reloaded_elsewhere(self, generation: int) -> None:
+        """Another process (another newsbot, `newsbot seeds load`) committed a reload."""
+        log.info("seeds reloaded by another process: generation %d", generation)
+        refreshed = self.topic_cache.refresh()
+
+        def done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled():
+                # For whoever waits on it (tests): bot.wait_for("topics_refreshed").
+                self.dispatch("topics_refreshed", generation)
+
+        refreshed.add_done_callback(done)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # Discord's IDENTIFY limit is the token's: take turns with every process on the database.
@@ -254,6 +270,7 @@ class NewsBot(commands.AutoShardedBot):
                 # login creates. There is no gateway and no cog; Client.close releases the rest.
                 await discord.Client.close(self)
         finally:
+            await self.topic_cache.close()
             await self.store.close()
 
 

@@ -6,7 +6,7 @@ rejected a file; 2 a mistake or a problem the user can fix (bad arguments, missi
 database, bad config, a busy database, Discord refusing a request); 3 Discord cannot be reached
 or is failing (try again later); 70 a bug in newsbot (the traceback is logged at DEBUG);
 75 `run` stopped because its database was deleted or replaced, or another newsbot took it over
-(restart it); 130 interrupted.
+(restart it), or `seeds load` found another process reloading (try again); 130 interrupted.
 
 The package: `parser` (arguments), `serve` (run, sync), `seeds` (seeds check|load), `reading`
 (news, topics, digest preview), `render` (one text and one JSON renderer per report), `common`

@@ -56,7 +56,12 @@ def _add_seed_commands(commands: Subcommands) -> None:
     check.add_argument("path", nargs="?", type=Path, help="seed folder (default: from config)")
     check.add_argument("--json", action="store_true", help="print the verdict per file as JSON")
     check.set_defaults(handler=seeds_check)
-    load = seed_commands.add_parser("load", help="load seed files into the database")
+    load = seed_commands.add_parser(
+        "load",
+        help="load seed files into the database",
+        description="Load seed files into the database. Exit code 75 (try again later) when "
+        "another newsbot process is reloading the same database.",
+    )
     load.add_argument("path", nargs="?", type=Path, help="seed folder (default: from config)")
     load.add_argument("--json", action="store_true", help="print the report as JSON")
     load.set_defaults(handler=seeds_load)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bot.app import seed_reloader
-from bot.cli.common import EXIT_OK, EXIT_REJECTED, Context, opened_store
+from bot.cli.common import EXIT_OK, EXIT_REJECTED, EXIT_TEMPFAIL, Context, opened_store
 from bot.cli.render import (
     check_json,
     check_row,
@@ -16,6 +17,7 @@ from bot.cli.render import (
     write_lines,
 )
 from bot.reload import check_folder
+from bot.store import LockedElsewhere, TaskHolder
 
 
 async def seeds_check(args: argparse.Namespace, context: Context) -> int:
@@ -36,10 +38,22 @@ async def seeds_check(args: argparse.Namespace, context: Context) -> int:
 async def seeds_load(args: argparse.Namespace, context: Context) -> int:
     settings = context.settings
     async with opened_store(settings) as store:
-        report = await seed_reloader(store, settings.seeds, args.path).reload()
+        try:
+            report = await seed_reloader(store, settings.seeds, args.path).reload()
+        except LockedElsewhere as busy:
+            # Not an error of the user's: the same work is under way; try again later.
+            print(f"newsbot: error: {reload_elsewhere(busy.holder)}", file=sys.stderr)
+            return EXIT_TEMPFAIL
         stored = await store.story_count()
     if args.json:
         write_json(context.out, reload_json(report, stored))
     else:
         write_lines(context.out, reload_text(report, stored))
     return EXIT_OK
+
+
+def reload_elsewhere(holder: TaskHolder) -> str:
+    return (
+        f"a seed reload is running in another newsbot process ({holder.who()}, since "
+        f"{holder.since:%Y-%m-%d %H:%M:%S} UTC); try again when it is done"
+    )

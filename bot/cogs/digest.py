@@ -180,7 +180,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         # Complete the last comma-separated name, keeping the ones already typed.
         done, _, typing = current.rpartition(",")
         prefix = f"{done}, " if done else ""
-        found = await self.store.topics(matching=typing.strip(), limit=AUTOCOMPLETE_CHOICES)
+        found = await self.bot.topic_cache.matching(typing.strip(), AUTOCOMPLETE_CHOICES)
         choices = [shorten(prefix + topic.name, CHOICE_LIMIT) for topic in found]
         return [app_commands.Choice(name=choice, value=choice) for choice in choices]
 

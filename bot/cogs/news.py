@@ -281,7 +281,8 @@ class News(commands.Cog):
     async def topic_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        topics = await self.store.topics(matching=current, limit=AUTOCOMPLETE_CHOICES)
+        # At every keystroke: from memory (bot.topic_cache), not the database.
+        topics = await self.bot.topic_cache.matching(current, AUTOCOMPLETE_CHOICES)
         return [
             app_commands.Choice(
                 name=shorten(f"{topic.name} ({topic.count})", CHOICE_LIMIT),

@@ -15,9 +15,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.checks import operator_only
-from bot.embeds import reload_report_embed, seed_status_embed
+from bot.embeds import reload_report_embed, seed_status_embed, when
 from bot.reload import SeedFolderError, SeedFolderMissing
-from bot.store import StoreLost
+from bot.store import LockedElsewhere, StoreLost, TaskHolder
 from bot.tree import UserFacingError, reply
 
 if TYPE_CHECKING:
@@ -53,6 +53,14 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
     async def _reload_at_start(self) -> None:
         try:
             report = await self.reloader.reload()
+        except LockedElsewhere as busy:
+            # Another process of the database is loading the same folder: its reload is
+            # announced here when it commits.
+            log.info(
+                "seed reload running in another newsbot process (%s); serving the stored stories",
+                busy.holder.who(),
+            )
+            return
         except SeedFolderError as error:
             log.warning("cannot reload the seeds at start: %s; serving the stored stories", error)
             return
@@ -63,6 +71,7 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
         except Exception:
             log.exception("reloading the seeds at start failed; serving the stored stories")
             return
+        await self.bot.topic_cache.refresh()
         for rejection in report.rejected:
             log.warning("seed %s rejected: %s", rejection.source, rejection.reason)
 
@@ -75,9 +84,13 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             report = await self.reloader.reload(dry_run=dry_run)
+        except LockedElsewhere as busy:
+            raise UserFacingError(reload_elsewhere(busy.holder)) from None
         except SeedFolderError as error:
             log.warning("/seeds reload: %s", error)
             raise UserFacingError(folder_problem(error)) from None
+        if not dry_run:
+            await self.bot.topic_cache.refresh()
         stored = await self.store.story_count()
         await reply(interaction, embed=reload_report_embed(report, stored=stored), ephemeral=True)
 
@@ -100,6 +113,14 @@ def folder_problem(error: SeedFolderError) -> str:
     else:
         problem = f"The seed folder `{error.folder}` {error.problem}."
     return f"{problem} Nothing was changed; the stored stories are still served."
+
+
+def reload_elsewhere(holder: TaskHolder) -> str:
+    """What the operator is told when another process of the database is reloading."""
+    return (
+        f"A seed reload is already running in another newsbot process ({holder.who()}, "
+        f"started {when(holder.since)}); /seeds status shows its result when it is done."
+    )
 
 
 async def setup(bot: NewsBot) -> None:

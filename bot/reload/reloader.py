@@ -28,7 +28,14 @@ from bot.reload.plan import (
 )
 from bot.reload.scan import FolderScan, scan_folder
 from bot.seeds import DEFAULT_MAX_FILE_BYTES, parse_files
-from bot.store import EncodedStory, SeedBookkeeping, SeedIndex, StaleReload, StoryReader
+from bot.store import (
+    EncodedStory,
+    SeedBookkeeping,
+    SeedIndex,
+    StaleReload,
+    StoryReader,
+    TaskLocks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +44,14 @@ _PROCESS_POOL_THRESHOLD = 256
 _CHUNK = 128
 _STALE_RETRIES = 3
 _TITLED_RETIREMENTS = 100
+# The task lock a reload holds: one process of the database reloads at a time, whichever
+# starts it (a bot at start, /seeds reload, `newsbot seeds load`).
+SEEDS_RELOAD = "seeds-reload"
 
 
-class ReloadTarget(SeedBookkeeping, StoryReader, Protocol):
-    """The roles of a store a reload uses: the seed index, and retired stories' titles."""
+class ReloadTarget(SeedBookkeeping, StoryReader, TaskLocks, Protocol):
+    """The roles of a store a reload uses: the seed index, retired stories' titles, and the
+    task lock that keeps other processes from reloading at the same time."""
 
 
 class SeedReloader:
@@ -65,15 +76,24 @@ class SeedReloader:
         return self._folder
 
     async def reload(self, *, dry_run: bool = False) -> ReloadReport:
+        """Reload the folder, in one transaction. Raises LockedElsewhere (naming the holder)
+        while another process of the database reloads; a dry run changes nothing and runs
+        anyway."""
         async with self._lock, _no_cycle_collection():
-            for _ in range(_STALE_RETRIES):
-                try:
-                    return await self._reload_once(dry_run)
-                except StaleReload:
-                    log.info(
-                        "seed index changed during the reload (another process?); planning again"
-                    )
-            return await self._reload_once(dry_run)
+            if dry_run:
+                return await self._reload_until_current(dry_run)
+            async with self._store.task_lock(SEEDS_RELOAD, failing="reload not applied to"):
+                return await self._reload_until_current(dry_run)
+
+    async def _reload_until_current(self, dry_run: bool) -> ReloadReport:
+        """The reload, planned again if the seed index changed before it was applied (a
+        process that reloads without the lock: an older newsbot)."""
+        for _ in range(_STALE_RETRIES):
+            try:
+                return await self._reload_once(dry_run)
+            except StaleReload:
+                log.info("seed index changed during the reload (another process?); planning again")
+        return await self._reload_once(dry_run)
 
     async def _reload_once(self, dry_run: bool) -> ReloadReport:
         folder = str(self._folder.resolve())

@@ -8,8 +8,10 @@ from bot.store.base import (
     InstanceLocked,
     InstanceLost,
     LeaseLost,
+    LockedElsewhere,
     NoDatabase,
     ReloadChanges,
+    SeedAnnouncements,
     SeedBookkeeping,
     SeedFileRecord,
     SeedIndex,
@@ -20,6 +22,8 @@ from bot.store.base import (
     StoreError,
     StoreLost,
     StoryReader,
+    TaskHolder,
+    TaskLocks,
 )
 
 
@@ -48,8 +52,10 @@ __all__ = [
     "InstanceLocked",
     "InstanceLost",
     "LeaseLost",
+    "LockedElsewhere",
     "NoDatabase",
     "ReloadChanges",
+    "SeedAnnouncements",
     "SeedBookkeeping",
     "SeedFileRecord",
     "SeedIndex",
@@ -60,5 +66,7 @@ __all__ = [
     "StoreError",
     "StoreLost",
     "StoryReader",
+    "TaskHolder",
+    "TaskLocks",
     "create_store",
 ]

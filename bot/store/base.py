@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
 from bot.errors import SetupError, Unrecoverable
@@ -54,6 +55,35 @@ class DatabaseLost(StoreLost):
 class InstanceLost(StoreLost):
     """Another newsbot took this database's instance lease, or one of its shard leases, from
     the running one."""
+
+
+class TaskHolder(NamedTuple):
+    """Who holds a task lock, as its row says (instants in unix seconds)."""
+
+    name: str
+    owner: str
+    host: str
+    pid: int
+    started_at: int
+    expires_at: int
+
+    def who(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+    @property
+    def since(self) -> datetime:
+        return datetime.fromtimestamp(self.started_at, UTC)
+
+
+class LockedElsewhere(StoreError):
+    """Another live newsbot process holds a task lock: the task is running there."""
+
+    def __init__(self, holder: TaskHolder) -> None:
+        super().__init__(
+            f"{holder.name} is running in another newsbot process ({holder.who()}, since "
+            f"{holder.since:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+        self.holder = holder
 
 
 class NoDatabase(StoreError):
@@ -346,6 +376,33 @@ class State(Protocol):
         ...
 
 
+class TaskLocks(Protocol):
+    """Tasks that one process of the database runs at a time, whichever starts them (a seed
+    reload, a command sync)."""
+
+    def task_lock(
+        self, name: str, *, failing: str | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the lock named `name` for the block (the store must be open): taken when free,
+        expired, or held by a holder known to be dead (this host, its process gone); renewed
+        while held, so that a long task keeps it and a crashed one blocks for no longer than
+        its short lease; released after. Raises LockedElsewhere naming the live holder (also
+        when this very store holds it already); a database failure while taking it is a
+        StoreError starting with `failing` (say, "reload not applied to") and the database."""
+        ...
+
+
+class SeedAnnouncements(Protocol):
+    """Reloads committed by other processes, so that what a process keeps of the stories
+    (its topic cache) follows them."""
+
+    async def watch_seed_reloads(self, on_reload: Callable[[int], object]) -> None:
+        """From now until close(), call `on_reload(generation)` (on the event loop) after a
+        reload committed through another store on this database, soon after it commits (not
+        after this store's own). Calling it again replaces the callback."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SendGrant:
     """What one take from the shared send budget gave: `slots` sends to make now (0 or more),
@@ -375,7 +432,17 @@ class IdentifyTurns(Protocol):
         ...
 
 
-class Store(StoryReader, SeedBookkeeping, DigestLedger, State, SendBudget, IdentifyTurns, Protocol):
+class Store(
+    StoryReader,
+    SeedBookkeeping,
+    DigestLedger,
+    State,
+    SendBudget,
+    IdentifyTurns,
+    TaskLocks,
+    SeedAnnouncements,
+    Protocol,
+):
     """Every role, with opening and closing: what a backend implements."""
 
     # Who this store acts for in leases (see new_owner): one per store, fixed at creation.

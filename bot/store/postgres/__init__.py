@@ -6,12 +6,13 @@ One module per area, mirroring bot/store/sqlite/, all SQL next to the method tha
 - connection: the base, which owns the connection pool, the one transaction helper and the
   wrapping of PostgreSQL errors into StoreError
 - migrations/: the numbered schema migrations and what applies them
-- codec: dataclasses to rows and back (SQLite's, with dates as DATE)
+- codec: dataclasses to rows and back (bot.store.codec's, with dates as DATE)
 - stories: /news pages, word search and topics (StoryReader)
 - seeds: the seed index and applying a reload (SeedBookkeeping)
 - digests: digest settings and the stories not yet delivered to a channel (DigestLedger)
 - ledger: one row per server and local date, with the messages it sends (DigestLedger)
 - state, lock: values kept between runs and one bot per database (State)
+- task_locks: one process at a time runs a task such as a seed reload (TaskLocks)
 - budget: the send rate shared by every process on the database (SendBudget)
 """
 
@@ -27,6 +28,7 @@ from bot.store.postgres.lock import InstanceLockMixin
 from bot.store.postgres.seeds import SeedsMixin
 from bot.store.postgres.state import StateMixin
 from bot.store.postgres.stories import StoriesMixin
+from bot.store.postgres.task_locks import TaskLocksMixin
 
 
 class PostgresStore(
@@ -37,6 +39,7 @@ class PostgresStore(
     StateMixin,
     InstanceLockMixin,
     SendBudgetMixin,
+    TaskLocksMixin,
 ):
     """Stories, topics, seed bookkeeping and digests in one PostgreSQL database."""
 

@@ -1,6 +1,6 @@
 """How newsbot's dataclasses become PostgreSQL rows and back.
 
-The rows are SQLite's (bot.store.sqlite.codec) with one difference: local dates are DATE
+The rows are SQLite's (bot.store.codec) with one difference: local dates are DATE
 values rather than ISO text. Instants are unix seconds and JSON columns are written as JSON
 text on both backends (asyncpg passes JSONB as text), so one codec decides how a story, a seed
 file record or a ledger row is laid out, and both backends read back exactly what they wrote.
@@ -13,8 +13,8 @@ from datetime import date
 from typing import Any
 
 from bot.models import DigestRun, PlannedMessage
-from bot.store.sqlite import codec as shared
-from bot.store.sqlite.codec import (
+from bot.store import codec as shared
+from bot.store.codec import (
     DIGEST_MESSAGE_COLUMNS,
     DIGEST_RUN_COLUMNS,
     DIGEST_SETTINGS_COLUMNS,

@@ -17,11 +17,14 @@ from collections.abc import Callable
 
 import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
-from bot.sharding import Shards
-from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
+from bot.store.leases import (
+    LEASE_SECONDS,
+    Holder,
+    ShardHolder,
+    instance_take_over,
+    process_gone,
+)
 from bot.store.postgres.shard_leases import HOLDERS, LEASE_LOCK, ShardLeasesMixin
-from bot.store.sqlite.lock import LEASE_SECONDS, Holder
-from bot.store.sqlite.shard_leases import ShardHolder, blocking, process_gone
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,10 @@ class InstanceLockMixin(ShardLeasesMixin):
     """The instance lease of the State role on PostgreSQL (and, through its base, the shard
     leases of processes that run some of the shards)."""
 
+    _instance_renew_sql = _RENEW
+    _instance_release_sql = _RELEASE
+    _instance_holder_sql = _HOLDER
+
     def __init__(
         self,
         url: str,
@@ -58,13 +65,6 @@ class InstanceLockMixin(ShardLeasesMixin):
         self._clock = clock
         self._holds_lease = False
 
-    @property
-    def holds_instance_lock(self) -> bool:
-        return self._holds_lease
-
-    def holds_lease_of(self, guild_id: int) -> bool:
-        return self._holds_lease or self._holds_shard_of(guild_id)
-
     async def acquire_instance_lock(self) -> None:
         if self._holds_lease:
             return
@@ -73,26 +73,6 @@ class InstanceLockMixin(ShardLeasesMixin):
             await self._take_lease(connection)
         self._holds_lease = True
 
-    async def renew_instance_lock(self) -> None:
-        if not self._holds_lease:
-            raise StoreError(f"newsbot does not hold the instance lease of {self._where}")
-        now = self._now()
-        renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
-        if renewed == 0:
-            self._holds_lease = False
-            holder = await self._holder()
-            by = f" ({holder.describe()})" if holder else ""
-            raise InstanceLost(
-                f"another newsbot took over {self._where}{by}; this one stops so that no "
-                "digest is posted twice"
-            )
-
-    async def close(self) -> None:
-        if self._holds_lease:
-            self._holds_lease = False
-            await self._release_lease()
-        await super().close()
-
     async def _take_lease(self, connection: asyncpg.Connection[asyncpg.Record]) -> None:
         """Inside the transaction, with the advisory lock held: take the lease unless a live
         newsbot holds it."""
@@ -100,39 +80,12 @@ class InstanceLockMixin(ShardLeasesMixin):
         holder = Holder(*row) if row is not None else None
         now = self._now()
         shards = [ShardHolder(*row) for row in await connection.fetch(HOLDERS)]
-        running = blocking(Shards(), shards, self.owner, now)
-        if running is not None:
-            # A process runs some shards: this one would run them too.
-            raise InstanceLocked(running.refusal())
-        if holder is not None and holder.owner != self.owner:
-            expired = holder.expires_at <= now
-            if not expired and not _dead_here(holder):
-                raise InstanceLocked(
-                    f"another newsbot is already running on {self._where}"
-                    f" ({holder.describe()}); stop it first"
-                )
-            why = "it expired" if expired else "its process is gone: it is dead"
-            log.warning("%s: taking over the lease of %s (%s)", self._where, holder.describe(), why)
+        dead = holder is not None and process_gone(holder.host, holder.pid)
+        taking = instance_take_over(holder, shards, self.owner, now, where=self._where, dead=dead)
+        if taking:
+            log.warning("%s", taking)
         host, pid = socket.gethostname(), os.getpid()
         await connection.execute(_TAKE, self.owner, host, pid, now, now + self._lease_seconds)
 
-    async def _release_lease(self) -> None:
-        try:
-            await self._write(_RELEASE, (self.owner,))
-        except DatabaseLost:
-            pass  # nothing worth releasing; the bot says why it stops
-        except StoreError as error:
-            # The next bot takes it over anyway once the lease expires.
-            log.warning("releasing the instance lease failed: %s", error)
-
-    async def _holder(self) -> Holder | None:
-        rows = await self._read(_HOLDER)
-        return Holder(*rows[0]) if rows else None
-
     def _now(self) -> int:
         return int(self._clock())
-
-
-def _dead_here(holder: Holder) -> bool:
-    """Whether the holder ran on this host and its process is gone."""
-    return process_gone(holder.host, holder.pid)

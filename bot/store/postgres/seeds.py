@@ -19,9 +19,9 @@ import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
 from bot.store.base import ReloadChanges, SeedFileRecord, SeedIndex, SeedStatus, StaleReload
 from bot.store.postgres.codec import SEED_FILE_COLUMNS, add_seed_files
-from bot.store.postgres.connection import PostgresBase, changed_rows
-from bot.store.sqlite.seeds import _ReloadRows as ReloadRows
-from bot.store.sqlite.seeds import _topic_names_to_write as topic_names_to_write
+from bot.store.postgres.connection import changed_rows
+from bot.store.postgres.seed_watch import SeedWatchMixin, announce_reload
+from bot.store.reload_rows import ReloadRows, topic_names_to_write
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _REJECTED_FILES = (
 )
 
 
-class SeedsMixin(PostgresBase):
+class SeedsMixin(SeedWatchMixin):
     """The SeedBookkeeping role on PostgreSQL."""
 
     async def seed_index(self) -> SeedIndex:
@@ -66,8 +66,10 @@ class SeedsMixin(PostgresBase):
     async def apply_reload(self, changes: ReloadChanges) -> None:
         # Planning the rows is pure Python: off the event loop, before a connection is taken.
         rows = await asyncio.to_thread(ReloadRows.of, changes)
-        async with self._transaction(failing="reload not applied to") as connection:
-            await _apply(connection, changes, rows)
+        generation = changes.expected_generation + 1
+        with self._own_reload(generation):
+            async with self._transaction(failing="reload not applied to") as connection:
+                await _apply(connection, changes, rows)
         log.info(
             "reload applied: generation %d, %d stories upserted, %d retired, "
             "%d seed file records written, %d deleted",
@@ -156,6 +158,8 @@ async def _apply(
         changes.folder,
         len(rows.stories) - removed,
     )
+    # Delivered to the other processes' watches when this transaction commits.
+    await announce_reload(connection, generation + 1)
 
 
 async def _delete_stories(

@@ -1,6 +1,6 @@
 """One running process per shard on PostgreSQL: the shard leases (migration 0002), with the
-rules of SQLite's (bot.store.sqlite.shard_leases, which says how they meet the instance
-lease). The advisory lock of the instance lease makes every taker of either kind take turns.
+rules of bot.store.leases (which says how they meet the instance lease). The advisory lock
+of the instance lease makes every taker of either kind take turns.
 """
 
 from __future__ import annotations
@@ -8,20 +8,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
 
 from bot.sharding import Shards
-from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
-from bot.store.postgres.connection import PostgresBase
-from bot.store.sqlite.shard_leases import (
+from bot.store.leases import (
+    Holder,
+    LeaseKeeping,
     ShardHolder,
-    blocking,
-    instance_refusal,
     leased_shards,
-    lost_message,
-    stale,
-    takeover,
+    shard_take_over,
 )
+from bot.store.postgres.connection import PostgresBase
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +42,16 @@ _RENEW = "UPDATE shard_leases SET renewed_at = $1, expires_at = $2 WHERE owner =
 _RELEASE = "DELETE FROM shard_leases WHERE owner = $1"
 
 
-class ShardLeasesMixin(PostgresBase):
+class ShardLeasesMixin(PostgresBase, LeaseKeeping):
     """The shard leases of the State role on PostgreSQL (the instance lease's mixin, lock.py,
     builds on this one and sets the clock and the lease's length)."""
 
-    _clock: Callable[[], float]
-    _lease_seconds: int
-    # The shards this store holds the leases of, from acquire_shard_leases() until close().
-    _leased: Shards | None = None
+    _shard_renew_sql = _RENEW
+    _shard_release_sql = _RELEASE
+    _shard_holders_sql = HOLDERS
 
-    def _holds_shard_of(self, guild_id: int) -> bool:
-        return self._leased is not None and self._leased.owns(guild_id)
+    def _lease_where(self) -> str:
+        return self._where
 
     async def acquire_shard_leases(self, shards: Shards) -> None:
         count, ids = leased_shards(shards)
@@ -66,16 +61,10 @@ class ShardLeasesMixin(PostgresBase):
         async with self._transaction(failing="cannot take the shard leases of") as connection:
             await connection.execute("SELECT pg_advisory_xact_lock($1)", LEASE_LOCK)
             row = await connection.fetchrow(_INSTANCE_HOLDER)
-            if row is not None and row["owner"] != self.owner:
-                refusal = instance_refusal(*row, now=now, where=self._where)
-                if refusal:
-                    raise InstanceLocked(refusal)
+            instance = Holder(*row) if row is not None else None
             holders = [ShardHolder(*row) for row in await connection.fetch(HOLDERS)]
-            blocker = blocking(shards, holders, self.owner, now)
-            if blocker is not None:
-                raise InstanceLocked(blocker.refusal())
-            for holder in stale(holders, self.owner, now):
-                log.warning("%s: %s", self._where, takeover(holder, now))
+            where = self._where
+            for holder in shard_take_over(instance, holders, shards, self.owner, now, where=where):
                 await connection.execute(_FORGET, holder.shard_count, holder.shard_id)
             host, pid, until = socket.gethostname(), os.getpid(), now + self._lease_seconds
             await connection.executemany(
@@ -83,29 +72,6 @@ class ShardLeasesMixin(PostgresBase):
             )
         self._leased = shards
 
-    async def renew_shard_leases(self) -> None:
-        if self._leased is None:
-            raise StoreError(f"newsbot holds no shard lease of {self._where}")
-        now = int(self._clock())
-        renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
-        if renewed < len(leased_shards(self._leased)[1]):
-            lost = self._leased
-            self._leased = None
-            holders = [ShardHolder(*row) for row in await self._read(HOLDERS)]
-            await self._release_shard_leases()
-            raise InstanceLost(lost_message(lost, holders, self.owner, self._where))
-
     async def close(self) -> None:
-        if self._leased is not None:
-            self._leased = None
-            await self._release_shard_leases()
+        await self._give_up_leases()
         await super().close()
-
-    async def _release_shard_leases(self) -> None:
-        try:
-            await self._write(_RELEASE, (self.owner,))
-        except DatabaseLost:
-            pass  # nothing worth releasing; the bot says why it stops
-        except StoreError as error:
-            # The next process takes them over anyway once they expire.
-            log.warning("releasing the shard leases failed: %s", error)

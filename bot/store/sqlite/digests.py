@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.models import DigestSettings, Story, topic_key
-from bot.store.sqlite.codec import (
+from bot.store.codec import (
     DIGEST_SETTINGS_COLUMNS,
     STORY_COLUMNS,
     digest_settings_from_row,

@@ -17,7 +17,7 @@ import aiosqlite
 
 from bot.models import DigestRun, DigestStatus
 from bot.store.base import LeaseLost, StoreError
-from bot.store.sqlite.codec import (
+from bot.store.codec import (
     DIGEST_MESSAGE_COLUMNS,
     DIGEST_RUN_COLUMNS,
     digest_message_from_row,

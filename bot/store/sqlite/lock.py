@@ -16,20 +16,21 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import NamedTuple
 
 import aiosqlite
 
-from bot.sharding import Shards
-from bot.store.base import DatabaseLost, InstanceLocked, InstanceLost, StoreError
+from bot.store.base import InstanceLocked, StoreError
+from bot.store.leases import (
+    LEASE_SECONDS,
+    Holder,
+    ShardHolder,
+    instance_refusal_text,
+    instance_take_over,
+)
 from bot.store.sqlite.dbfile import DatabaseFile
-from bot.store.sqlite.shard_leases import ShardHolder, ShardLeasesMixin, blocking
+from bot.store.sqlite.shard_leases import ShardLeasesMixin
 
 log = logging.getLogger(__name__)
-
-# How long a lease lasts without renewal: what a crashed holder on another host can block for.
-LEASE_SECONDS = 60
 
 _HOLDER = "SELECT owner, host, pid, expires_at FROM instance_lease WHERE id = 1"
 _TAKE = (
@@ -47,22 +48,13 @@ _SHARD_HOLDERS = (
 )
 
 
-class Holder(NamedTuple):
-    """Who holds the lease, as its row says."""
-
-    owner: str
-    host: str
-    pid: int
-    expires_at: int
-
-    def describe(self) -> str:
-        until = datetime.fromtimestamp(self.expires_at, UTC)
-        return f"pid {self.pid} on host {self.host}, lease until {until:%Y-%m-%d %H:%M:%S} UTC"
-
-
 class InstanceLockMixin(ShardLeasesMixin):
     """The instance lease of the State role on SQLite (and, through its base, the shard
     leases of processes that run some of the shards)."""
+
+    _instance_renew_sql = _RENEW
+    _instance_release_sql = _RELEASE
+    _instance_holder_sql = _HOLDER
 
     def __init__(
         self,
@@ -77,13 +69,6 @@ class InstanceLockMixin(ShardLeasesMixin):
         # Unix seconds, as every instant in the database; tests move it.
         self._clock = clock
         self._holds_lease = False
-
-    @property
-    def holds_instance_lock(self) -> bool:
-        return self._holds_lease
-
-    def holds_lease_of(self, guild_id: int) -> bool:
-        return self._holds_lease or self._holds_shard_of(guild_id)
 
     async def acquire_instance_lock(self) -> None:
         if self._holds_lease:
@@ -105,26 +90,6 @@ class InstanceLockMixin(ShardLeasesMixin):
             with self._errors():
                 await self._require(self._writer).execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    async def renew_instance_lock(self) -> None:
-        if not self._holds_lease:
-            raise StoreError(f"newsbot does not hold the instance lease of {self._path}")
-        now = self._now()
-        renewed = await self._write(_RENEW, (now, now + self._lease_seconds, self.owner))
-        if renewed == 0:
-            self._holds_lease = False
-            holder = await self._holder()
-            by = f" ({holder.describe()})" if holder else ""
-            raise InstanceLost(
-                f"another newsbot took over {self._path}{by}; this one stops so that no "
-                "digest is posted twice"
-            )
-
-    async def close(self) -> None:
-        if self._holds_lease:
-            self._holds_lease = False
-            await self._release_lease()
-        await super().close()
-
     async def _take_lease(self, writer: aiosqlite.Connection) -> None:
         """Inside the transaction, with the flock held: take the lease unless a live newsbot
         on another host holds it."""
@@ -132,34 +97,18 @@ class InstanceLockMixin(ShardLeasesMixin):
         holder = Holder(*rows[0]) if rows else None
         now = self._now()
         shards = [ShardHolder(*row) for row in await writer.execute_fetchall(_SHARD_HOLDERS)]
-        running = blocking(Shards(), shards, self.owner, now)
-        if running is not None:
-            # A process runs some shards: this one would run them too.
-            raise InstanceLocked(running.refusal())
-        if holder is not None and holder.owner != self.owner:
-            if holder.expires_at > now and holder.host != socket.gethostname():
-                raise InstanceLocked(self._refusal(holder))
-            why = "it expired" if holder.expires_at <= now else "its flock was free: it is dead"
-            log.warning("%s: taking over the lease of %s (%s)", self._path, holder.describe(), why)
+        # The flock is ours: a holder on this host would hold it if it were alive.
+        dead = holder is not None and holder.host == socket.gethostname()
+        taking = instance_take_over(
+            holder, shards, self.owner, now, where=str(self._path), dead=dead
+        )
+        if taking:
+            log.warning("%s", taking)
         host, pid = socket.gethostname(), os.getpid()
         await writer.execute(_TAKE, (self.owner, host, pid, now, now, now + self._lease_seconds))
 
-    async def _release_lease(self) -> None:
-        try:
-            await self._write(_RELEASE, (self.owner,))
-        except DatabaseLost:
-            pass  # nothing worth releasing; the bot says why it stops
-        except StoreError as error:
-            # The next bot takes it over anyway: the flock is released, the lease expires.
-            log.warning("releasing the instance lease failed: %s", error)
-
-    async def _holder(self) -> Holder | None:
-        rows = await self._read(_HOLDER, ())
-        return Holder(*rows[0]) if rows else None
-
     def _refusal(self, holder: Holder | None) -> str:
-        by = f" ({holder.describe()})" if holder else ""
-        return f"another newsbot is already running on {self._path}{by}; stop it first"
+        return instance_refusal_text(str(self._path), holder)
 
     def _open_file(self) -> DatabaseFile:
         if sys.platform == "win32":

@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import aiosqlite
 
 from bot.store.base import ReloadChanges, SeedFileRecord, SeedIndex, SeedStatus, StaleReload
-from bot.store.sqlite.codec import SEED_FILE_COLUMNS, add_seed_files, seed_file_row, to_json
-from bot.store.sqlite.connection import SqliteBase
+from bot.store.codec import SEED_FILE_COLUMNS, add_seed_files, to_json
+from bot.store.reload_rows import ReloadRows, topic_names_to_write
+from bot.store.sqlite.seed_watch import SeedWatchMixin
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ _REJECTED_FILES = (
 )
 
 
-class SeedsMixin(SqliteBase):
+class SeedsMixin(SeedWatchMixin):
     """The SeedBookkeeping role on SQLite."""
 
     async def seed_index(self) -> SeedIndex:
@@ -72,9 +71,11 @@ class SeedsMixin(SqliteBase):
         # Encoding 20,000 stories is about half a second of pure Python: done off the event
         # loop so that the Discord gateway heartbeat is not held up, and before taking the
         # write lock so that it is held for the SQL only.
-        rows = await asyncio.to_thread(_ReloadRows.of, changes)
-        async with self._transaction(failing="reload not applied to") as writer:
-            await _apply(writer, changes, rows)
+        rows = await asyncio.to_thread(ReloadRows.of, changes)
+        generation = changes.expected_generation + 1
+        with self._own_reload(generation):
+            async with self._transaction(failing="reload not applied to") as writer:
+                await _apply(writer, changes, rows)
         log.info(
             "reload applied: generation %d, %d stories upserted, %d retired, "
             "%d seed file records written, %d deleted",
@@ -101,68 +102,7 @@ _PUT_FILE = (
 _DELETE_FILE = "DELETE FROM seed_files WHERE path = ?"
 
 
-@dataclass(slots=True)
-class _ReloadRows:
-    """The parameter rows of one reload, computed before its transaction starts.
-
-    Stories come in ascending id order throughout: FTS5 writes its in-memory buffer out as a
-    new segment whenever a rowid arrives lower than the one before, and story ids are hashes,
-    so 20,000 stories in seed order would make thousands of tiny segments.
-    """
-
-    # Retired and replaced stories, ascending.
-    deleted_ids: list[int] = field(default_factory=list)
-    # Rows of _INSERT_STORY.
-    stories: list[tuple[Any, ...]] = field(default_factory=list)
-    # Story id -> (title, excerpt), for the search index.
-    texts: dict[int, tuple[str, str]] = field(default_factory=dict)
-    # Topic key -> display name offered by this reload.
-    topic_names: dict[str, str] = field(default_factory=dict)
-    # Topic key -> number of upserted stories that carry it.
-    topic_counts: Counter[str] = field(default_factory=Counter)
-    # (topic key, published_at, story id), one per topic of a story.
-    story_topics: list[tuple[str, int, int]] = field(default_factory=list)
-    # (story id, linked id), in primary key order.
-    links: list[tuple[int, int]] = field(default_factory=list)
-    # Rows of _PUT_FILE, in path order so that the inserts append to the B-tree.
-    files: list[tuple[Any, ...]] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, changes: ReloadChanges) -> _ReloadRows:
-        rows = cls()
-        # A story or file listed twice is written once, as its last version.
-        upserts = {story.id: (story.data, source) for story, source in changes.upsert}
-        records = {record.path: record for record in changes.put_files}
-        rows.deleted_ids = sorted({*changes.retire, *upserts})
-        # Topic names in the order the stories were given, so that "first" means first listed.
-        topic_keys = {
-            story_id: rows._add_topics(data[1]) for story_id, (data, _) in upserts.items()
-        }
-        for story_id in sorted(upserts):
-            data, source = upserts[story_id]
-            rows._add_story(data, source, topic_keys[story_id])
-        rows.files = [seed_file_row(record) for _, record in sorted(records.items())]
-        return rows
-
-    def _add_topics(self, topics: tuple[tuple[str, str], ...]) -> set[str]:
-        """Offer a story's topic names; returns its topic keys ("AI" and "ai" are one)."""
-        keys: set[str] = set()
-        for key, name in topics:
-            self.topic_names[key] = _display_name(self.topic_names.get(key), name)
-            keys.add(key)
-        self.topic_counts.update(keys)
-        return keys
-
-    def _add_story(self, data: Any, source: str, topic_keys: set[str]) -> None:
-        row, _, linked = data
-        story_id, published_at = row[0], row[4]
-        self.stories.append((*row, source))
-        self.texts[story_id] = (row[2], row[3])
-        self.story_topics.extend((key, published_at, story_id) for key in topic_keys)
-        self.links.extend((story_id, linked_id) for linked_id in sorted(linked))
-
-
-async def _apply(writer: aiosqlite.Connection, changes: ReloadChanges, rows: _ReloadRows) -> None:
+async def _apply(writer: aiosqlite.Connection, changes: ReloadChanges, rows: ReloadRows) -> None:
     """The body of apply_reload's transaction."""
     generation = int(next(iter(await writer.execute_fetchall(_GENERATION)))[0])
     if generation != changes.expected_generation:
@@ -192,7 +132,7 @@ async def _apply(writer: aiosqlite.Connection, changes: ReloadChanges, rows: _Re
 
 # What the search index holds for the stored stories among the given ids. An external-content
 # FTS5 index can only forget a row given the text it indexed. json_each keeps the order of
-# the (sorted) ids, which FTS5 needs to stay fast (see _ReloadRows).
+# the (sorted) ids, which FTS5 needs to stay fast (see ReloadRows).
 _INDEXED_TEXT = (
     "SELECT s.id, s.title, s.excerpt FROM json_each(?) AS j"
     " CROSS JOIN stories AS s ON s.id = j.value"
@@ -212,7 +152,7 @@ _DELETE_STORIES = "DELETE FROM stories WHERE id IN (SELECT value FROM json_each(
 
 
 async def _delete_stories(
-    writer: aiosqlite.Connection, rows: _ReloadRows, topic_deltas: Counter[int]
+    writer: aiosqlite.Connection, rows: ReloadRows, topic_deltas: Counter[int]
 ) -> tuple[set[int], int]:
     """Delete the retired and replaced stories with their topic rows, links and search
     entries, so that nothing of a replaced story's old version lingers.
@@ -258,7 +198,7 @@ _INSERT_LINK = "INSERT OR IGNORE INTO story_links (story_id, linked_id) VALUES (
 
 async def _insert_stories(
     writer: aiosqlite.Connection,
-    rows: _ReloadRows,
+    rows: ReloadRows,
     unchanged: set[int],
     topic_deltas: Counter[int],
 ) -> None:
@@ -267,7 +207,7 @@ async def _insert_stories(
     keys = (to_json(list(rows.topic_names)),)
     stored_topics: list[Any] = list(await writer.execute_fetchall(_TOPICS_BY_KEY, keys))
     await writer.executemany(
-        _PUT_TOPIC, _topic_names_to_write(rows.topic_names, stored_topics, topic_deltas)
+        _PUT_TOPIC, topic_names_to_write(rows.topic_names, stored_topics, topic_deltas)
     )
     topic_ids: dict[str, int] = {
         key: topic_id for key, topic_id in await writer.execute_fetchall(_TOPIC_IDS, keys)
@@ -293,35 +233,3 @@ async def _insert_stories(
         ),
     )
     await writer.executemany(_INSERT_LINK, rows.links)
-
-
-def _display_name(current: str | None, offered: str) -> str:
-    """A topic keeps its first name, except that a capitalised one beats an all-lowercase one
-    ("ai" then "AI" is "AI"): feeds that lower-case everything should not win over those that
-    spell the name properly."""
-    if current is None or (current == current.lower() and offered != offered.lower()):
-        return offered
-    return current
-
-
-def _topic_names_to_write(
-    offered: dict[str, str],
-    stored: Iterable[tuple[str, int, str, int]],
-    deltas: Counter[int],
-) -> list[tuple[str, str]]:
-    """The (key, name) rows to write: new topics, and stored ones whose name changes.
-
-    `deltas` holds what this reload's deletions take from each topic's count: a topic left
-    without stories is as good as new and takes the name offered now.
-    """
-    current = {key: (name, count + deltas[topic_id]) for key, topic_id, name, count in stored}
-    rows: list[tuple[str, str]] = []
-    for key, name in offered.items():
-        if key not in current:
-            rows.append((key, name))
-            continue
-        stored_name, count = current[key]
-        chosen = name if count == 0 else _display_name(stored_name, name)
-        if chosen != stored_name:
-            rows.append((key, chosen))
-    return rows

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.models import Story, TopicCount, topic_key
-from bot.store.sqlite.codec import STORY_COLUMNS, story_from_row, to_json
+from bot.store.codec import STORY_COLUMNS, story_from_row, to_json
 from bot.store.sqlite.connection import SqliteBase
 
 # Word tokens of a search; everything else (quotes, operators, parentheses) is dropped, so no

@@ -1,5 +1,6 @@
-"""How newsbot's dataclasses become SQLite rows and back: stories, seed file records, digest
-settings and ledger rows. Pure functions, no SQL."""
+"""How newsbot's dataclasses become rows and back: stories, seed file records, digest settings
+and ledger rows, as SQLite stores them; PostgreSQL's codec (bot.store.postgres.codec) differs
+only in its dates. Pure functions, no SQL."""
 
 from __future__ import annotations
 
