@@ -24,10 +24,20 @@ from bot.sharding import Shards
 FileStatus = Literal["loaded", "duplicate", "rejected"]
 
 
+# Random for each process. A process whose pid an earlier one had (pid 1 in a restarted
+# container, on the same host name) tells that one's leases from its own by it.
+_PROCESS_TOKEN = secrets.token_hex(4)
+
+
 def new_owner() -> str:
     """Who a store acts for in leases (the instance lease, digest runs): this host and process,
     plus a random part, so that a restarted process with a recycled pid is someone else."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}.{secrets.token_hex(4)}"
+
+
+def of_this_process(owner: str) -> bool:
+    """Whether `owner` is a store of this very process (not an earlier one with its pid)."""
+    return owner.rpartition(":")[2].startswith(f"{_PROCESS_TOKEN}.")
 
 
 class StoreError(SetupError):

@@ -38,6 +38,7 @@ from bot.store.base import (
     LockedElsewhere,
     StoreError,
     TaskHolder,
+    of_this_process,
 )
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,16 @@ class ShardHolder(NamedTuple):
         )
 
 
-def process_gone(host: str, pid: int) -> bool:
+def process_gone(host: str, pid: int, owner: str) -> bool:
     """Whether a lease holder ran on this host and its process is gone. A live process with
-    that pid (even a recycled one) counts as the holder: the lease then runs out on its own."""
+    that pid (even a recycled one) counts as the holder: the lease then runs out on its own;
+    except this process itself, which knows its own leases (a container restarts newsbot as
+    pid 1 under the same host name: the lease of pid 1 there is a past life's)."""
     if host != socket.gethostname() or sys.platform == "win32":
         # Windows: os.kill(pid, 0) would send CTRL_C_EVENT rather than probe.
         return False
+    if pid == os.getpid():
+        return not of_this_process(owner)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -112,7 +117,7 @@ def live(holder: ShardHolder, owner: str, now: int) -> bool:
     """Whether the lease binds `owner`: another's, not expired, its process not known dead."""
     if holder.owner == owner:
         return False
-    dead = process_gone(holder.host, holder.pid)
+    dead = process_gone(holder.host, holder.pid, holder.owner)
     return why_free(holder.expires_at, now, dead=dead) is None
 
 
@@ -188,7 +193,7 @@ def instance_refusal(
 ) -> str:
     """What a sharded newsbot is told when the instance lease (a newsbot running every shard)
     is live; "" when it binds nobody any more."""
-    if why_free(expires_at, now, dead=process_gone(host, pid)) is not None:
+    if why_free(expires_at, now, dead=process_gone(host, pid, owner)) is not None:
         return ""
     return (
         f"another newsbot runs every shard on {where} (pid {pid} on host {host}, lease until "
@@ -263,7 +268,7 @@ def task_take_over(holder: TaskHolder | None, *, now: int) -> str | None:
     takes over (None when the lock is free)."""
     if holder is None:
         return None
-    why = why_free(holder.expires_at, now, dead=process_gone(holder.host, holder.pid))
+    why = why_free(holder.expires_at, now, dead=process_gone(holder.host, holder.pid, holder.owner))
     if why is None:
         raise LockedElsewhere(holder)
     return f"taking over the {holder.name} lock from {holder.who()} ({why})"

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from bot.sharding import Shards
+from bot.store import base
 from bot.store.base import InstanceLocked, InstanceLost, Store, StoreError
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
@@ -188,6 +189,22 @@ async def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(
     with monkeypatch.context() as patch:
         patch.setattr(os, "getpid", lambda: dead_pid)
         await crashed.acquire_shard_leases(Shards(8, (0, 1)))
+
+    restarted = await process()
+    await restarted.acquire_shard_leases(Shards(8, (0, 1)))
+
+    assert restarted.holds_lease_of(on_shard(1, 8))
+
+
+async def test_a_lease_of_an_earlier_process_with_this_pid_is_taken_over_at_once(
+    process: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A container restarts newsbot as pid 1 under the same host name: the lease of "pid 1 on
+    # this host" is then an earlier process's, although pid 1 is alive.
+    with monkeypatch.context() as patch:
+        patch.setattr(base, "_PROCESS_TOKEN", "0e1f1e00")
+        earlier = await process()
+        await earlier.acquire_shard_leases(Shards(8, (0, 1)))
 
     restarted = await process()
     await restarted.acquire_shard_leases(Shards(8, (0, 1)))

@@ -80,7 +80,7 @@ class InstanceLockMixin(ShardLeasesMixin):
         holder = Holder(*row) if row is not None else None
         now = self._now()
         shards = [ShardHolder(*row) for row in await connection.fetch(HOLDERS)]
-        dead = holder is not None and process_gone(holder.host, holder.pid)
+        dead = holder is not None and process_gone(holder.host, holder.pid, holder.owner)
         taking = instance_take_over(holder, shards, self.owner, now, where=self._where, dead=dead)
         if taking:
             log.warning("%s", taking)
