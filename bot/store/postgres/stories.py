@@ -4,15 +4,15 @@ autocomplete.
 As on SQLite, /news newest first walks stories_by_published backwards and /news on a topic
 walks that topic's range of the story_topics key, both stopped by the LIMIT.
 
-A word search is two statements. The newest RECENT_WINDOW stories (of the topic) are read in
-order and filtered: a common word fills the page from them. Only when they do not hold the page
-are the matches taken from the GIN index of the stories' `search` column and sorted. The
-planner cannot choose between the two itself: it guesses how many stories a word prefix
-matches from the most common words ANALYZE keeps, and with news text (a small vocabulary
-repeated in every story, then rare names) it guesses 2% for any word it does not know. It then
-walks the publication index for a rare or absent word, reading every story (5 s at a million),
-while the GIN index answers in a millisecond. Neither statement depends on that guess: the
-first is bounded by its window, the second fetches only the matches.
+A word search is one statement of two parts. The newest RECENT_WINDOW stories (of the
+topic) are read in order and filtered: a common word fills the page from them. Only when they
+do not hold the page are the matches taken from the GIN index of the stories' `search` column
+and sorted. The planner cannot choose between the two itself: it guesses how many stories a
+word prefix matches from the most common words ANALYZE keeps, and with news text (a small
+vocabulary repeated in every story, then rare names) it guesses 2% for any word it does not
+know. It then walked the publication index for a rare or absent word, reading every story
+(5 s at a million), where the GIN index answers in a millisecond. Neither part depends on that
+guess: the first is bounded by its window, the second fetches only the matches.
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ _LATEST_ON_TOPIC = (
     "SELECT " + STORY_COLUMNS + _ON_TOPIC
     + " ORDER BY st.published_at DESC, st.story_id DESC LIMIT $2 OFFSET $3"
 )  # fmt: skip
-# Stories a word search reads newest first before it asks the word index (a page needs six
-# matches: a word in 1.2% of the stories or more fills it from here). Reading them costs about
-# 1 ms; the index then fetches and sorts every match of a rarer word.
-RECENT_WINDOW = 500
+# Stories a word search reads newest first before it asks the word index. A page needs six
+# matches, so a word in 2.4% of the stories or more fills it from here, in well under a
+# millisecond; the index then fetches and sorts every match of a rarer word. A larger window
+# costs every rare or absent word more (at a million stories 500 cost twice as much) and spares
+# only the words just below the line, whose matches the index sorts.
+RECENT_WINDOW = 250
 _RECENT_MATCHING = (
     "SELECT " + STORY_COLUMNS + " FROM (SELECT * FROM stories"
     " ORDER BY published_at DESC, id DESC LIMIT $4) AS s"
