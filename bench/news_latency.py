@@ -9,23 +9,32 @@ emulator's own work (building the INTERACTION_CREATE dispatch, serving the callb
 Emulator rate limits are raised so that they never delay a request (interaction callbacks are
 exempt from them anyway).
 
+With --backend postgres (or both: SQLite, then PostgreSQL, in one run), the same stories are
+copied into a throwaway PostgreSQL server (tests/postgres.py, or NEWSBOT_TEST_DATABASE_URL's)
+by bench.million.load_into_postgres, and newsbot runs on it (database.url).
+
+Before measuring, add_probe_stories adds what the synthetic build lacks: a rare topic, a rare
+word and an uncommon one (0.1% of a million); an absent word is in no story.
+
 Measured, per run, each after a warm-up:
 - /news topic:X end to end: from `emu.invoke(...)` (the gateway dispatch) until the emulator
   holds the bot's accepted reply callback (`await handle.response()`); X cycles through the
-  topics, in varying letter case;
-- the database part alone: `store.latest(5, topic=X)` on the bot's own store, timed directly;
+  common topics, in varying letter case; then the rare topic;
+- /news query:words end to end, --queries of each kind: common words (1-2 of the synthetic
+  vocabulary, which every story repeats), the uncommon, the rare and the absent word, half of
+  them on a common topic too;
+- the database part of each alone: `store.latest(6, topic=..., query=...)` (a page of 5 and
+  one more) on the bot's own store, timed directly;
 - autocomplete of /news topic: `emu.autocomplete(..., focused="topic", value=prefix)` with
   prefixes of 0-4 letters, until the bot's choices are back;
-- /topics end to end, like /news;
-- /news query:words (informational, no target): 1-2 words of the synthetic vocabulary, half of
-  them with a topic too; --queries of them a run (each walks the full-text matches, so they
-  are hundreds of times slower than a topic page).
+- /topics end to end, like /news.
 Figures are medians over runs of each run's p50 / p99 (nearest rank); pooled percentiles and
 every run's figures are in the JSON details.
 
-    python -m bench.news_latency                    # 1,000,000 stories, 3 runs x 300 requests
+    python -m bench.news_latency                    # SQLite, 1,000,000 stories, 3 runs
+    python -m bench.news_latency --backend both     # SQLite and PostgreSQL in one run
     python -m bench.news_latency --n 2000 --requests 100 --runs 1    # smoke run
-    python -m bench.news_latency --profile /tmp/news.prof            # cProfile the /news loop
+    python -m bench.news_latency --profile /tmp/news.prof   # cProfile the /news loop (per backend)
 """
 
 from __future__ import annotations
