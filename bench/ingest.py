@@ -9,7 +9,12 @@
     back, so every ratio compares figures taken a minute apart at most.
 (b) Reload of the same folder unchanged, and with one file edited (the edit must be loaded).
 
-    python -m bench.ingest [--files 20000] [--runs 3]
+With --backend both, each run also loads the folder cold into PostgreSQL (a fresh, migrated
+database on a throwaway server from tests/postgres.py, or on NEWSBOT_TEST_DATABASE_URL's),
+with one worker process per core, right after the SQLite ingest with as many workers: the
+files/s of each and their ratio, taken within the run.
+
+    python -m bench.ingest [--files 20000] [--runs 3] [--backend sqlite|both]
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 
 import yaml
@@ -29,7 +34,12 @@ import yaml
 from bench.common import CACHE, Figure, median, report
 from bench.corpus import generate
 from bot.reload import SeedReloader
+from bot.store import Store
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
+from tests.postgres import PostgresServer
+
+FreshStore = Callable[[], AbstractAsyncContextManager[Store]]
 
 
 def corpus(files: int) -> Path:
@@ -77,18 +87,45 @@ def parse_floor(folder: Path) -> float:
     return time.perf_counter() - start
 
 
-async def cold_ingest(folder: Path, workers: int) -> float:
+@asynccontextmanager
+async def fresh_sqlite() -> AsyncIterator[Store]:
+    """An opened store on a new SQLite file, deleted afterwards."""
     with tempfile.TemporaryDirectory() as scratch:
         store = SqliteStore(Path(scratch) / "news.db")
         await store.open()
         try:
-            reloader = SeedReloader(store, folder, workers=workers)
-            start = time.perf_counter()
-            report_ = await reloader.reload()
-            seconds = time.perf_counter() - start
-            assert len(report_.added) == len(os.listdir(folder)), report_.summary()
+            yield store
         finally:
             await store.close()
+
+
+def fresh_postgres(server: PostgresServer) -> FreshStore:
+    """Opened (so migrated) stores, each on a new database of `server`, dropped afterwards."""
+
+    @asynccontextmanager
+    async def fresh() -> AsyncIterator[Store]:
+        url = await server.create_database()
+        try:
+            store = PostgresStore(url)
+            await store.open()
+            try:
+                yield store
+            finally:
+                await store.close()
+        finally:
+            await server.drop_database(url)
+
+    return fresh
+
+
+async def cold_ingest(folder: Path, workers: int, fresh: FreshStore = fresh_sqlite) -> float:
+    """Seconds for SeedReloader to load `folder` into an empty, already opened store."""
+    async with fresh() as store:
+        reloader = SeedReloader(store, folder, workers=workers)
+        start = time.perf_counter()
+        report_ = await reloader.reload()
+        seconds = time.perf_counter() - start
+        assert len(report_.added) == len(os.listdir(folder)), report_.summary()
     return seconds
 
 
@@ -128,10 +165,25 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backend", choices=("sqlite", "both"), default="sqlite")
     args = parser.parse_args()
     folder = corpus(args.files)
+    server = None
+    if args.backend == "both":
+        server = PostgresServer.from_environment(os.environ)
+        await asyncio.to_thread(server.start)
+    try:
+        await measure(args, folder, server)
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+
+
+async def measure(args: argparse.Namespace, folder: Path, server: PostgresServer | None) -> None:
     cores = os.cpu_count() or 1
     floor_s, one_s, all_s, one_ratio, all_ratio = [], [], [], [], []
+    postgres_s: list[float] = []
+    postgres_ratio: list[float] = []
     for run in range(args.runs):
         read_every_file(folder)
         with one_core():
@@ -148,7 +200,26 @@ async def main() -> None:
             f"{args.files / one:.0f} ({floor / one:.2f}x), {cores} cores "
             f"{args.files / every:.0f} ({floor / every:.2f}x)"
         )
+        if server is not None:
+            postgres = await cold_ingest(folder, workers=cores, fresh=fresh_postgres(server))
+            postgres_s.append(postgres)
+            postgres_ratio.append(every / postgres)
+            print(
+                f"  PostgreSQL, {cores} cores: {args.files / postgres:.0f} files/s "
+                f"({every / postgres:.2f}x SQLite's)"
+            )
     unchanged, changed = await reloads(folder, max(3, args.runs))
+    postgres_figures = []
+    if postgres_s:
+        postgres_figures = [
+            Figure(
+                f"PostgreSQL cold ingest, {cores} cores",
+                args.files / median(postgres_s),
+                "f/s",
+                better="higher",
+            ),
+            Figure("PostgreSQL / SQLite, files/s", median(postgres_ratio), "x", better="higher"),
+        ]
     report(
         "ingest",
         [
@@ -161,6 +232,7 @@ async def main() -> None:
             Figure(f"{cores} cores / floor", median(all_ratio), "x", 1.4, better="higher"),
             Figure("reload unchanged", median(unchanged), "s", 0.5),
             Figure("reload, 1 file changed", median(changed), "s", 0.6),
+            *postgres_figures,
         ],
         {
             "files": args.files,
@@ -171,6 +243,14 @@ async def main() -> None:
             "all_cores_seconds": all_s,
             "unchanged_seconds": unchanged,
             "one_changed_seconds": changed,
+            "postgres_all_cores_seconds": postgres_s,
+            "postgres_over_sqlite": postgres_ratio,
+            "postgres": (
+                "throwaway server from tests/postgres.py (fsync, synchronous_commit and "
+                "full_page_writes off) on 127.0.0.1, or NEWSBOT_TEST_DATABASE_URL's"
+                if postgres_s
+                else None
+            ),
         },
     )
 

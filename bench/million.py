@@ -15,6 +15,12 @@ on the hot paths, and it would double the file.
 Benchmarks call `await million_store(n)` and get the path of the cached database. It is reused
 when a file for the same (n, seed, secured, generator version) exists; a build writes to a
 temporary name and renames it only once complete, so an interrupted build is never reused.
+
+`await load_into_postgres(path, url)` copies such a database into an empty PostgreSQL database
+(migrated by PostgresStore itself, so the schema is the store's): the rows are read from the
+SQLite file and written with COPY on two connections, the secondary indexes and primary keys
+are dropped first and built again after (a bulk index build is several times faster than
+growing the index row by row), then VACUUM ANALYZE, as autovacuum would leave it.
 """
 
 from __future__ import annotations
@@ -26,15 +32,19 @@ import logging
 import os
 import random
 import shutil
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
+
 from bench.common import CACHE
 from bench.corpus import OUTLETS, TOPICS, WORDS
 from bot.models import Image, Provider, Related, Story
 from bot.store.base import ReloadChanges
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore, encode_story
 from bot.urls import canonical_url, story_id
 
@@ -196,8 +206,6 @@ async def build(
     finally:
         await store.close()
     # Leave a single file behind: checkpoint the WAL into the database.
-    import sqlite3
-
     connection = sqlite3.connect(path)
     try:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -236,6 +244,132 @@ async def million_store(
     path.parent.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(shutil.copyfile, cached, path)
     return path
+
+
+# --- copying a build into PostgreSQL --------------------------------------------------------------
+
+# Rows per COPY: big enough that a COPY's round trip is nothing, small enough to keep memory low.
+COPY_CHUNK = 50_000
+# The tables copied row for row, with the columns read from SQLite (the same names on both).
+COPIED_TABLES = {
+    "stories": (
+        "id", "url", "title", "excerpt", "published_at", "provider_name", "provider_domain",
+        "quality", "heat", "extra", "source_path",
+    ),
+    "story_topics": ("topic_id", "published_at", "story_id"),
+    "story_links": ("story_id", "linked_id"),
+}  # fmt: skip
+_CONSTRAINTS = (
+    "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)"
+    " FROM pg_constraint AS c WHERE c.contype = 'p' AND c.conrelid::regclass::text = ANY($1)"
+)
+_INDEXES = (
+    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY($1)"
+    " AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+)
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    # immutable: the cached build is shared, and nothing may write to it, not even a WAL.
+    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
+
+def _sqlite_meta(path: Path) -> tuple[dict[str, str], list[tuple[int, str, str, int]]]:
+    connection = _read_only(path)
+    try:
+        meta = dict(connection.execute("SELECT key, value FROM meta"))
+        topics = connection.execute("SELECT id, key, name, story_count FROM topics").fetchall()
+        return meta, topics
+    finally:
+        connection.close()
+
+
+async def _copy_table(
+    connections: list[asyncpg.Connection], path: Path, table: str, columns: tuple[str, ...]
+) -> None:
+    """COPY one table, chunk by chunk, the chunks shared out over `connections` (one PostgreSQL
+    backend each, so that computing the stories' search column uses both cores)."""
+    source = _read_only(path)
+    cursor = source.execute(f"SELECT {', '.join(columns)} FROM {table}")
+    reading = asyncio.Lock()
+
+    async def worker(connection: asyncpg.Connection) -> None:
+        while True:
+            # Read in a thread, one chunk at a time: memory holds a chunk or two, not a table.
+            async with reading:
+                rows = await asyncio.to_thread(cursor.fetchmany, COPY_CHUNK)
+            if not rows:
+                return
+            await connection.copy_records_to_table(table, records=rows, columns=columns)
+
+    try:
+        await asyncio.gather(*(worker(connection) for connection in connections))
+    finally:
+        source.close()
+
+
+async def load_into_postgres(path: Path, url: str, *, quiet: bool = False) -> float:
+    """Copy the SQLite build at `path` into the empty database at `url`; returns the seconds
+    it took (migrating, copying, building the indexes, VACUUM ANALYZE)."""
+    started = time.perf_counter()
+    store = PostgresStore(url)
+    await store.open()  # migrates: the schema is exactly the store's
+    await store.close()
+    connections = [await asyncpg.connect(url) for _ in range(2)]
+    first = connections[0]
+    try:
+        tables = list(COPIED_TABLES)
+        keys = await first.fetch(_CONSTRAINTS, tables)
+        indexes = await first.fetch(_INDEXES, tables)
+        for name, _ in indexes:
+            await first.execute(f"DROP INDEX {name}")
+        for table, name, _ in keys:
+            await first.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        meta, topics = await asyncio.to_thread(_sqlite_meta, path)
+        await first.executemany(
+            "INSERT INTO topics (id, key, name, story_count) OVERRIDING SYSTEM VALUE"
+            " VALUES ($1, $2, $3, $4)",
+            topics,
+        )
+        await first.execute(
+            "SELECT setval(pg_get_serial_sequence('topics', 'id'), max(id)) FROM topics"
+        )
+        await first.execute(
+            "UPDATE meta SET seed_generation = $1, reloaded_at = $2, seed_folder = $3,"
+            " story_count = $4",
+            int(meta["seed_generation"]),
+            datetime.fromisoformat(meta["reloaded_at"]) if meta.get("reloaded_at") else None,
+            meta.get("seed_folder", ""),
+            int(meta["story_count"]),
+        )
+        for table, columns in COPIED_TABLES.items():
+            copy_started = time.perf_counter()
+            await _copy_table(connections, path, table, columns)
+            if not quiet:
+                print(f"  copied {table} in {time.perf_counter() - copy_started:.1f} s", flush=True)
+        index_started = time.perf_counter()
+        statements = [f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+                      for table, name, definition in keys]  # fmt: skip
+        statements += [definition for _, definition in indexes]
+        # The GIN index is the long one: it gets a connection to itself.
+        statements.sort(key=lambda statement: "gin" not in statement)
+
+        async def build_indexes(connection: asyncpg.Connection) -> None:
+            await connection.execute("SET maintenance_work_mem = '1GB'")
+            while statements:
+                await connection.execute(statements.pop(0))
+
+        await asyncio.gather(*(build_indexes(connection) for connection in connections))
+        if not quiet:
+            print(f"  built indexes in {time.perf_counter() - index_started:.1f} s", flush=True)
+        await first.execute("VACUUM ANALYZE")
+    finally:
+        for connection in connections:
+            await connection.close()
+    seconds = time.perf_counter() - started
+    if not quiet:
+        print(f"loaded {path.name} into PostgreSQL in {seconds:.1f} s", flush=True)
+    return seconds
 
 
 def main() -> None:

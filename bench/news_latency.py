@@ -9,23 +9,32 @@ emulator's own work (building the INTERACTION_CREATE dispatch, serving the callb
 Emulator rate limits are raised so that they never delay a request (interaction callbacks are
 exempt from them anyway).
 
+With --backend postgres (or both: SQLite, then PostgreSQL, in one run), the same stories are
+copied into a throwaway PostgreSQL server (tests/postgres.py, or NEWSBOT_TEST_DATABASE_URL's)
+by bench.million.load_into_postgres, and newsbot runs on it (database.url).
+
+Before measuring, add_probe_stories adds what the synthetic build lacks: a rare topic, a rare
+word and an uncommon one (0.1% of a million); an absent word is in no story.
+
 Measured, per run, each after a warm-up:
 - /news topic:X end to end: from `emu.invoke(...)` (the gateway dispatch) until the emulator
   holds the bot's accepted reply callback (`await handle.response()`); X cycles through the
-  topics, in varying letter case;
-- the database part alone: `store.latest(5, topic=X)` on the bot's own store, timed directly;
+  common topics, in varying letter case; then the rare topic;
+- /news query:words end to end, --queries of each kind: common words (1-2 of the synthetic
+  vocabulary, which every story repeats), the uncommon, the rare and the absent word, half of
+  them on a common topic too;
+- the database part of each alone: `store.latest(6, topic=..., query=...)` (a page of 5 and
+  one more) on the bot's own store, timed directly;
 - autocomplete of /news topic: `emu.autocomplete(..., focused="topic", value=prefix)` with
   prefixes of 0-4 letters, until the bot's choices are back;
-- /topics end to end, like /news;
-- /news query:words (informational, no target): 1-2 words of the synthetic vocabulary, half of
-  them with a topic too; --queries of them a run (each walks the full-text matches, so they
-  are hundreds of times slower than a topic page).
+- /topics end to end, like /news.
 Figures are medians over runs of each run's p50 / p99 (nearest rank); pooled percentiles and
 every run's figures are in the JSON details.
 
-    python -m bench.news_latency                    # 1,000,000 stories, 3 runs x 300 requests
+    python -m bench.news_latency                    # SQLite, 1,000,000 stories, 3 runs
+    python -m bench.news_latency --backend both     # SQLite and PostgreSQL in one run
     python -m bench.news_latency --n 2000 --requests 100 --runs 1    # smoke run
-    python -m bench.news_latency --profile /tmp/news.prof            # cProfile the /news loop
+    python -m bench.news_latency --profile /tmp/news.prof   # cProfile the /news loop (per backend)
 """
 
 from __future__ import annotations
@@ -34,16 +43,23 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import io
 import logging
+import os
 import pstats
 import random
+import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 import discord
 import discord.gateway
 import discord.http
@@ -51,18 +67,35 @@ import yarl
 
 from bench.common import Figure, median, percentile, report
 from bench.corpus import TOPICS, WORDS
-from bench.million import million_store
+from bench.million import StoryMaker, load_into_postgres, million_store
 from bot.app import NewsBot
+from bot.app import build_bot as app_build_bot
+from bot.config import DatabaseSettings, SeedSettings, Settings
+from bot.store import Store
+from bot.store.base import ReloadChanges
+from bot.store.postgres import PostgresStore
+from bot.store.sqlite import SqliteStore
 from tests.discord_emulator import DiscordEmulator, running_bot
-from tests.helpers import build_newsbot
+from tests.postgres import PostgresServer
 
 TARGETS_MS = {
     "news_p50": 10.0,
     "news_p99": 30.0,
     "db_p99": 1.0,
+    "postgres_db_p99": 5.0,
     "autocomplete_p99": 10.0,
     "topics_p99": 10.0,
 }
+# /news shows 5 stories a page by default, and asks for one more.
+PAGE = 5
+# Probe stories added to the build (add_probe_stories): a topic and words it lacks.
+RARE_STORIES = 40
+RARE_TOPIC = "Airships"
+RARE_WORD = "zeppelin"
+UNCOMMON_STORIES = 1000
+UNCOMMON_WORD = "dirigible"
+ABSENT_WORD = "quixotry"
+WORD_KINDS = ("common words", "uncommon word", "rare word", "absent word")
 PREFIXES = ["", "a", "c", "s", "e", "m", "co", "se", "sp", "ro", "cl", "ch", "bio", "pri", "gam",
             "tra", "euro", "comp", "secu", "mark", "x", "zz"]  # fmt: skip
 
@@ -74,11 +107,6 @@ def topic_spellings(rng: random.Random, count: int) -> list[str]:
         name = TOPICS[index % len(TOPICS)]
         names.append(rng.choice([name, name.lower(), name.upper()]))
     return names
-
-
-def build_bot(db: Path, seeds: Path) -> NewsBot:
-    """newsbot as the tests build it, without the start-up reload (no seed files here)."""
-    return build_newsbot(db.parent, seeds, database=db, reload_seeds_at_start=False)
 
 
 async def timed(samples: list[float], action: Callable[[], Awaitable[Any]]) -> Any:
@@ -101,13 +129,94 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(args: argparse.Namespace) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="newsbot-bench-"))
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """Where the bot under measurement keeps its stories."""
+
+    name: str
+    database: DatabaseSettings
+    loaded_in: float | None = None  # seconds to load PostgreSQL from the SQLite build
+
+
+@asynccontextmanager
+async def prepared(name: str, args: argparse.Namespace, workdir: Path) -> AsyncIterator[Backend]:
+    """The million-story database for one backend, with the probe stories added and the
+    statistics as a serving database would have them; removed afterwards."""
     started = time.perf_counter()
-    db = await million_store(args.n, workdir / "news.db")
-    print(f"database ready in {time.perf_counter() - started:.1f} s: {db}")
+    if name == "sqlite":
+        db = await million_store(args.n, workdir / "news.db")
+        await add_probe_stories(SqliteStore(db))
+        print(f"sqlite: database ready in {time.perf_counter() - started:.1f} s: {db}")
+        yield Backend(name, DatabaseSettings(db))
+        return
+    # A throwaway server (tests/postgres.py), or NEWSBOT_TEST_DATABASE_URL's.
+    server = PostgresServer.from_environment(os.environ)
+    await asyncio.to_thread(server.start)
+    try:
+        url = await server.create_database()
+        try:
+            cached = await million_store(args.n)
+            loaded_in = await load_into_postgres(cached, url)
+            await add_probe_stories(PostgresStore(url))
+            connection = await asyncpg.connect(url)
+            try:
+                await connection.execute("ANALYZE")  # as autovacuum would after the reload
+            finally:
+                await connection.close()
+            print(f"postgres: database ready in {time.perf_counter() - started:.1f} s")
+            yield Backend(name, DatabaseSettings(workdir / "unused.db", url=url), loaded_in)
+        finally:
+            await server.drop_database(url)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def add_probe_stories(store: Store) -> None:
+    """Stories that the synthetic build lacks, so that rare topics and rare or uncommon words
+    can be asked for: RARE_STORIES on RARE_TOPIC with RARE_WORD in the title, and
+    UNCOMMON_STORIES (0.1% of a million) with UNCOMMON_WORD. Written through the store, in one
+    reload, like any seed folder's."""
+    maker = StoryMaker(seed=99)
+    stories = []
+    for index in range(RARE_STORIES + UNCOMMON_STORIES):
+        story = maker.story()
+        rare = index < RARE_STORIES
+        word = RARE_WORD if rare else UNCOMMON_WORD
+        title = f"{story.title} {word} {story.title.split()[0].lower()}"
+        topics = (RARE_TOPIC,) if rare else story.topics
+        stories.append(replace(story, title=title, topics=topics))
+    await store.open()
+    try:
+        generation = (await store.seed_index()).generation
+        await store.apply_reload(
+            ReloadChanges(
+                expected_generation=generation,
+                reloaded_at=datetime.now(UTC),
+                upsert=[
+                    (store.encode_story(story), f"probe/{story.id:016x}.txt") for story in stories
+                ],
+                folder="",
+            )
+        )
+    finally:
+        await store.close()
+
+
+def build_bot(database: DatabaseSettings, seeds: Path) -> NewsBot:
+    """newsbot as the tests build it (tests/helpers.py's build_newsbot), on `database`, without
+    the start-up reload (no seed files here) and without the digest scheduler."""
+    settings = Settings(seeds=SeedSettings(folder=seeds, workers=1), database=database)
+    return app_build_bot(
+        settings, reload_seeds_at_start=False, schedule_digests=False, guild_ready_timeout=0.1
+    )
+
+
+async def measure_backend(
+    backend: Backend, args: argparse.Namespace, workdir: Path
+) -> tuple[list[dict[str, Any]], int, str]:
+    """(each run's figures by kind, stories stored, profile text) for one backend."""
     seeds = workdir / "seeds"
-    seeds.mkdir()
+    seeds.mkdir(exist_ok=True)
     rng = random.Random(args.seed)
 
     emu = DiscordEmulator()
@@ -120,20 +229,22 @@ async def measure(args: argparse.Namespace) -> None:
     channel = emu.add_channel(guild, "news")
     reader = emu.add_member(guild, "reader")
 
-    bot = build_bot(db, seeds)
-    runs: list[dict[str, dict[str, float]]] = []
+    bot = build_bot(backend.database, seeds)
+    runs: list[dict[str, Any]] = []
     profile_text = ""
     try:
         async with running_bot(bot, emu, loggers=("discord", "bot")):
             store = bot.store
             stored = await store.story_count()
-            print(f"newsbot ready with {stored:,} stories")
+            print(f"{backend.name}: newsbot ready with {stored:,} stories")
 
-            async def news(topic: str) -> None:
-                handle = await emu.invoke(guild, channel, reader, "news", {"topic": topic})
-                reply = await handle.response(timeout=10)
-                if reply.type != 4 or not reply.embeds:
-                    raise AssertionError(f"/news topic:{topic} answered {reply}")
+            async def news(options: dict[str, Any]) -> None:
+                handle = await emu.invoke(guild, channel, reader, "news", options)
+                reply = await handle.response(timeout=30)
+                # A search that finds nothing is answered too, with a short ephemeral message
+                # (an absent word; the rare word on a topic other than its own).
+                if reply.type != 4 or ("query" not in options and not reply.embeds):
+                    raise AssertionError(f"/news {options} answered {reply}")
 
             async def topics() -> None:
                 handle = await emu.invoke(guild, channel, reader, "topics")
@@ -146,27 +257,18 @@ async def measure(args: argparse.Namespace) -> None:
                     guild, channel, reader, "news", focused="topic", value=prefix, timeout=10
                 )
 
-            async def news_query(options: dict[str, Any]) -> None:
-                handle = await emu.invoke(guild, channel, reader, "news", options)
-                reply = await handle.response(timeout=10)
-                if reply.type != 4:
-                    raise AssertionError(f"/news {options} answered {reply}")
-
-            def query_options() -> dict[str, Any]:
-                options: dict[str, Any] = {"query": " ".join(rng.sample(WORDS, rng.randint(1, 2)))}
-                if rng.random() < 0.5:
-                    options["topic"] = rng.choice(TOPICS)
-                return options
-
-            async def latest(topic: str) -> None:
-                stories = await store.latest(5, topic=topic)
-                if len(stories) != 5:
-                    raise AssertionError(f"latest(5, topic={topic!r}) gave {len(stories)}")
+            async def latest(options: dict[str, Any]) -> None:
+                # What /news asks the store for a page of 5 (one more tells if a next exists).
+                await store.latest(PAGE + 1, topic=options.get("topic"), query=options.get("query"))
 
             # Warm-up: every kind of request, and every topic, a few times.
-            for topic in topic_spellings(rng, args.warmup):
-                await news(topic)
-                await latest(topic)
+            for options in probes(rng, "topic", args.warmup):
+                await news(options)
+                await latest(options)
+            for kind in WORD_KINDS:
+                for options in probes(rng, kind, max(2, args.warmup // 10)):
+                    await news(options)
+                    await latest(options)
             for prefix in PREFIXES:
                 await autocomplete(prefix)
             for _ in range(max(1, args.warmup // 5)):
@@ -174,38 +276,38 @@ async def measure(args: argparse.Namespace) -> None:
 
             for run in range(args.runs):
                 gc.collect()
-                samples: dict[str, list[float]] = {
-                    "news": [], "db": [], "autocomplete": [], "topics": [], "query": []
-                }  # fmt: skip
-                for topic in topic_spellings(rng, args.requests):
-                    await timed(samples["news"], lambda t=topic: news(t))
-                for topic in topic_spellings(rng, args.requests):
-                    await timed(samples["db"], lambda t=topic: latest(t))
+                samples: dict[str, list[float]] = {}
+                for kind in ("topic", "rare topic", *WORD_KINDS):
+                    count = args.requests if kind == "topic" else args.queries
+                    for options in probes(rng, kind, count):
+                        await timed(samples.setdefault(kind, []), lambda o=options: news(o))
+                    for options in probes(rng, kind, count):
+                        await timed(
+                            samples.setdefault(f"db {kind}", []), lambda o=options: latest(o)
+                        )
+                samples["autocomplete"] = []
                 for index in range(args.requests):
                     prefix = PREFIXES[index % len(PREFIXES)]
                     await timed(samples["autocomplete"], lambda p=prefix: autocomplete(p))
+                samples["topics"] = []
                 for _ in range(args.requests):
                     await timed(samples["topics"], topics)
-                for _ in range(args.queries):
-                    options = query_options()
-                    await timed(samples["query"], lambda o=options: news_query(o))
                 runs.append({name: summary(values) for name, values in samples.items()})
-                runs[-1]["_raw"] = samples  # type: ignore[assignment]
+                runs[-1]["_raw"] = samples
                 line = "  ".join(
-                    f"{name} p50 {runs[-1][name]['p50']:.2f} p99 {runs[-1][name]['p99']:.2f}"
+                    f"{name} {runs[-1][name]['p50']:.2f}/{runs[-1][name]['p99']:.2f}"
                     for name in samples
-                    if samples[name]
                 )
-                print(f"run {run + 1}/{args.runs} (ms): {line}", flush=True)
+                print(f"{backend.name} run {run + 1}/{args.runs}, p50/p99 ms: {line}", flush=True)
 
             if args.profile:
                 profiler = cProfile.Profile()
                 profiler.enable()
-                for topic in topic_spellings(rng, args.requests):
-                    await news(topic)
+                for options in probes(rng, "topic", args.requests):
+                    await news(options)
                 profiler.disable()
-                profiler.dump_stats(args.profile)
-                stream = __import__("io").StringIO()
+                profiler.dump_stats(args.profile.with_suffix(f".{backend.name}.prof"))
+                stream = io.StringIO()
                 stats = pstats.Stats(profiler, stream=stream)
                 stats.sort_stats("cumulative").print_stats(40)
                 stats.sort_stats("tottime").print_stats(25)
@@ -213,60 +315,111 @@ async def measure(args: argparse.Namespace) -> None:
                 print(profile_text)
     finally:
         await emu.stop()
-        for path in sorted(workdir.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        workdir.rmdir()
+    return runs, stored, profile_text
 
+
+def probes(rng: random.Random, kind: str, count: int) -> list[dict[str, Any]]:
+    """`count` /news options of one kind: "topic" (the common topics, cycling, in the letter
+    case a user might type), "rare topic", or words ("common words", "uncommon word", "rare
+    word", "absent word"), half of the word searches on a common topic too."""
+    if kind == "topic":
+        return [{"topic": topic} for topic in topic_spellings(rng, count)]
+    if kind == "rare topic":
+        return [{"topic": rng.choice([RARE_TOPIC, RARE_TOPIC.lower()])} for _ in range(count)]
+    options = []
+    for index in range(count):
+        if kind == "common words":
+            words = " ".join(rng.sample(WORDS, rng.randint(1, 2)))
+        else:
+            words = {"uncommon word": UNCOMMON_WORD, "rare word": RARE_WORD}.get(kind, ABSENT_WORD)
+        option: dict[str, Any] = {"query": words}
+        if index % 2:
+            option["topic"] = rng.choice(TOPICS)
+        options.append(option)
+    return options
+
+
+def figures_of(backend: str, runs: list[dict[str, Any]]) -> list[Figure]:
     def fig(kind: str, stat: str) -> float:
         return median([run[kind][stat] for run in runs])
 
-    pooled = {
-        kind: summary([value for run in runs for value in run["_raw"][kind]])  # type: ignore[index]
-        for kind in ("news", "db", "autocomplete", "topics", "query")
-        if any(run["_raw"][kind] for run in runs)  # type: ignore[index]
-    }
-    figures = [
-        Figure("/news p50", fig("news", "p50"), "ms", TARGETS_MS["news_p50"]),
-        Figure("/news p99", fig("news", "p99"), "ms", TARGETS_MS["news_p99"]),
-        Figure("latest(5, topic) p50", fig("db", "p50"), "ms"),
-        Figure("latest(5, topic) p99", fig("db", "p99"), "ms", TARGETS_MS["db_p99"]),
-        Figure("autocomplete p50", fig("autocomplete", "p50"), "ms"),
-        Figure(
-            "autocomplete p99", fig("autocomplete", "p99"), "ms", TARGETS_MS["autocomplete_p99"]
+    def target(kind: str, stat: str) -> float | None:
+        if stat == "p50":
+            return TARGETS_MS["news_p50"] if kind == "topic" else None
+        if kind.startswith("db "):
+            # SQLite's FTS5 builds a word's whole match list: no target (see BENCHMARKS.md).
+            if backend == "sqlite":
+                return TARGETS_MS["db_p99"] if kind in ("db topic", "db rare topic") else None
+            return TARGETS_MS["postgres_db_p99"]
+        if kind in ("autocomplete", "topics"):
+            return TARGETS_MS[f"{kind}_p99"]
+        return TARGETS_MS["news_p99"] if backend == "postgres" or "topic" in kind else None
+
+    names = {"topic": "/news topic", "rare topic": "/news rare topic",
+             "autocomplete": "autocomplete", "topics": "/topics"}  # fmt: skip
+    figures = []
+    for kind in runs[0]:
+        if kind == "_raw":
+            continue
+        name = names.get(kind) or (
+            f"latest(6, {kind[3:]})" if kind.startswith("db ") else f"/news {kind}"
+        )
+        for stat in ("p50", "p99"):
+            figures.append(
+                Figure(f"{backend} {name} {stat}", fig(kind, stat), "ms", target(kind, stat))
+            )
+    return figures
+
+
+async def measure(args: argparse.Namespace) -> None:
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    figures: list[Figure] = []
+    details: dict[str, Any] = {
+        "n": args.n,
+        "backends": backends,
+        "runs": args.runs,
+        "requests_per_run": args.requests,
+        "queries_per_run_and_kind": args.queries,
+        "warmup": args.warmup,
+        "probe_stories": {
+            "rare": [RARE_STORIES, RARE_TOPIC, RARE_WORD],
+            "uncommon": [UNCOMMON_STORIES, UNCOMMON_WORD],
+            "absent": ABSENT_WORD,
+        },
+        "setup": (
+            "bot (NewsBot, reload_seeds_at_start=False, digests off) and Discord emulator "
+            "in one process and one asyncio event loop: end-to-end times include the "
+            "emulator's own dispatch and callback handling; emulator rate limits raised; "
+            "SQLite: a fresh copy of the bench/.cache build (so mostly in the OS page "
+            "cache); PostgreSQL: a throwaway server (tests/postgres.py: fsync off, default "
+            "shared_buffers) on 127.0.0.1 loaded from the same build by COPY, then ANALYZE"
         ),
-        Figure("/topics p50", fig("topics", "p50"), "ms"),
-        Figure("/topics p99", fig("topics", "p99"), "ms", TARGETS_MS["topics_p99"]),
-    ]
-    if args.queries:
-        figures += [
-            Figure("/news query p50 (info)", fig("query", "p50"), "ms"),
-            Figure("/news query p99 (info)", fig("query", "p99"), "ms"),
-        ]
-    report(
-        "news_latency",
-        figures,
-        {
-            "n": args.n,
+        "figures_are": "median over runs of each run's nearest-rank percentile, in ms",
+    }
+    for name in backends:
+        workdir = Path(tempfile.mkdtemp(prefix="newsbot-bench-"))
+        try:
+            async with prepared(name, args, workdir) as backend:
+                runs, stored, profile_text = await measure_backend(backend, args, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        figures += figures_of(name, runs)
+        if backend.loaded_in is not None:
+            figures.append(Figure("postgres load from the SQLite build", backend.loaded_in, "s"))
+        pooled = {
+            kind: summary([value for run in runs for value in run["_raw"][kind]])
+            for kind in runs[0]["_raw"]
+        }
+        details[name] = {
             "stories_stored": stored,
-            "runs": args.runs,
-            "requests_per_run": args.requests,
-            "warmup": args.warmup,
-            "queries_per_run": args.queries,
-            "setup": (
-                "bot (NewsBot, reload_seeds_at_start=False, digests off) and Discord emulator "
-                "in one process and one asyncio event loop: end-to-end times include the "
-                "emulator's own dispatch and callback handling; emulator rate limits raised; "
-                "database is a fresh copy of the bench/.cache build (so mostly in the OS page "
-                "cache); SQLite cache_size as the store sets it"
-            ),
-            "figures_are": "median over runs of each run's nearest-rank percentile, in ms",
+            "load_seconds": backend.loaded_in,
             "pooled_ms": pooled,
             "per_run_ms": [
                 {kind: stats for kind, stats in run.items() if kind != "_raw"} for run in runs
             ],
             "profile_top": profile_text[:6000] if profile_text else None,
-        },
-    )
+        }
+    report("news_latency", figures, details)
 
 
 def main() -> None:
@@ -275,7 +428,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=300, help="requests of each kind a run")
     parser.add_argument("--warmup", type=int, default=48)
-    parser.add_argument("--queries", type=int, default=20, help="/news query:words a run (info)")
+    parser.add_argument(
+        "--queries", type=int, default=60, help="/news query:words a run, of each kind of word"
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", type=Path, help="cProfile one more /news loop into this file")
     args = parser.parse_args()

@@ -7,8 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.postgres import EXTERNAL_URL_VARIABLE, MAINTENANCE_DATABASE, PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,16 +47,56 @@ SMOKE_RUNS = {
 }
 
 
+# The PostgreSQL options, on the test session's server (never skipped under CI), with figures
+# each must report: one from each backend, taken in the same run.
+POSTGRES_SMOKE_RUNS = {
+    "ingest": [*SMOKE_RUNS["ingest"], "--backend", "both"],
+    "news_latency": [*SMOKE_RUNS["news_latency"], "--backend", "both"],
+}
+POSTGRES_FIGURES = {
+    "ingest": {"cold ingest, 1 core", "PostgreSQL / SQLite, files/s"},
+    "news_latency": {
+        "sqlite latest(6, rare word) p99",
+        "postgres latest(6, rare word) p99",
+        "postgres load from the SQLite build",
+    },
+}
+
+
 @pytest.mark.parametrize("name", sorted(SMOKE_RUNS))
 def test_benchmark_runs_and_writes_its_results(name: str, tmp_path: Path) -> None:
+    record = run_benchmark(name, SMOKE_RUNS[name], tmp_path)
+
+    assert record["figures"]
+
+
+@pytest.mark.parametrize("name", sorted(POSTGRES_SMOKE_RUNS))
+def test_benchmark_runs_on_postgresql_beside_sqlite(
+    name: str, tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    server = postgres_server.external_url or postgres_server.url(MAINTENANCE_DATABASE)
+
+    record = run_benchmark(
+        name, POSTGRES_SMOKE_RUNS[name], tmp_path, {EXTERNAL_URL_VARIABLE: server}
+    )
+
+    names = {figure["name"] for figure in record["figures"]}
+    assert POSTGRES_FIGURES[name] <= names, names
+
+
+def run_benchmark(
+    name: str, arguments: list[str], tmp_path: Path, environment: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run bench.NAME with its results and cache in `tmp_path`; returns its JSON record."""
     env = {
         **os.environ,
         "NEWSBOT_BENCH_RESULTS": str(tmp_path / "results"),
         "NEWSBOT_BENCH_CACHE": str(tmp_path / "cache"),
+        **(environment or {}),
     }
 
     finished = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", *SMOKE_RUNS[name]],
+        [sys.executable, "-m", f"bench.{name}", *arguments],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -63,6 +106,6 @@ def test_benchmark_runs_and_writes_its_results(name: str, tmp_path: Path) -> Non
     )
 
     assert finished.returncode == 0, finished.stderr[-2000:]
-    record = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+    record: dict[str, Any] = json.loads((tmp_path / "results" / f"{name}.json").read_text())
     assert record["benchmark"] == name
-    assert record["figures"]
+    return record

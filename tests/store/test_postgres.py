@@ -1,6 +1,7 @@
 """What only the PostgreSQL backend does: opening (migrations, several newsbots at once, a
 database newsbot never set up), the search's tsquery built from words only, the query plans of
-the hot reads at a realistic size, and errors in one line (the instance lease and a replaced
+the hot reads at a realistic size (and of word searches on news-like text, where the planner's
+guess of a word's matches is no guide), and errors in one line (the instance lease and a replaced
 database are in test_postgres_lease.py)."""
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from bot.config import DatabaseSettings
+from bot.models import Story
 from bot.store import NoDatabase, Store, StoreError, create_store
 from bot.store.postgres import PostgresStore
 from bot.store.postgres.migrations import load_migrations
-from bot.store.postgres.stories import tsquery_of
+from bot.store.postgres.stories import RECENT_WINDOW, tsquery_of
 from bot.store.sqlite import SqliteStore
 from tests.postgres import PostgresServer
 from tests.store.helpers import reload, searchable, story_at, titles
@@ -273,3 +275,140 @@ async def test_a_word_search_uses_the_gin_index(big: PostgresStore) -> None:
     assert any("stories_search" in step for step in plan), plan
     assert not sorts_stories(plan), plan
     assert len(await big.latest(20, query="zepp")) == REALISTIC // 2000
+
+
+# --- word searches on news-like text -----------------------------------------------------------
+
+# News text: every story is written from the same few hundred words, so ANALYZE keeps fewer than
+# 100 of them and the planner guesses 2% for any word prefix it does not know (rare or absent
+# alike): with one statement it walked the publication index through every story for an absent
+# word. NEWSY_WORDS stands for that vocabulary; the probe words below are outside it.
+NEWSY_WORDS = VOCABULARY[:60]
+RARE = "zeppelin"  # in every 2,000th story: 10
+UNCOMMON = "dirigible"  # in 1% of the stories: too few for the newest 500 to fill a page
+ABSENT = "quixotry"
+NEWSY_TOPICS = 20
+
+
+def newsy_story(rng: random.Random, n: int, minutes: int) -> Story:
+    words = rng.choices(NEWSY_WORDS, k=10)
+    if n % 2000 == 0:
+        words[3] = RARE
+    if rng.random() < 0.01:
+        words[5] = UNCOMMON
+    return story_at(
+        n,
+        minutes=minutes,
+        title=" ".join(words).capitalize(),
+        excerpt=" ".join(rng.choices(NEWSY_WORDS, k=30)),
+        topics=(f"Topic {n % NEWSY_TOPICS}",),
+    )
+
+
+async def newsy(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh copy of a database of REALISTIC news-like stories, published in an
+    order unrelated to their numbers, analysed (made once per run)."""
+
+    async def fill(url: str) -> None:
+        rng = random.Random(11)
+        minutes = rng.sample(range(REALISTIC * 3), REALISTIC)
+        stories = [newsy_story(rng, n, minutes[n]) for n in range(REALISTIC)]
+        store = PostgresStore(url)
+        await store.open()
+        try:
+            await reload(store, stories)
+        finally:
+            await store.close()
+        await fetchval(url, "ANALYZE")
+
+    template = await postgres_server.create_template("newsbot_store_newsy", fill)
+    return await postgres_server.create_database(template=template)
+
+
+@pytest.fixture
+async def news_text(postgres_server: PostgresServer) -> AsyncIterator[PostgresStore]:
+    url = await newsy(postgres_server)
+    store = PostgresStore(url)
+    await store.open()
+    yield store
+    await store.close()
+    await postgres_server.drop_database(url)
+
+
+def rows_read(plan: list[str]) -> int:
+    """Rows the plan's steps read and threw away (EXPLAIN ANALYZE's "Rows Removed by ...")."""
+    return sum(int(line.rsplit(":", 1)[1]) for line in plan if "Rows Removed by" in line)
+
+
+def never_ran(plan: list[str], step: str) -> bool:
+    return all("never executed" in line for line in plan if step in line)
+
+
+@pytest.mark.parametrize("topic", [None, "Topic 3"])
+async def test_a_rare_or_absent_word_is_found_through_the_word_index_not_by_reading_every_story(
+    news_text: PostgresStore, topic: str | None
+) -> None:
+    for word in (RARE, ABSENT):
+        plan = await news_text.explain_latest(topic=topic, query=word, analyze=True)
+
+        assert any("Bitmap Index Scan on stories_search" in line for line in plan), plan
+        # At most the recent window is read and filtered, never the 20,000 stories.
+        assert rows_read(plan) <= RECENT_WINDOW + NEWSY_TOPICS, plan
+        assert not any("Seq Scan on stories" in line for line in plan), plan
+
+
+async def test_a_rare_word_on_a_common_topic_looks_up_each_match_not_the_whole_topic(
+    news_text: PostgresStore,
+) -> None:
+    plan = await news_text.explain_latest(topic="Topic 1", query=UNCOMMON, analyze=True)
+
+    assert not never_ran(plan, "Bitmap Index Scan on stories_search"), plan
+    assert not any("Hash" in line for line in plan), plan
+    # Each match's topic row is found through an index (of the key or by story).
+    assert any("Index" in line and "on story_topics st" in line for line in plan), plan
+
+
+@pytest.mark.parametrize("topic", [None, "Topic 3"])
+async def test_a_common_word_fills_the_page_from_the_newest_stories_without_the_word_index(
+    news_text: PostgresStore, topic: str | None
+) -> None:
+    plan = await news_text.explain_latest(topic=topic, query=NEWSY_WORDS[7], analyze=True)
+
+    assert never_ran(plan, "Bitmap Index Scan on stories_search"), plan
+    assert rows_read(plan) <= RECENT_WINDOW + NEWSY_TOPICS, plan
+
+
+# The one statement newsbot used before the recent window: what every search must still return.
+_PLAIN_MATCHING = (
+    "SELECT s.id FROM stories AS s WHERE s.search @@ to_tsquery('simple', $1)"
+    " AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM story_topics AS st"
+    " JOIN topics AS t ON t.id = st.topic_id WHERE st.story_id = s.id AND t.key = $2))"
+    " ORDER BY s.published_at DESC, s.id DESC LIMIT $3 OFFSET $4"
+)
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset"), [(6, 0), (11, 5), (6, 490), (20, 495), (6, 600), (3, 2000)]
+)
+async def test_every_page_of_a_search_is_the_matches_newest_first_wherever_they_are_found(
+    news_text: PostgresStore, limit: int, offset: int
+) -> None:
+    connection = await asyncpg.connect(news_text.url)
+    try:
+        for word in (NEWSY_WORDS[7], f"{NEWSY_WORDS[7]} {NEWSY_WORDS[9]}", UNCOMMON, RARE, ABSENT):
+            for topic in (None, "Topic 1"):
+                expected = await connection.fetch(
+                    _PLAIN_MATCHING,
+                    tsquery_of(word),
+                    None if topic is None else topic.lower(),
+                    limit,
+                    offset,
+                )
+                stories = await news_text.latest(limit, offset=offset, topic=topic, query=word)
+
+                assert [story.id for story in stories] == [row[0] for row in expected], (
+                    word,
+                    topic,
+                )
+    finally:
+        await connection.close()
