@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import logging
 import math
 import tempfile
@@ -45,7 +46,7 @@ from typing import Any
 from bench.common import Figure, median, report
 from bot.config import GlobalDigestSettings
 from bot.sharding import shard_of
-from tests.discord_emulator import DiscordEmulator, InteractionNotAnswered, RequestRecord
+from tests.discord_emulator import DiscordEmulator, RequestRecord
 from tests.postgres import PostgresServer
 from tests.process_study import FINAL_STATUSES, PostgresStudy, say
 
@@ -147,26 +148,12 @@ class ScaleOut:
     # --- the acceptance checks -----------------------------------------------------------------
 
     async def news_on_every_shard(self) -> dict[str, Any]:
-        """One /news per shard, in a server of that shard; answered, and by the one session
-        that runs the shard (the emulator sends a guild's interaction to its shard only)."""
-        answered: dict[int, bool] = {}
-        sessions: dict[int, int] = {}
-        for shard in range(self.shard_count):
-            server = next(
-                s for s in self.study.servers if shard_of(s.guild.id, self.shard_count) == shard
-            )
-            sessions[shard] = sum(1 for s in self.emu.sessions if s.shard_id == shard)
-            handle = await self.emu.invoke(server.guild, server.channel, server.admin, "news")
-            try:
-                reply = await handle.response(timeout=10)
-                answered[shard] = bool(reply.embeds or reply.content)
-            except (TimeoutError, InteractionNotAnswered) as error:
-                say(f"/news on shard {shard} was not answered: {error}")
-                answered[shard] = False
-        ok = all(answered.values()) and all(n == 1 for n in sessions.values())
-        say(f"/news answered on shards {sorted(s for s, a in answered.items() if a)} of "
-            f"{self.shard_count}; sessions per shard {sessions}")  # fmt: skip
-        return {"answered": answered, "sessions_per_shard": sessions, "ok": ok}
+        answers = await self.study.news_on_every_shard(self.shard_count)
+        return {
+            "answered": {shard: a.answered for shard, a in answers.items()},
+            "sessions_per_shard": {shard: a.sessions for shard, a in answers.items()},
+            "ok": all(a.ok for a in answers.values()),
+        }
 
     async def another_on_shard_0(self) -> dict[str, Any]:
         """A further process on shard 0 while its owner runs: refused, one line, non-zero."""
@@ -258,6 +245,8 @@ async def measure(run: ScaleOut) -> dict[str, Any]:
         if r.at > killed_at and r.status == 200 and channel_shard.get(_channel(r), -1) in own
     ]
     messages = sum(len(study.posted(s.channel)) for s in study.servers)
+    if args.dump_requests is not None:
+        dump_requests(args.dump_requests, requests, due_at)
     last = created[-1] if created else due_at
     first = created[0] if created else due_at
     floor = messages / args.send_rate
@@ -295,6 +284,18 @@ async def measure(run: ScaleOut) -> dict[str, Any]:
     }
 
 
+def dump_requests(path: Path, requests: Sequence[RequestRecord], due_at: float) -> None:
+    """The request log as CSV: seconds after the due minute, method, route, status, whether a
+    429 was global: where the sends and refusals fell."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["at", "method", "route", "status", "global"])
+        for r in requests:
+            is_global = r.status == 429 and bool((r.error or {}).get("global"))
+            writer.writerow([f"{r.at - due_at:.4f}", r.method, r.route, r.status, is_global])
+    say(f"request log written to {path}")
+
+
 def _is_message_post(record: RequestRecord) -> bool:
     return record.path.startswith("/channels/") and record.path.endswith("/messages")
 
@@ -314,6 +315,9 @@ def main() -> None:
         "--stories", type=int, default=8, help="stories per digest (8: two messages)"
     )
     parser.add_argument("--name", default="scale_out", help="results file name")
+    parser.add_argument(
+        "--dump-requests", type=Path, default=None, help="write the request log here (CSV)"
+    )
     args = parser.parse_args()
     args.send_rate = GlobalDigestSettings().send_rate
     logging.basicConfig(level=logging.WARNING)
@@ -369,7 +373,8 @@ def main() -> None:
             better="higher",
         ),
     ]
-    report(args.name, figures, {"args": vars(args), "runs": results})
+    arguments = {key: str(v) if isinstance(v, Path) else v for key, v in vars(args).items()}
+    report(args.name, figures, {"args": arguments, "runs": results})
 
 
 if __name__ == "__main__":

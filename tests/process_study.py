@@ -28,7 +28,8 @@ from typing import Any
 import asyncpg
 
 from bench.corpus import generate
-from tests.discord_emulator import DiscordEmulator
+from bot.sharding import shard_of
+from tests.discord_emulator import DiscordEmulator, InteractionNotAnswered
 from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
 
 STORIES = 80
@@ -114,6 +115,18 @@ class Verdict:
     channels_with_duplicates: int
     servers_without_digest: int
     servers_missing_stories: int
+
+
+@dataclass(frozen=True)
+class ShardAnswer:
+    """/news on one shard: answered, and by how many sessions' worth of processes."""
+
+    answered: bool
+    sessions: int
+
+    @property
+    def ok(self) -> bool:
+        return self.answered and self.sessions == 1
 
 
 @dataclass
@@ -301,6 +314,25 @@ class Study:
             within,
             "the slash commands to be registered",
         )
+
+    async def news_on_every_shard(self, shard_count: int) -> dict[int, ShardAnswer]:
+        """One /news per shard, in a server of that shard: whether it was answered, and how
+        many connected sessions run that shard (the emulator sends a server's interactions to
+        its shard's sessions only, so with one session the answer came from its process)."""
+        answers = {}
+        for shard in range(shard_count):
+            server = next(s for s in self.servers if shard_of(s.guild.id, shard_count) == shard)
+            sessions = sum(1 for s in self.emu.sessions if s.shard_id == shard)
+            handle = await self.emu.invoke(server.guild, server.channel, server.admin, "news")
+            try:
+                reply = await handle.response(timeout=10)
+                answered = bool(reply.embeds or reply.content)
+            except (TimeoutError, InteractionNotAnswered) as error:
+                say(f"/news on shard {shard} was not answered: {error}")
+                answered = False
+            answers[shard] = ShardAnswer(answered, sessions)
+        say(f"/news on each shard: {answers}")
+        return answers
 
     # --- the report ------------------------------------------------------------------------------
 
