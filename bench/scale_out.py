@@ -259,6 +259,12 @@ async def measure(run: ScaleOut) -> dict[str, Any]:
         "messages": messages,
         "finished": finished,
         "connect_seconds": connect_seconds,
+        "identifies": emu.gateway.identifies,
+        "identify_refused": sum(
+            1
+            for record in emu.gateway.log
+            if record.kind == "invalid_session" and record.detail.get("on") == "identify"
+        ),
         "duplicates": verdict.duplicates,
         "channels_with_duplicates": verdict.channels_with_duplicates,
         "servers_without_digest": verdict.servers_without_digest,
