@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, median, report
+from bench.common import Figure, median, percentile, report
 from bot.config import GlobalDigestSettings
 from bot.sharding import shard_of
 from tests.discord_emulator import DiscordEmulator, RequestRecord
@@ -189,7 +189,33 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(server.stop)
 
 
+async def probe_lag(samples: list[tuple[float, float]], every: float = 0.05) -> None:
+    """How late this process's loop, the emulator's, wakes: a late loop takes in a backlog of
+    requests at once, which its rate limits count as one burst."""
+    while True:
+        start = time.monotonic()
+        await asyncio.sleep(every)
+        samples.append((start, time.monotonic() - start - every))
+
+
+def lag_before(samples: Sequence[tuple[float, float]], instants: Sequence[float]) -> list[float]:
+    """The emulator's worst loop lag in the second before each instant, in ms."""
+    return [
+        1000 * max((lag for at, lag in samples if instant - 1.0 <= at <= instant), default=0.0)
+        for instant in instants
+    ]
+
+
 async def measure(run: ScaleOut) -> dict[str, Any]:
+    lags: list[tuple[float, float]] = []
+    probe = asyncio.create_task(probe_lag(lags))
+    try:
+        return await measure_run(run, lags)
+    finally:
+        probe.cancel()
+
+
+async def measure_run(run: ScaleOut, lags: list[tuple[float, float]]) -> dict[str, Any]:
     study, emu, args = run.study, run.emu, run.args
     emu.recommended_shards = run.shard_count
     emu.limits.identify_window = IDENTIFY_WINDOW
@@ -250,7 +276,9 @@ async def measure(run: ScaleOut) -> dict[str, Any]:
     last = created[-1] if created else due_at
     first = created[0] if created else due_at
     floor = messages / args.send_rate
-    global_429 = sum(1 for r in requests if r.status == 429 and (r.error or {}).get("global"))
+    global_429s = [r.at for r in requests if r.status == 429 and (r.error or {}).get("global")]
+    global_429 = len(global_429s)
+    fan_out_lags = [lag for at, lag in lags if due_at <= at <= last]
     return {
         "servers": len(study.servers),
         "processes": args.processes,
@@ -274,6 +302,10 @@ async def measure(run: ScaleOut) -> dict[str, Any]:
         "max_message_posts_per_second": max_in_window([r.at for r in posts]),
         "max_requests_per_second": max_in_window([r.at for r in requests]),
         "global_429": global_429,
+        "global_429_at_s": [round(at - due_at, 2) for at in global_429s],
+        "emulator_lag_before_each_global_429_ms": [round(x) for x in lag_before(lags, global_429s)],
+        "emulator_lag_max_ms": 1000 * max(fan_out_lags, default=0.0),
+        "emulator_lag_p99_ms": 1000 * percentile(fan_out_lags, 0.99) if fan_out_lags else 0.0,
         "all_429": sum(1 for r in requests if r.status == 429),
         "rate_limit_hits": dict(emu.rate_limit_hits),
         "first_send_after_due_s": first - due_at,
@@ -359,6 +391,7 @@ def main() -> None:
         Figure("servers missing stories (max)", worst("servers_missing_stories"), "", 0),
         Figure("most sends in one second (max)", worst("max_sends_per_second"), "", 50),
         Figure("global 429s (max)", worst("global_429"), "", 0),
+        Figure("emulator loop lag, worst (max)", worst("emulator_lag_max_ms"), "ms"),
         Figure("floor seconds (msgs/send_rate)", med("floor_seconds"), "s"),
         Figure("total seconds from the due minute", med("total_seconds_from_due"), "s"),
         Figure("total/floor from the due minute", med("ratio_from_due"), "x", 1.15),
