@@ -240,7 +240,8 @@ async def measure_run(run: ScaleOut, lags: list[tuple[float, float]]) -> dict[st
     due_at = time.monotonic() + (due - datetime.now(UTC)).total_seconds()
     first_request = len(emu.requests)
 
-    per_digest = await run.messages_per_digest()
+    # The first claims come at the due minute: give up (loudly) if none has by two past it.
+    per_digest = await asyncio.wait_for(run.messages_per_digest(), DUE_MARGIN + 180)
     expected = per_digest * len(study.servers)
     kill_after = max(1, math.floor(args.kill_at * expected))
     say(f"{per_digest:g} messages per digest, {expected:.0f} in all; the kill comes after "
