@@ -3,7 +3,8 @@
 Discord allows `max_concurrency` IDENTIFYs per 5 s for the whole bot token, one in each bucket
 `shard_id % max_concurrency`, and answers one too early with an invalid session. discord.py's
 own pause knows only the shards of its process: here each IDENTIFY reserves the next turn of
-its bucket in the database, so that processes starting together connect in turn. A shard that
+its bucket in the database, a window and a margin after the last, so that processes starting
+together connect in turn. A shard that
 keeps IDENTIFYing (a crash loop inside the process) waits longer each time, up to a cap.
 
 Discord also counts session starts per token and day (1,000 by default): one beyond that resets
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 
 # Discord's window per bucket, in seconds.
 IDENTIFY_WINDOW = 5.0
+# Seconds added between two turns of a bucket: an IDENTIFY reaches Discord a little after its
+# turn (the websocket connects and HELLO comes first, a busy loop adds more), and when the one
+# before it was later than it, turns exactly a window apart reach Discord less than a window
+# apart and the later one is refused (an invalid session, and a reconnect that backs off).
+TURN_MARGIN = 1.0
 # A shard IDENTIFYing again within this many seconds of its last IDENTIFY is looping: its next
 # one waits twice as long as the last wait (from one window up to BACKOFF_CAP).
 STABLE_AFTER = 120.0
@@ -98,7 +104,9 @@ class IdentifyPacer:
             self._concurrency = max(1, starts.max_concurrency) if starts else 1
         bucket = shard % self._concurrency
         try:
-            turn = await self._turns.take_identify_turn(bucket, self._window, self._clock())
+            turn = await self._turns.take_identify_turn(
+                bucket, self._window + TURN_MARGIN, self._clock()
+            )
         except StoreError as error:
             # Without the database, wait one window as discord.py would: never stop connecting.
             log.warning("no IDENTIFY turn from the database (%s); waiting %ss", error, self._window)

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 # one short write per this many sends. Never more than the room the rate leaves under Discord's
 # global limit (see burst_for), or processes together could exceed it in their first second.
 BATCH = 10
+# Requests a second the shared budget leaves unused under Discord's global limit (see
+# shared_rate).
+RETRY_ROOM = 1
 # Seconds a batch stays usable: slots a process took and did not use are gone after this, so
 # that an idle process never sits on a share of the budget.
 SLOT_LIFETIME = 1.0
@@ -91,7 +94,8 @@ def fallback_share(shards: Shards) -> float:
 
 class SharedPacer:
     """A Pacer for every process on one database: at most `rate` acquisitions per second on
-    average, in bursts of at most `batch`, across all of them together.
+    average (a little less at Discord's limit, see shared_rate), in bursts of at most `batch`,
+    across all of them together.
 
     Each process spaces its own sends at `rate` (a local Pacer) and takes them from the shared
     bucket `batch` at a time, handing them out locally until they expire. When the database
@@ -113,7 +117,7 @@ class SharedPacer:
         if rate <= 0 or batch < 1 or not 0 < share <= 1:
             raise ValueError("rate must be positive, batch at least 1 and share in (0, 1]")
         self._budget = budget
-        self._rate = rate
+        self._rate = shared_rate(rate, batch)
         self._batch = batch
         # Wall-clock time: the instants go into the database and are compared across processes.
         self._clock = clock
@@ -172,3 +176,16 @@ def burst_for(rate: float) -> int:
     rate x seconds + burst, which stays within Discord's global limit in any second (48 a
     second leaves room for 2); at least 1, at most BATCH."""
     return max(1, min(BATCH, math.floor(GLOBAL_REQUESTS_PER_SECOND - rate)))
+
+
+def shared_rate(rate: float, burst: int) -> float:
+    """What the shared budget refills at: `rate`, or less when rate and burst together would
+    leave less than RETRY_ROOM requests a second under Discord's global limit (48 a second
+    with a burst of 2 is taken at 47).
+
+    The room is for what the budget does not pace: discord.py repeats a request Discord
+    refused with a 429 by itself, and a process starting logs in. With sends filling the limit
+    exactly, any send reaching Discord a moment late (a busy loop, the network) was refused,
+    its repeat pushed the next one out, and the scale-out run (4 processes) met the global
+    limit two to four times every second until the fan-out ended."""
+    return max(1.0, min(rate, GLOBAL_REQUESTS_PER_SECOND - burst - RETRY_ROOM))

@@ -27,216 +27,54 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.corpus import generate
 from tests.discord_emulator import DiscordEmulator, InteractionHandle, InteractionNotAnswered
-from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
+from tests.process_study import (
+    Server,
+    Study,
+    final,
+    last_line,
+    say,
+)
 
 HERE_REPO = Path(__file__).resolve().parent.parent
-STORIES = 80
-DIGEST_COUNT = 25  # /digest set offers 1-10; the table takes any positive count
-HEADER_PREFIX = "Daily news"
-FINAL_STATUSES = ("sent", "empty", "skipped", "failed")
 
-# --- counting (pure) -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Posted:
-    """One message the bot posted in a channel, as the emulator stored it."""
-
-    nonce: str | None
-    embeds: tuple[Mapping[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class ChannelTally:
-    """What one channel received: digest messages, story embeds, copies of each story/nonce."""
-
-    digest_messages: int
-    headers: int
-    story_embeds: int
-    stories: Mapping[str, int]
-    """Story url -> how many embeds carried it."""
-    nonces: Mapping[str, int]
-    """Nonce -> how many messages were created with it."""
-
-    @property
-    def repeated(self) -> dict[str, int]:
-        return {url: n for url, n in self.stories.items() if n > 1}
-
-    @property
-    def duplicates(self) -> int:
-        """Extra copies: each story embed and each digest header beyond its first."""
-        return sum(n - 1 for n in self.stories.values()) + max(0, self.headers - 1)
-
-
-def is_header(embed: Mapping[str, Any]) -> bool:
-    return str(embed.get("title") or "").startswith(HEADER_PREFIX) and not embed.get("url")
-
-
-def tally(messages: Iterable[Posted]) -> ChannelTally:
-    """Count a channel's digest messages (a header or a story embed), its story embeds (those
-    linking a story) and the copies of each story url and each nonce."""
-    digest_messages = headers = story_embeds = 0
-    stories: Counter[str] = Counter()
-    nonces: Counter[str] = Counter()
-    for message in messages:
-        linked = [str(e["url"]) for e in message.embeds if e.get("url")]
-        header = sum(1 for e in message.embeds if is_header(e))
-        if not linked and not header:
-            continue
-        digest_messages += 1
-        headers += header
-        story_embeds += len(linked)
-        stories.update(linked)
-        if message.nonce is not None:
-            nonces[message.nonce] += 1
-    return ChannelTally(digest_messages, headers, story_embeds, dict(stories), dict(nonces))
-
-
-def missing_stories(planned_urls: Iterable[str], messages: Iterable[Posted]) -> list[str]:
-    """Planned stories that no posted message mentions (as its link, or in the coverage a
-    clustered story lists under it)."""
-    posted = json.dumps([list(m.embeds) for m in messages])
-    return [url for url in planned_urls if url not in posted]
-
-
-# --- the world, the process, the database --------------------------------------------------------
+# --- the SQLite database of one study ----------------------------------------------------------
 
 
 @dataclass
-class Server:
-    guild: Guild
-    channel: Channel
-    admin: Member
-
-
-@dataclass
-class Study:
-    """One scenario's emulator, folder, database and newsbot processes."""
-
-    emu: DiscordEmulator
-    repo: Path
-    root: Path
-    servers: list[Server] = field(default_factory=list)
-    processes: list[asyncio.subprocess.Process] = field(default_factory=list)
-    logs: list[Path] = field(default_factory=list)
-
-    @property
-    def seeds(self) -> Path:
-        return self.root / "seeds"
+class SqliteStudy(Study):
+    """A study on a SQLite file under the study's folder (`db`)."""
 
     @property
     def db(self) -> Path:
         return self.root / "data" / "news.db"
 
-    def env(self, db: Path | None = None) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(self.repo),
-            "DISCORD_TOKEN": self.emu.token,
-            "DISCORD_API_BASE": self.emu.api_base,
-            "DISCORD_GATEWAY_URL": self.emu.gateway_url,
-            "NEWSBOT_DB": str(db or self.db),
-            "NEWSBOT_SEEDS": str(self.seeds),
-            "NEWSBOT_LOG_LEVEL": "INFO",
-        }
-        env.pop("NEWSBOT_CONFIG", None)
-        return env
-
-    def add_servers(self, count: int) -> None:
-        for number in range(count):
-            guild = self.emu.add_guild(f"Server {number}")
-            channel = self.emu.add_channel(guild, "news")
-            admin = self.emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
-            self.servers.append(Server(guild, channel, admin))
-
-    async def cli(self, *args: str) -> tuple[int, str]:
-        """`python -m bot ARGS` to the end: exit code and output."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            *args,
-            cwd=self.repo,
-            env=self.env(),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await process.communicate()
-        return process.returncode or 0, out.decode(errors="replace")
-
-    async def start(self, db: Path | None = None) -> asyncio.subprocess.Process:
-        """`python -m bot run`, its output in a log file of its own."""
-        log = self.root / f"newsbot-{len(self.processes) + 1}.log"
-        with log.open("wb") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                cwd=self.repo,
-                env=self.env(db),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes.append(process)
-        self.logs.append(log)
-        say(f"started newsbot #{len(self.processes)} (pid {process.pid}, log {log.name})")
-        return process
-
-    async def stop(self, process: asyncio.subprocess.Process, *, kill: bool = False) -> int:
-        """SIGKILL, or SIGTERM and wait (SIGKILL after 30 s); the exit code."""
-        if process.returncode is None:
-            process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        how = "killed" if kill else "stopped"
-        say(f"newsbot pid {process.pid} {how}: exit {process.returncode}")
-        return process.returncode or 0
+    def database_env(self) -> dict[str, str]:
+        return {"NEWSBOT_DB": str(self.db)}
 
     async def prepare(self, servers: int, *, due: int | None = None) -> None:
         """Seeds generated and loaded; one channel per server; the first ``due`` servers
         (default all) get a digest due now."""
         self.add_servers(servers)
-        generate(self.seeds, STORIES)
         self.db.parent.mkdir(parents=True, exist_ok=True)
-        code, out = await self.cli("seeds", "load")
-        say(f"seeds load: exit {code}: {last_line(out)}")
+        await self.load_seeds()
         if due != 0:
             await self.schedule(self.servers[:due], datetime.now(UTC))
 
-    async def schedule(self, servers: Sequence[Server], at: datetime) -> None:
-        """Write a digest for ``servers`` at ``at``'s minute (UTC), effective a minute before."""
-        await asyncio.to_thread(self._write_settings, servers, at)
-        say(f"{len(servers)} digest(s) due at {at:%H:%M} UTC, {DIGEST_COUNT} stories each")
+    async def _write_settings(self, servers: Sequence[Server], at: datetime) -> None:
+        await asyncio.to_thread(self._write_settings_now, self.settings_rows(servers, at))
 
-    def _write_settings(self, servers: Sequence[Server], at: datetime) -> None:
-        effective_from = int((min(at, datetime.now(UTC)) - timedelta(minutes=1)).timestamp())
-        rows = [
-            (s.guild.id, s.channel.id, f"{at:%H:%M}", "UTC", "[]", DIGEST_COUNT, 1, None,
-             effective_from)
-            for s in servers
-        ]  # fmt: skip
+    def _write_settings_now(self, rows: list[tuple[Any, ...]]) -> None:
         db = sqlite3.connect(self.db, timeout=10)
         try:
             with db:
@@ -265,152 +103,6 @@ class Study:
         finally:
             db.close()
 
-    async def ledger(self) -> list[dict[str, Any]]:
-        return await self.query("SELECT * FROM digest_runs ORDER BY guild_id, local_date")
-
-    async def wait_ledger(
-        self, done: Callable[[list[dict[str, Any]]], bool], within: float, what: str
-    ) -> bool:
-        """Poll the ledger (the bot's state is not the emulator's: nothing wakes us)."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if done(await self.ledger()):
-                return True
-            await asyncio.sleep(0.5)
-        say(f"gave up after {within:.0f} s waiting for {what}")
-        return False
-
-    async def wait_posts(self, count: int, within: float, what: str) -> bool:
-        """Until the bot created ``count`` channel messages in all (event-driven)."""
-        try:
-            await self.emu.wait_until(lambda: self.channel_posts() >= count, within, what)
-        except TimeoutError as exc:
-            say(str(exc))
-            return False
-        return True
-
-    def channel_posts(self) -> int:
-        return sum(len(self.posted(s.channel)) for s in self.servers)
-
-    def posted(self, channel: Channel) -> list[Posted]:
-        return [
-            Posted(None if m.nonce is None else str(m.nonce), tuple(m.embeds))
-            for m in self.emu.messages(channel)
-            if m.source == "channel" and m.author_id == self.emu.bot_user.id
-        ]
-
-    async def stories_by_id(self) -> dict[int, dict[str, Any]]:
-        rows = await self.query("SELECT id, url, title, source_path FROM stories")
-        return {row["id"]: row for row in rows}
-
-    async def wait_for_commands(self, within: float = 60) -> None:
-        await self.emu.wait_until(
-            lambda: any(c["name"] == "digest" for c in self.emu.registered_commands()),
-            within,
-            "the slash commands to be registered",
-        )
-
-    # --- the report ------------------------------------------------------------------------------
-
-    async def report(self, *, retired: Iterable[int] = (), log_lines: int = 12) -> tuple[int, int]:
-        """Print the table, the ledger and the verdict; returns (duplicates, missing)."""
-        ledger = await self.ledger()
-        stories = await self.stories_by_id()
-        retired_ids = set(retired)
-        planned: dict[int, list[int]] = {}
-        for row in ledger:
-            plan = json.loads(row["plan"] or "[]")
-            planned.setdefault(row["channel_id"], []).extend(i for msg in plan for i in msg)
-        duplicates = missing = 0
-        rows = []
-        for server in self.servers:
-            messages = self.posted(server.channel)
-            counted = tally(messages)
-            urls = [
-                stories[i]["url"]
-                for i in planned.get(server.channel.id, [])
-                if i in stories and i not in retired_ids
-            ]
-            unknown = [
-                i
-                for i in planned.get(server.channel.id, [])
-                if i not in stories or i in retired_ids
-            ]
-            lost = missing_stories(urls, messages)
-            duplicates += counted.duplicates
-            missing += len(lost)
-            rows.append((server, counted, lost, unknown))
-        say("")
-        say(f"{'channel':<12} {'POSTs':>5} {'digest msgs':>11} {'story embeds':>12} "
-            f"{'repeated':>8} {'missing':>7}  nonce copies")  # fmt: skip
-        say("(POSTs: message creations asked for, repeats answered from the nonce included)")
-        shown = rows if len(rows) <= 10 else [r for r in rows if r[1].duplicates or r[2]]
-        for server, counted, lost, unknown in shown:
-            copies = {n: c for n, c in counted.nonces.items() if c > 1}
-            note = f" (+{len(unknown)} planned stories retired or unknown)" if unknown else ""
-            note += f" missing: {lost[:3]}" if lost else ""
-            posts = len(self.emu.requests_to("POST", f"/channels/{server.channel.id}/messages"))
-            say(
-                f"{server.guild.name:<12} {posts:>5} {counted.digest_messages:>11} "
-                f"{counted.story_embeds:>12} {len(counted.repeated):>8} {len(lost):>7}  "
-                f"{copies or '-'}{note}"
-            )
-        if len(rows) > 10:
-            with_dups = sum(1 for r in rows if r[1].duplicates)
-            without = sum(1 for r in rows if not r[1].digest_messages)
-            say(
-                f"({len(rows)} channels: {with_dups} with duplicates, {without} without any "
-                f"digest message; only channels with a problem are listed)"
-            )
-        say("")
-        say("ledger (SELECT * FROM digest_runs; plan shown as stories per item):")
-        troubled = {r[0].channel.id for r in rows if r[1].duplicates or r[2]}
-        listed = ledger if len(ledger) <= 10 else [r for r in ledger if r["channel_id"] in troubled]
-        for row in listed[:10]:
-            plan = json.loads(row.get("plan") or "[]")
-            shown_row = {**row, "plan": [len(m) for m in plan]}
-            say(f"  {shown_row}")
-        if len(ledger) > 10:
-            kinds = Counter((r["status"], r["detail"]) for r in ledger)
-            say(f"  ({len(ledger)} rows, listed above only for channels with a problem, at most"
-                f" 10; by status and detail: {dict(kinds)})")  # fmt: skip
-        if not ledger:
-            say("  (no rows)")
-        for log in self.logs:
-            say(f"{log.name}: warnings and errors (last {log_lines}):")
-            for line in notable_lines(log, log_lines):
-                say(f"  {line}")
-        say("")
-        say(f"verdict: duplicates: {duplicates}, missing: {missing}")
-        return duplicates, missing
-
-
-def say(text: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}" if text else "", flush=True)
-
-
-def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-def notable_lines(log: Path, limit: int) -> list[str]:
-    if not log.exists():
-        return ["(no log)"]
-    lines = log.read_text(errors="replace").splitlines()
-    notable = [
-        line
-        for line in lines
-        if re.search(r"WARNING|ERROR|CRITICAL|Traceback|Error:|refus|lock", line)
-        and "PyNaCl" not in line
-        and "davey" not in line
-    ]
-    return [line[:300] for line in notable[-limit:]] or ["(none)"]
-
-
-def final(rows: list[dict[str, Any]], expected: int) -> bool:
-    return len(rows) >= expected and all(r["status"] in FINAL_STATUSES for r in rows)
-
 
 async def chattr(flag: str, paths: Iterable[Path], *more: str) -> tuple[int, str]:
     """Root ignores file modes: the immutable attribute (ext4, xfs) refuses writes to root too."""
@@ -438,7 +130,7 @@ def retitle(path: Path, title: str) -> None:
 
 
 async def message_1_in_flight(
-    study: Study, answer_after: float
+    study: SqliteStudy, answer_after: float
 ) -> tuple[Server, asyncio.subprocess.Process] | None:
     """One server's digest, started by newsbot, with message 0 posted and message 1 created on
     Discord but answered only `answer_after` s later; None (reported) if it never got there."""
@@ -455,7 +147,7 @@ async def message_1_in_flight(
     return server, process
 
 
-async def resume_after_edit(study: Study) -> None:
+async def resume_after_edit(study: SqliteStudy) -> None:
     started = await message_1_in_flight(study, answer_after=30)
     if started is None:
         return
@@ -492,7 +184,7 @@ async def resume_after_edit(study: Study) -> None:
     await study.report(retired=[retired])
 
 
-async def db_unwritable(study: Study) -> None:
+async def db_unwritable(study: SqliteStudy) -> None:
     started = await message_1_in_flight(study, answer_after=3)
     if started is None:
         return
@@ -515,7 +207,7 @@ async def db_unwritable(study: Study) -> None:
     await study.report(log_lines=20)
 
 
-async def kill_beyond_window(study: Study) -> None:
+async def kill_beyond_window(study: SqliteStudy) -> None:
     emu = study.emu
     await study.prepare(100)
     emu.after_create("delay", delay=0.3, times=1_000_000)
@@ -535,7 +227,7 @@ async def kill_beyond_window(study: Study) -> None:
     await study.report()
 
 
-async def second_instance(study: Study) -> None:
+async def second_instance(study: SqliteStudy) -> None:
     emu = study.emu
     await study.prepare(2, due=1)
     _, second_server = study.servers
@@ -547,7 +239,7 @@ async def second_instance(study: Study) -> None:
     link_dir.mkdir()
     link = link_dir / "news.db"
     link.symlink_to(study.db)
-    second = await study.start(db=link)
+    second = await study.start(NEWSBOT_DB=str(link))
     await asyncio.sleep(15)
     say(f"second instance (symlinked path) still running after 15 s: {second.returncode is None}"
         f" (exit {second.returncode})")  # fmt: skip
@@ -571,7 +263,7 @@ async def second_instance(study: Study) -> None:
     await study.report()
 
 
-async def db_deleted(study: Study) -> None:
+async def db_deleted(study: SqliteStudy) -> None:
     emu = study.emu
     await study.prepare(1, due=0)
     [server] = study.servers
@@ -619,7 +311,7 @@ async def answer_text(handle: InteractionHandle) -> str:
     return f"{'(ephemeral) ' if reply.ephemeral else ''}{text}"
 
 
-SCENARIOS: dict[str, Callable[[Study], Awaitable[None]]] = {
+SCENARIOS: dict[str, Callable[[SqliteStudy], Awaitable[None]]] = {
     "resume-after-edit": resume_after_edit,
     "db-unwritable": db_unwritable,
     "kill-beyond-window": kill_beyond_window,
@@ -631,15 +323,12 @@ SCENARIOS: dict[str, Callable[[Study], Awaitable[None]]] = {
 async def run(name: str, repo: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=f"fault-study-{name}-") as tmp:
         async with DiscordEmulator() as emu:
-            study = Study(emu, repo, Path(tmp))
+            study = SqliteStudy(emu, repo, Path(tmp))
             say(f"scenario {name}: newsbot from {repo}, emulator at {emu.api_base}")
             try:
                 await SCENARIOS[name](study)
             finally:
-                for process in study.processes:
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
+                await study.kill_all()
                 await chattr("-R", [Path(tmp)], "-i")
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -108,4 +108,32 @@ def run_benchmark(
     assert finished.returncode == 0, finished.stderr[-2000:]
     record: dict[str, Any] = json.loads((tmp_path / "results" / f"{name}.json").read_text())
     assert record["benchmark"] == name
+    assert record["figures"]
     return record
+
+
+def test_scale_out_benchmark_runs_and_writes_its_results(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    # It starts a PostgreSQL server of its own; the fixture skips (or, under CI, fails) this
+    # test where PostgreSQL is not installed, as for every PostgreSQL test.
+    env = {**os.environ, "NEWSBOT_BENCH_RESULTS": str(tmp_path / "results")}
+    tiny = ["--processes", "2", "--shards-per-process", "1", "--servers", "6", "--runs", "1"]
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench.scale_out", *tiny],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        # The digests come due at the next minute once every shard is READY.
+        timeout=300,
+        check=False,
+    )
+
+    assert finished.returncode == 0, (finished.stdout + finished.stderr)[-3000:]
+    record = json.loads((tmp_path / "results" / "scale_out.json").read_text())
+    assert record["benchmark"] == "scale_out"
+    [run] = record["details"]["runs"]
+    assert run["messages"] > 0
+    assert run["acceptance"]["second_process_on_shard_0"]["exit"] not in (0, None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.fault_study import Posted, missing_stories, tally
+from tests.process_study import Posted, missing_stories, tally
 
 HEADER = {"title": "Daily news — Monday 30 November 2026", "description": "3 stories"}
 

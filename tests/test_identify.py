@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import NewsBot
-from bot.identify import BACKOFF_CAP, IdentifyPacer, SessionStarts, backoff
+from bot.identify import BACKOFF_CAP, TURN_MARGIN, IdentifyPacer, SessionStarts, backoff
 from bot.store.base import StoreError
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.helpers import SHIPPED_SEEDS, build_newsbot
@@ -78,7 +78,20 @@ async def test_an_identify_waits_for_the_turn_another_process_reserved() -> None
 
     await pacer(turns, time).wait_turn(0)
 
-    assert time.sleeps == [8.0]
+    assert time.sleeps == [3.0 + 5.0 + TURN_MARGIN]
+
+
+async def test_turns_are_more_than_a_window_apart_so_a_late_identify_does_not_refuse_the_next() -> (
+    None
+):
+    time, turns = FakeTime(), Turns()
+    first, second = pacer(turns, time), pacer(turns, time)  # two processes
+
+    await first.wait_turn(0)
+    started = time.now
+    await second.wait_turn(1)
+
+    assert time.now - started > 5.0
 
 
 async def test_a_shard_identifying_again_and_again_backs_off_exponentially() -> None:
@@ -90,7 +103,8 @@ async def test_a_shard_identifying_again_and_again_backs_off_exponentially() -> 
         starts.append(time.now)
 
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    assert gaps == [5.0, 10.0, 20.0, 40.0]
+    # The first wait is the turn's (a window and the margin after the last), then the backoff's.
+    assert gaps == [5.0 + TURN_MARGIN, 10.0, 20.0, 40.0]
 
 
 async def test_a_spent_daily_session_budget_waits_for_its_reset_instead_of_identifying(
@@ -197,7 +211,7 @@ async def test_a_second_process_waits_for_discords_session_count_to_reset_and_ke
     emu = discord_emulator
     # One start a (shortened) day: the first process spends it.
     emu.limits.session_start_total = 1
-    emu.limits.session_start_window = 6.0
+    emu.limits.session_start_window = 10.0  # longer than one IDENTIFY turn
     emu.add_guild("Zero", shard=0, shard_count=2)
     one = emu.add_guild("One", shard=1, shard_count=2)
     first, second = shard_bot(tmp_path, 0), shard_bot(tmp_path, 1)
@@ -211,3 +225,30 @@ async def test_a_second_process_waits_for_discords_session_count_to_reset_and_ke
     # Had the second IDENTIFYed at once, the emulator would have reset the token, as Discord does.
     assert [r for r in emu.gateway.log if r.kind == "token_reset"] == []
     assert "daily limit of session starts is spent (0 of 1 left); shard 1 waits" in caplog.text
+
+
+class LateIdentifyBot(NewsBot):
+    """A process whose IDENTIFY reaches Discord a moment after its turn (a slow connection, a
+    busy loop): what happens between before_identify_hook and the IDENTIFY frame."""
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await super().before_identify_hook(shard_id, initial=initial)
+        await asyncio.sleep(0.3)
+
+
+async def test_an_identify_that_reaches_discord_late_does_not_get_the_next_process_refused(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    emu.limits.identify_window = 5.0
+    emu.limits.max_concurrency = 1
+    emu.add_guild("Zero", shard=0, shard_count=2)
+    emu.add_guild("One", shard=1, shard_count=2)
+    late = shard_bot(tmp_path, 0)
+    late.__class__ = LateIdentifyBot
+    async with (
+        running_bot(late, emu, loggers=("discord", "bot")),
+        running_bot(shard_bot(tmp_path, 1), emu, loggers=("discord", "bot")),
+    ):
+        assert len(emu.gateway.session_starts) == 2
+        assert [r for r in emu.gateway.log if r.kind == "invalid_session"] == []

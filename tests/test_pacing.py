@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from bot.pacing import RETRY_DATABASE, Pacer, SharedPacer, burst_for, fallback_share
+from bot.pacing import (
+    RETRY_DATABASE,
+    Pacer,
+    SharedPacer,
+    burst_for,
+    fallback_share,
+    shared_rate,
+)
 from bot.sharding import Shards
 from bot.store.base import SendBudget, SendGrant, StoreError
 from bot.store.sqlite import SqliteStore
@@ -217,3 +224,34 @@ def test_the_shared_burst_keeps_every_process_together_under_discords_global_lim
     assert all(rate + burst_for(rate) <= 50 for rate in (1.0, 10.0, 40.0, 45.5, 48.0, 49.0))
     assert burst_for(50.0) == 1  # never zero: sends must go on
     assert burst_for(5.0) == 10  # and a slow rate still takes a few slots per database write
+
+
+async def test_processes_at_48_a_second_send_at_47_leaving_room_for_what_is_not_paced(
+    tmp_path: Path,
+) -> None:
+    time = VirtualTime()
+    stores = [SqliteStore(tmp_path / "news.db") for _ in range(4)]
+    for store in stores:
+        await store.open()
+    try:
+        pacers = [shared(store, time, rate=48.0, share=0.25) for store in stores]
+        start = time.now
+
+        async def send(pacer: SharedPacer, count: int) -> None:
+            for _ in range(count):
+                await pacer.acquire()
+
+        await asyncio.gather(*(send(pacer, 100) for pacer in pacers))
+    finally:
+        for store in stores:
+            await store.close()
+
+    # 400 sends, 2 of them a burst, at 47 a second: at 48 they would take 8.29 s. The second
+    # of room in each is for discord.py's repeats of refused sends, which no budget paces.
+    assert time.now - start >= (400 - 2) / 47.0 - 1e-6
+
+
+def test_the_shared_rate_is_the_configured_one_wherever_it_leaves_room() -> None:
+    assert shared_rate(20.0, 5) == 20.0
+    assert shared_rate(48.0, burst_for(48.0)) == 47.0
+    assert shared_rate(50.0, burst_for(50.0)) == 48.0
