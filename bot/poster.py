@@ -49,7 +49,7 @@ from bot.digest import (
 from bot.digest_plan import Selection, select_digest
 from bot.digest_sender import RUN_LEASE, DigestSender, StorageAlarm, StorageDown
 from bot.models import DigestRun, DigestSettings, DigestStatus
-from bot.pacing import Pacer, Pacing
+from bot.pacing import Pacer, Pacing, fallback_share
 from bot.sharding import Shards
 from bot.store import LeaseLost, Store, StoreError
 
@@ -70,25 +70,29 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def claim_cap(send_rate: float) -> int:
-    """How many messages the new claims of one tick may plan: what the pacer lets out within
-    one run lease. A run waiting its turn behind more than that would outlive its lease before
-    its first message renews it, and be resumed (its messages sent again, where Discord no
-    longer de-duplicates) by whoever runs its shard after a crash."""
-    return max(1, int(send_rate * RUN_LEASE.total_seconds()))
+def claim_cap(send_rate: float, share: float = 1.0) -> int:
+    """How many messages one round of claims may plan: what this process can count on sending
+    within one run lease, its `share` of the bot's rate (its shards out of all: the other
+    processes take from the same budget). A run waiting its turn behind more than that would
+    outlive its lease before its first message renews it, and be resumed (its messages sent
+    again, where Discord no longer de-duplicates) by whoever runs its shard after a crash."""
+    return max(1, int(send_rate * share * RUN_LEASE.total_seconds()))
 
 
 @dataclass(slots=True)
 class ClaimBudget:
-    """The messages one tick's new claims may still plan. The first claim always fits, so a
-    digest larger than the whole budget is sent one tick at a time, not never."""
+    """The messages one round of a tick's new claims may still plan. The first claim always
+    fits, so a digest larger than the whole budget is sent a round at a time, not never."""
 
     left: int
     claimed: bool = False
+    # Some due digest did not fit: the tick claims another round once this one is sent.
+    refused: bool = False
 
     def take(self, messages: int) -> bool:
         """Whether a run of `messages` may be claimed now (and count it if so)."""
         if self.claimed and messages > self.left:
+            self.refused = True
             return False
         self.left -= messages
         self.claimed = True
@@ -133,7 +137,7 @@ class DigestPoster:
         self._catch_up = catch_up
         send_rate = send_rate or GlobalDigestSettings().send_rate
         self._pacer = pacer or Pacer(send_rate)
-        self._claim_cap = claim_cap(send_rate)
+        self._claim_cap = claim_cap(send_rate, fallback_share(self._shards))
         self._alarm = StorageAlarm()
         self._sender = DigestSender(
             store,
@@ -156,35 +160,54 @@ class DigestPoster:
     # --- the scheduler's entry point --------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Resume interrupted digests, record long-missed ones as skipped, post the due ones."""
+        """Resume interrupted digests, record long-missed ones as skipped, post the due ones.
+
+        In rounds: each claims what can be sent within one run lease (claim_cap), and the
+        next is claimed once those are sent, until every due digest is. A minute's tick that
+        comes while rounds go on is skipped (the scheduler runs one at a time): the next round
+        looks at the clock again and takes whatever came due meanwhile."""
         if not self._client.is_ready():
             # Before READY the server cache is empty: every channel would look deleted.
             return
-        async with self._tick_lock:
-            now = self._clock()
-            try:
-                jobs = await self._plan_tick(now)
-            except StoreError as error:
-                self._alarm.failed(error, now)
+        # Digests this tick has taken up: a later round does not resume one that is still
+        # unfinished (a send that failed for now), leaving it to the next tick as before.
+        handled: set[tuple[int, date]] = set()
+        while True:
+            budget = ClaimBudget(self._claim_cap)
+            async with self._tick_lock:
+                now = self._clock()
+                try:
+                    jobs = await self._plan_tick(now, budget, handled)
+                except StoreError as error:
+                    self._alarm.failed(error, now)
+                    return
+            # Each server's digest is its own task: one slow or failing server holds up no other.
+            results = await asyncio.gather(*jobs, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    log.error("a digest failed unexpectedly", exc_info=result)
+            if not (budget.refused and budget.claimed):
                 return
-        # Each server's digest is its own task: one slow or failing server holds up no other.
-        results = await asyncio.gather(*jobs, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                log.error("a digest failed unexpectedly", exc_info=result)
 
-    async def _plan_tick(self, now: datetime) -> list[Coroutine[Any, Any, PostResult]]:
+    async def _plan_tick(
+        self, now: datetime, budget: ClaimBudget, handled: set[tuple[int, date]]
+    ) -> list[Coroutine[Any, Any, PostResult]]:
         owns = self._shards.owns
         settings = [s for s in await self._store.all_digest_settings() if owns(s.guild_id)]
         oldest = min((local_date_of(now, s.timezone) for s in settings), default=now.date())
         runs = await self._store.digest_runs_since(oldest - timedelta(days=1))
         runs = {key: run for key, run in runs.items() if owns(run.guild_id)}
-        jobs = [self._resume(run) for run in runs.values() if self._resumable(run, now)]
-        budget = ClaimBudget(self._claim_cap)
+        resumable = [
+            run for key, run in runs.items() if key not in handled and self._resumable(run, now)
+        ]
+        handled.update((run.guild_id, run.local_date) for run in resumable)
+        jobs = [self._resume(run) for run in resumable]
         for due in due_digests(settings, runs, now, self._catch_up):
             if due.action == "skip":
                 await self._record_skipped(due, now)
             else:
+                # Due again next round only if this round's claims left no room for it.
+                handled.add((due.settings.guild_id, due.local_date))
                 jobs.append(self._post(due, budget=budget))
         return jobs
 
@@ -307,7 +330,7 @@ class DigestPoster:
         selection = replace(selection, local_date=due.local_date)
         run = replace(run, messages=selection.planned_messages(settings.guild_id, attempt))
         if budget is not None and not budget.take(len(run.messages)):
-            return PostResult(None, "waits for the next tick: this one's claims fill a lease")
+            return PostResult(None, "waits for the next round: this one's claims fill a lease")
         claim = self._store.reclaim_digest_run if manual else self._store.add_digest_run
         return run if await claim(run) else None
 

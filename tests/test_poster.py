@@ -74,9 +74,14 @@ async def test_admins_of_a_server_newsbot_left_are_not_looked_for() -> None:
     await poster_for(client)._tell_admins(1, 9, "newsbot is no longer in the server")
 
 
-def test_a_tick_claims_what_the_send_rate_sends_within_one_run_lease() -> None:
+def test_a_round_claims_what_the_send_rate_sends_within_one_run_lease() -> None:
     assert claim_cap(48.0) == 1440  # 48 messages a second for 30 s
     assert claim_cap(0.01) == 1  # never nothing at all
+
+
+def test_a_process_of_several_claims_its_shards_share_of_what_the_rate_sends() -> None:
+    # Two shards of eight: the other processes take three quarters of the shared budget.
+    assert claim_cap(48.0, share=2 / 8) == 360
 
 
 def test_a_digest_larger_than_the_whole_budget_is_claimed_first_rather_than_never() -> None:
