@@ -28,6 +28,7 @@ from bot.config import DiscordSettings, SeedSettings, Settings
 from bot.delivery import REQUIRED_PERMISSIONS
 from bot.errors import Unrecoverable
 from bot.identify import IdentifyPacer, SessionStarts
+from bot.pacing import SharedPacer, fallback_share
 from bot.poster import utc_now
 from bot.reload import SeedReloader
 from bot.sharding import Shards
@@ -112,8 +113,22 @@ class NewsBot(commands.AutoShardedBot):
         self._restarting_shards: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Task[None] | None = None
         self.identify_pacer = IdentifyPacer(store, self._session_starts)
+        # Discord's global limit is the token's: digest sends, and the requests of logging in,
+        # take their turn from one budget shared by every process on the database.
+        self.send_pacer = SharedPacer(
+            store, settings.digest.send_rate, share=fallback_share(settings.discord.shards)
+        )
         # The topic autocompletes' list, refreshed after every reload, here or elsewhere.
         self.topic_cache = TopicCache(store)
+
+    async def login(self, token: str) -> None:
+        # Logging in asks for the bot user and the application: two requests that a restart
+        # would otherwise put on top of the other processes' digest sends. The store opens
+        # first for that (setup_hook finds it open).
+        await self.store.open()
+        for _ in range(2):
+            await self.send_pacer.acquire()
+        await super().login(token)
 
     async def setup_hook(self) -> None:
         log.info(
@@ -167,6 +182,7 @@ class NewsBot(commands.AutoShardedBot):
         """Discord's session start limit for the token, from GET /gateway/bot (discord.py reads
         it only without a shard count); None when it cannot be had."""
         try:
+            await self.send_pacer.acquire()
             limits = await self.fetch_session_start_limits()
         except (discord.HTTPException, discord.GatewayNotFound) as error:
             log.warning("cannot read the session start limit from Discord (%s)", error)
@@ -240,6 +256,8 @@ class NewsBot(commands.AutoShardedBot):
 
     async def connect(self, *, reconnect: bool = True) -> None:
         try:
+            # discord.py asks for the gateway's address first.
+            await self.send_pacer.acquire()
             await super().connect(reconnect=reconnect)
         finally:
             # AutoShardedClient's loop ends as soon as the gateway is closed, while close() may

@@ -32,8 +32,12 @@ BATCH = 10
 # shared_rate).
 RETRY_ROOM = 1
 # Seconds a batch stays usable: slots a process took and did not use are gone after this, so
-# that an idle process never sits on a share of the budget.
-SLOT_LIFETIME = 1.0
+# that an idle process never sits on a share of the budget, and a process whose loop stalled
+# does not send slots it took before the stall on top of what the others sent meanwhile. The
+# budget counts a slot when it grants it: a slot used later than this could exceed Discord's
+# limit in the second it is used (the scale-out run saw 55 sends in one second with 1 s).
+# A batch at the default rate is used up within a few hundredths of a second.
+SLOT_LIFETIME = 0.1
 # Seconds between attempts at the database while it fails; sends go on at the fallback rate.
 RETRY_DATABASE = 5.0
 # Seconds: the shortest wait for the shared budget to refill.
@@ -131,11 +135,11 @@ class SharedPacer:
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
+        # Spaced first, then the slot: a slot is used the moment it is taken.
+        await self._spacing.acquire()
         async with self._lock:
             if not await self._take_slot():
                 await self._fallback.acquire()
-                return
-        await self._spacing.acquire()
 
     async def _take_slot(self) -> bool:
         """A slot from this process's batch, or from the shared budget (waiting for one);

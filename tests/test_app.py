@@ -134,6 +134,36 @@ async def test_start_logs_which_shards_of_how_many_this_process_runs(
     assert any(message.endswith(" servers, shard 3 of 8") for message in messages)
 
 
+async def test_logging_in_takes_its_requests_from_the_shared_send_budget(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    # A process restarting mid fan-out logs in while the others fill Discord's global limit:
+    # each request of logging in waits for a slot of the one budget, as digest sends do.
+    emu = discord_emulator
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, shard_count=2, shard_ids=(0, 1))
+    requests_at_slots: list[int] = []
+    acquire = bot.send_pacer.acquire
+
+    async def counted() -> None:
+        await acquire()
+        requests_at_slots.append(len(emu.requests))
+
+    bot.send_pacer.acquire = counted  # type: ignore[method-assign]
+    async with running_bot(bot, emu, ready_timeout=20):
+        requests = list(emu.requests)
+
+    logging_in = [
+        number
+        for number, request in enumerate(requests)
+        if request.method == "GET"
+        and request.path in {"/users/@me", "/oauth2/applications/@me", "/gateway/bot"}
+    ]
+    assert len(logging_in) >= 4  # the user, the application, the gateway for each shard
+    # Before the n-th of those requests, at least n slots were taken.
+    for count, number in enumerate(logging_in, start=1):
+        assert sum(1 for seen in requests_at_slots if seen <= number) >= count
+
+
 async def test_unset_shards_run_as_many_as_discord_recommends_in_one_process(
     discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

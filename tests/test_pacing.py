@@ -187,6 +187,20 @@ async def test_slots_a_process_did_not_use_expire() -> None:
     assert budget.takes == 2
 
 
+async def test_slots_taken_before_a_stall_are_not_sent_after_it() -> None:
+    time = FakeTime()
+    budget = FailingBudget()
+    budget.failing = False
+    pacer = shared(budget, time, rate=100.0, batch=10)
+    await pacer.acquire()
+
+    # The loop was held up for half a second: the other processes used the budget meanwhile.
+    time.now += 0.5
+    await pacer.acquire()
+
+    assert budget.takes == 2
+
+
 async def test_a_failing_database_slows_sends_to_the_share_and_warns_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -34,7 +34,6 @@ from bot.digest import (
 from bot.discord_limits import AUTOCOMPLETE_CHOICES, CHOICE_LIMIT, FIELD_VALUE_LIMIT
 from bot.embeds import ADMIN_COLOUR, WARNING_COLOUR, shorten, when
 from bot.models import DigestRun, DigestSettings
-from bot.pacing import SharedPacer, fallback_share
 from bot.poster import DigestPoster, PostResult
 from bot.topics import UnknownTopic, resolve_topic
 from bot.tree import UserFacingError, reply
@@ -69,9 +68,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             clock=bot.clock,
             catch_up=timedelta(hours=config.catch_up_hours),
             # The rate is the whole bot's: every process on the database takes from one budget.
-            pacer=SharedPacer(
-                bot.store, config.send_rate, share=fallback_share(bot.settings.discord.shards)
-            ),
+            pacer=bot.send_pacer,
             send_rate=config.send_rate,
             default_max_age=timedelta(days=config.max_age_days),
             shards=bot.settings.discord.shards,
