@@ -11,7 +11,7 @@ one `await poster.tick()` is timed.
 Figures (medians over `--runs` fresh databases):
 - tick seconds: wall time of the tick;
 - floor seconds: digest messages sent / 50 per second (the global limit, the best possible);
-- total/floor: target ≤ 1.15. The default send rate (`digest.send_rate` 48/s) alone makes
+- total/floor: target ≤ 1.15. The default send rate (`digest.send_rate` 45/s) alone makes
   this ≈ 1.04 before any overhead;
 - duplicates: channels with more digest messages than their run recorded, plus nonces that
   the emulator stored twice; target 0;

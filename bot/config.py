@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from bot.discord_limits import GLOBAL_REQUESTS_PER_SECOND
+from bot.discord_limits import MAX_SEND_RATE
 from bot.errors import SetupError
 from bot.sharding import Shards, checked_shard_ids, parse_shard_ids
 
@@ -101,7 +101,7 @@ class GlobalDigestSettings:
     catch_up_hours: float = 6.0
     # Digest messages sent per second across all servers: under Discord's global 50/s, with
     # room left for the bot's other requests (interaction answers do not count towards it).
-    send_rate: float = 48.0
+    send_rate: float = float(MAX_SEND_RATE)
     # Stories older than this many days are left out of digests (a server can set its own
     # with /digest set max_age); 0 means no limit.
     max_age_days: float = 0.0
@@ -284,8 +284,8 @@ def _digest_settings(raw: Mapping[str, Any]) -> GlobalDigestSettings:
     send_rate = _positive_number(section, "digest.send_rate", default.send_rate)
     return GlobalDigestSettings(
         catch_up_hours=catch_up,
-        # Discord's global limit; more would only bounce off it.
-        send_rate=min(send_rate, float(GLOBAL_REQUESTS_PER_SECOND)),
+        # Discord's global limit, less the headroom newsbot keeps; more would only bounce off it.
+        send_rate=min(send_rate, float(MAX_SEND_RATE)),
         max_age_days=max_age_days,
     )
 

@@ -20,6 +20,14 @@ NONCE_LIMIT = 25  # longer nonces are refused
 
 # Requests a bot token may make per second, all its processes together (the global limit).
 GLOBAL_REQUESTS_PER_SECOND = 50
+# Requests a second the shared send budget leaves unused under the global limit, for what no
+# budget paces exactly: discord.py repeats a refused request by itself, and a request reaches
+# Discord a moment after its slot (a busy loop, the network), so that a second of sends there
+# may hold a little more than a second's slots. With 1, the scale-out run met the limit.
+SEND_HEADROOM = 3
+# The most digest messages a second, all processes together: the global limit less the
+# headroom and the shared budget's burst (2 at this rate; see bot.pacing.burst_for).
+MAX_SEND_RATE = GLOBAL_REQUESTS_PER_SECOND - SEND_HEADROOM - 2
 
 # Autocomplete and components.
 AUTOCOMPLETE_CHOICES = 25  # choices in one answer

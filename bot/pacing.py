@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from bot.discord_limits import GLOBAL_REQUESTS_PER_SECOND
+from bot.discord_limits import GLOBAL_REQUESTS_PER_SECOND, SEND_HEADROOM
 from bot.sharding import Shards
 from bot.store.base import SendBudget, StoreError
 
@@ -28,9 +28,6 @@ log = logging.getLogger(__name__)
 # one short write per this many sends. Never more than the room the rate leaves under Discord's
 # global limit (see burst_for), or processes together could exceed it in their first second.
 BATCH = 10
-# Requests a second the shared budget leaves unused under Discord's global limit (see
-# shared_rate).
-RETRY_ROOM = 1
 # Seconds a batch stays usable: slots a process took and did not use are gone after this, so
 # that an idle process never sits on a share of the budget, and a process whose loop stalled
 # does not send slots it took before the stall on top of what the others sent meanwhile. The
@@ -177,19 +174,14 @@ class SharedPacer:
 
 def burst_for(rate: float) -> int:
     """The shared budget's burst at `rate` sends a second: all processes together may send
-    rate x seconds + burst, which stays within Discord's global limit in any second (48 a
-    second leaves room for 2); at least 1, at most BATCH."""
-    return max(1, min(BATCH, math.floor(GLOBAL_REQUESTS_PER_SECOND - rate)))
+    rate x seconds + burst, which leaves SEND_HEADROOM under Discord's global limit in any
+    second (45 a second leaves room for 2); at least 1, at most BATCH."""
+    room = GLOBAL_REQUESTS_PER_SECOND - SEND_HEADROOM - rate
+    return max(1, min(BATCH, math.floor(room)))
 
 
 def shared_rate(rate: float, burst: int) -> float:
     """What the shared budget refills at: `rate`, or less when rate and burst together would
-    leave less than RETRY_ROOM requests a second under Discord's global limit (48 a second
-    with a burst of 2 is taken at 47).
-
-    The room is for what the budget does not pace: discord.py repeats a request Discord
-    refused with a 429 by itself, and a process starting logs in. With sends filling the limit
-    exactly, any send reaching Discord a moment late (a busy loop, the network) was refused,
-    its repeat pushed the next one out, and the scale-out run (4 processes) met the global
-    limit two to four times every second until the fan-out ended."""
-    return max(1.0, min(rate, GLOBAL_REQUESTS_PER_SECOND - burst - RETRY_ROOM))
+    leave less than SEND_HEADROOM requests a second under Discord's global limit (the
+    configuration already keeps digest.send_rate within MAX_SEND_RATE, which leaves it)."""
+    return max(1.0, min(rate, GLOBAL_REQUESTS_PER_SECOND - burst - SEND_HEADROOM))
