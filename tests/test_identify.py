@@ -15,6 +15,7 @@ from bot.app import NewsBot
 from bot.identify import BACKOFF_CAP, TURN_MARGIN, IdentifyPacer, SessionStarts, backoff
 from bot.store.base import StoreError
 from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.discord_emulator.state import Guild
 from tests.helpers import SHIPPED_SEEDS, build_newsbot
 
 
@@ -181,14 +182,24 @@ def shard_bot(tmp_path: Path, shard: int) -> NewsBot:
     )
 
 
+def one_identify_per_window(emu: DiscordEmulator) -> None:
+    """Discord's IDENTIFY limit as it is for most bots: one bucket, one IDENTIFY per 5 s."""
+    emu.limits.identify_window = 5.0
+    emu.limits.max_concurrency = 1
+
+
+def a_server_on_each_of_two_shards(emu: DiscordEmulator) -> tuple[Guild, Guild]:
+    return emu.add_guild("Zero", shard=0, shard_count=2), emu.add_guild(
+        "One", shard=1, shard_count=2
+    )
+
+
 async def test_two_processes_starting_at_once_identify_in_turn_without_an_invalid_session(
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
     emu = discord_emulator
-    emu.limits.identify_window = 5.0
-    emu.limits.max_concurrency = 1
-    emu.add_guild("Zero", shard=0, shard_count=2)
-    emu.add_guild("One", shard=1, shard_count=2)
+    one_identify_per_window(emu)
+    a_server_on_each_of_two_shards(emu)
     bots = [shard_bot(tmp_path, 0), shard_bot(tmp_path, 1)]
     # Each opens the database before either connects, as two processes started together do.
     async with AsyncExitStack() as stack:
@@ -212,8 +223,7 @@ async def test_a_second_process_waits_for_discords_session_count_to_reset_and_ke
     # One start a (shortened) day: the first process spends it.
     emu.limits.session_start_total = 1
     emu.limits.session_start_window = 10.0  # longer than one IDENTIFY turn
-    emu.add_guild("Zero", shard=0, shard_count=2)
-    one = emu.add_guild("One", shard=1, shard_count=2)
+    _, one = a_server_on_each_of_two_shards(emu)
     first, second = shard_bot(tmp_path, 0), shard_bot(tmp_path, 1)
     # The second one's wait is an ERROR for its operator, expected here: only discord.py's
     # errors fail the test.
@@ -240,10 +250,8 @@ async def test_an_identify_that_reaches_discord_late_does_not_get_the_next_proce
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
     emu = discord_emulator
-    emu.limits.identify_window = 5.0
-    emu.limits.max_concurrency = 1
-    emu.add_guild("Zero", shard=0, shard_count=2)
-    emu.add_guild("One", shard=1, shard_count=2)
+    one_identify_per_window(emu)
+    a_server_on_each_of_two_shards(emu)
     late = shard_bot(tmp_path, 0)
     late.__class__ = LateIdentifyBot
     async with (

@@ -175,28 +175,22 @@ async def test_a_process_takes_slots_from_the_database_a_batch_at_a_time() -> No
     assert budget.takes == 3
 
 
-async def test_slots_a_process_did_not_use_expire() -> None:
+@pytest.mark.parametrize(
+    "gap",
+    [
+        pytest.param(60.0, id="an-idle-process"),
+        # A loop held up for half a second: the other processes used the budget meanwhile.
+        pytest.param(0.5, id="a-stalled-loop"),
+    ],
+)
+async def test_slots_a_process_did_not_use_at_once_expire(gap: float) -> None:
     time = FakeTime()
     budget = FailingBudget()
     budget.failing = False
     pacer = shared(budget, time, rate=100.0, batch=10)
     await pacer.acquire()
 
-    time.now += 60.0
-    await pacer.acquire()
-
-    assert budget.takes == 2
-
-
-async def test_slots_taken_before_a_stall_are_not_sent_after_it() -> None:
-    time = FakeTime()
-    budget = FailingBudget()
-    budget.failing = False
-    pacer = shared(budget, time, rate=100.0, batch=10)
-    await pacer.acquire()
-
-    # The loop was held up for half a second: the other processes used the budget meanwhile.
-    time.now += 0.5
+    time.now += gap
     await pacer.acquire()
 
     assert budget.takes == 2

@@ -75,6 +75,18 @@ class RunningBot:
                 await self.logs.changed.wait()
 
 
+async def _until_ready(bot: discord.Client) -> None:
+    """Until `bot` is ready. Its ready event exists only once login() has begun, which a bot
+    may put off (newsbot opens its database first): until then wait_until_ready() refuses."""
+    while True:
+        try:
+            await bot.wait_until_ready()
+        except RuntimeError:
+            await asyncio.sleep(0.01)
+        else:
+            return
+
+
 @contextlib.asynccontextmanager
 async def running_bot(
     bot: discord.Client,
@@ -92,18 +104,11 @@ async def running_bot(
     watched = [logging.getLogger(name) for name in loggers]
     for logger in watched:
         logger.addHandler(logs)
-    logins_before = len(emu.requests_to("GET", "/users/@me"))
     task = asyncio.create_task(bot.start(emu.token), name="bot-under-test")
     emu.watch(task)
     body_failed = False
     try:
-        # login() creates the client's ready event before its first REST call (GET /users/@me)
-        await emu.wait_until(
-            lambda: len(emu.requests_to("GET", "/users/@me")) > logins_before,
-            ready_timeout,
-            "the bot to log in",
-        )
-        waiter = asyncio.create_task(bot.wait_until_ready())
+        waiter = asyncio.create_task(_until_ready(bot))
         done, _ = await asyncio.wait(
             {task, waiter}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED
         )

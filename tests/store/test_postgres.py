@@ -10,7 +10,8 @@ import asyncio
 import inspect
 import itertools
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -219,37 +220,55 @@ def headline(rng: random.Random, n: int) -> str:
     return " ".join(words).capitalize()
 
 
-async def realistic(postgres_server: PostgresServer) -> str:
-    """The URL of a fresh copy of a database of REALISTIC stories on 50 topics, analysed
-    (made once per run)."""
+async def analysed_copy(
+    postgres_server: PostgresServer, name: str, stories: Callable[[], list[Story]]
+) -> str:
+    """The URL of a fresh copy of a database holding `stories`, reloaded and analysed once per
+    run into the template `name`."""
 
     async def fill(url: str) -> None:
-        rng = random.Random(7)
-        stories = [
-            story_at(n, title=headline(rng, n), excerpt=" ".join(rng.sample(VOCABULARY, 12)),
-                     topics=(f"Topic {n % 50}",))
-            for n in range(REALISTIC)
-        ]  # fmt: skip
         store = PostgresStore(url)
         await store.open()
         try:
-            await reload(store, stories)
+            await reload(store, stories())
         finally:
             await store.close()
         await fetchval(url, "ANALYZE")
 
-    template = await postgres_server.create_template("newsbot_store_realistic", fill)
+    template = await postgres_server.create_template(name, fill)
     return await postgres_server.create_database(template=template)
+
+
+@asynccontextmanager
+async def opened(postgres_server: PostgresServer, url: str) -> AsyncIterator[PostgresStore]:
+    """A store on `url`, a copy that is dropped afterwards."""
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+        await postgres_server.drop_database(url)
+
+
+async def realistic(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh copy of a database of REALISTIC stories on 50 topics, analysed."""
+
+    def stories() -> list[Story]:
+        rng = random.Random(7)
+        return [
+            story_at(n, title=headline(rng, n), excerpt=" ".join(rng.sample(VOCABULARY, 12)),
+                     topics=(f"Topic {n % 50}",))
+            for n in range(REALISTIC)
+        ]  # fmt: skip
+
+    return await analysed_copy(postgres_server, "newsbot_store_realistic", stories)
 
 
 @pytest.fixture
 async def big(postgres_server: PostgresServer) -> AsyncIterator[PostgresStore]:
-    url = await realistic(postgres_server)
-    store = PostgresStore(url)
-    await store.open()
-    yield store
-    await store.close()
-    await postgres_server.drop_database(url)
+    async with opened(postgres_server, await realistic(postgres_server)) as store:
+        yield store
 
 
 def sorts_stories(plan: list[str]) -> bool:
@@ -307,32 +326,20 @@ def newsy_story(rng: random.Random, n: int, minutes: int) -> Story:
 
 async def newsy(postgres_server: PostgresServer) -> str:
     """The URL of a fresh copy of a database of REALISTIC news-like stories, published in an
-    order unrelated to their numbers, analysed (made once per run)."""
+    order unrelated to their numbers, analysed."""
 
-    async def fill(url: str) -> None:
+    def stories() -> list[Story]:
         rng = random.Random(11)
         minutes = rng.sample(range(REALISTIC * 3), REALISTIC)
-        stories = [newsy_story(rng, n, minutes[n]) for n in range(REALISTIC)]
-        store = PostgresStore(url)
-        await store.open()
-        try:
-            await reload(store, stories)
-        finally:
-            await store.close()
-        await fetchval(url, "ANALYZE")
+        return [newsy_story(rng, n, minutes[n]) for n in range(REALISTIC)]
 
-    template = await postgres_server.create_template("newsbot_store_newsy", fill)
-    return await postgres_server.create_database(template=template)
+    return await analysed_copy(postgres_server, "newsbot_store_newsy", stories)
 
 
 @pytest.fixture
 async def news_text(postgres_server: PostgresServer) -> AsyncIterator[PostgresStore]:
-    url = await newsy(postgres_server)
-    store = PostgresStore(url)
-    await store.open()
-    yield store
-    await store.close()
-    await postgres_server.drop_database(url)
+    async with opened(postgres_server, await newsy(postgres_server)) as store:
+        yield store
 
 
 def rows_read(plan: list[str]) -> int:
