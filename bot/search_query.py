@@ -141,7 +141,7 @@ def _lex_item(text: str, start: int) -> tuple[_Item, int]:
     position = start + 1 if excluded else start
     if excluded and (position == len(text) or text[position].isspace()):
         raise _refuse("A minus sign needs a word after it", "ai -crypto")
-    if not excluded and text[position:].lower().startswith(_TOPIC_PREFIX):
+    if not excluded and text[position : position + len(_TOPIC_PREFIX)].lower() == _TOPIC_PREFIX:
         name, end = _lex_text(text, position + len(_TOPIC_PREFIX))
         if not name.strip():
             raise _refuse("topic: needs a topic name", 'topic:AI or topic:"Computer Vision"')
