@@ -501,3 +501,12 @@ async def test_a_database_of_the_previous_schema_gains_the_digest_tables(
         assert await reopened.all_digest_settings() == [settings()]
     finally:
         await reopened.close()
+
+
+def test_more_stories_in_one_second_than_search_keys_leave_is_refused() -> None:
+    crowded = [(n, "u", "t", "e", 1_700_000_000) for n in range(sqlite_seeds.SLOTS_PER_SECOND + 1)]
+    texts = {n: ("t", "e") for n in range(len(crowded))}
+    with pytest.raises(StoreError, match="in one second"):
+        sqlite_seeds.plan_search_keys(crowded, texts, {}, [])
+    keys = sqlite_seeds.plan_search_keys(crowded[1:], texts, {}, []).keys
+    assert sorted(keys.values()) == [keys[n] for n in sorted(keys)]
