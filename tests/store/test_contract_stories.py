@@ -327,6 +327,49 @@ async def test_search_follows_replaced_and_retired_stories(store: Store) -> None
     assert titles(await store.latest(10, query="probe moon")) == ["Probe lands"]
 
 
+async def test_search_is_newest_first_with_ties_broken_by_id_across_reloads(
+    store: Store,
+) -> None:
+    # Stories arriving in later reloads land between and among those already stored: one
+    # published before all of them, and more in an already occupied minute.
+    await reload(store, [story_at(n, minutes=10, title=f"news tied {n}") for n in (10, 12)])
+    await reload(store, [story_at(n, title=f"news plain {n}") for n in (20, 30)])
+    await reload(
+        store,
+        [
+            story_at(1, title="news early"),
+            *(story_at(n, minutes=10, title=f"news tied {n}") for n in (11, 13)),
+        ],
+    )
+
+    newest_first = titles(await store.latest(20))
+    assert len(newest_first) == 7
+    assert titles(await store.latest(20, query="news")) == newest_first
+    assert titles(await store.latest(20, query="tied")) == [
+        title for title in newest_first if "tied" in title
+    ]
+    assert (
+        titles(await store.latest(2, offset=1, query="tied"))
+        == [title for title in newest_first if "tied" in title][1:3]
+    )
+    assert titles(await store.latest(20, topic="AI", query="tied")) == titles(
+        await store.latest(20, query="tied")
+    )
+
+
+async def test_search_follows_a_changed_publication_time(store: Store) -> None:
+    await reload(store, [story_at(n, title=f"rocket {n}") for n in range(1, 4)])
+    await reload(
+        store, [story_at(1, minutes=60, title="rocket 1"), story_at(3, minutes=0, title="rocket 3")]
+    )
+    assert titles(await store.latest(10, query="rocket")) == ["rocket 1", "rocket 2", "rocket 3"]
+    assert titles(await store.latest(10, topic="ai", query="rocket")) == [
+        "rocket 1",
+        "rocket 2",
+        "rocket 3",
+    ]
+
+
 async def test_linked_stories_are_found_in_both_directions(store: Store) -> None:
     hub = story_at(1, related=(make_related(story_at(2).url), make_related(story_at(3).url)))
     spoke = story_at(4, related=(make_related(story_at(1).url),))

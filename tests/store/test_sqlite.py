@@ -4,9 +4,13 @@ are in test_sqlite_lease.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import random
+import re
+import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +19,7 @@ import pytest
 import bot.store.sqlite.digests as sqlite_digests
 import bot.store.sqlite.seeds as sqlite_seeds
 import bot.store.sqlite.stories as sqlite_stories
+from bot.models import Story
 from bot.store.base import (
     Store,
     StoreError,
@@ -183,8 +188,190 @@ async def test_latest_reads_indexes_in_order_without_sorting(store: SqliteStore)
     for name, plan in plans.items():
         assert not any("TEMP B-TREE" in step for step in plan), (name, plan)
     assert any("INDEX stories_by_published" in step for step in plans["latest"])
-    assert any("INDEX stories_by_published" in step for step in plans["query"])
+    assert walks_the_search_index_newest_first(plans["query"])
+    assert walks_the_search_index_newest_first(plans["topic and query"])
     assert any("st USING PRIMARY KEY (topic_id=?)" in step for step in plans["topic"])
+
+
+# Takes a database back to before migration 0010: the search index of migrations 0001-0009,
+# keyed by story id.
+BEFORE_0010 = (
+    "DROP TABLE stories_fts; DROP INDEX stories_by_search_key;"
+    " ALTER TABLE stories DROP COLUMN search_key;"
+    " CREATE VIRTUAL TABLE stories_fts USING fts5 (title, excerpt,"
+    " content = 'stories', content_rowid = 'id',"
+    ' tokenize = "unicode61 remove_diacritics 2");'
+    " INSERT INTO stories_fts (stories_fts) VALUES ('rebuild');"
+)
+
+
+# FTS5's xBestIndex flags (idxNum) for "rows in rowid order, descending" (FTS5_BI_ORDER_ROWID
+# | FTS5_BI_ORDER_DESC): FTS5 itself yields the matches newest first, so the LIMIT stops it.
+_FTS5_ROWID_DESC = 0x40 | 0x80
+
+
+def walks_the_search_index_newest_first(plan: list[str]) -> bool:
+    """The plan's outer loop is the search index, in descending rowid order, and nothing
+    is sorted."""
+    first = re.fullmatch(r"SCAN stories_fts VIRTUAL TABLE INDEX (\d+):.*", plan[0])
+    return (
+        first is not None
+        and int(first[1]) & _FTS5_ROWID_DESC == _FTS5_ROWID_DESC
+        and not any("TEMP B-TREE" in step for step in plan)
+    )
+
+
+async def test_search_keys_sort_as_publication_time_then_id_across_reloads(
+    store: SqliteStore, db_path: Path
+) -> None:
+    await reload(store, [story_at(n, minutes=10, title=f"tied {n}") for n in (10, 12, 14)])
+    await reload(store, [story_at(n, title=f"s {n}") for n in (20, 30)])
+    # One published before everything, two in the occupied minute, one moved into it, one
+    # leaving it, and one replaced with the same text (its index entry may be kept).
+    await reload(
+        store,
+        [
+            story_at(1, title="early"),
+            story_at(11, minutes=10, title="tied 11"),
+            story_at(13, minutes=10, title="tied 13"),
+            story_at(20, minutes=10, title="s 20"),
+            story_at(14, minutes=40, title="tied 14"),
+            story_at(12, minutes=10, title="tied 12"),
+        ],
+        retire=[story_at(30).id],
+    )
+    await store.close()
+
+    with sqlite3.connect(db_path) as db:
+        db.execute("INSERT INTO stories_fts (stories_fts, rank) VALUES ('integrity-check', 1)")
+        by_time = [
+            row[0] for row in db.execute("SELECT search_key FROM stories ORDER BY published_at, id")
+        ]
+        indexed = [row[0] for row in db.execute(
+            "SELECT rowid FROM stories_fts WHERE stories_fts MATCH 'tied OR s OR early'"
+            " ORDER BY rowid")]  # fmt: skip
+    assert by_time == sorted(set(by_time))
+    assert indexed == by_time
+
+
+async def test_a_database_before_time_ordered_search_is_migrated_and_searches_alike(
+    store: SqliteStore, db_path: Path
+) -> None:
+    stories = [story_at(n, title=f"rocket {n}", topics=("AI",) if n % 2 else ("Space",))
+               for n in range(12)]  # fmt: skip
+    tied = [story_at(n, minutes=5, title=f"rocket tied {n}") for n in (20, 21, 22)]
+    await reload(store, stories + tied)
+    expected = {
+        "rocket": titles(await store.latest(20, query="rocket")),
+        "AI": titles(await store.latest(20, topic="AI", query="rock")),
+    }
+    await store.close()
+    with sqlite3.connect(db_path) as db:
+        # The search index of migrations 0001-0009, keyed by story id.
+        db.executescript(BEFORE_0010 + " PRAGMA user_version = 9;")
+
+    reopened = SqliteStore(db_path)
+    await reopened.open()
+    try:
+        assert titles(await reopened.latest(20, query="rocket")) == expected["rocket"]
+        assert titles(await reopened.latest(20, topic="AI", query="rock")) == expected["AI"]
+        assert walks_the_search_index_newest_first(await reopened.explain_latest(query="x"))
+    finally:
+        await reopened.close()
+    newest = sorted(stories + tied, key=lambda story: (story.published_at, story.id))
+    assert expected["rocket"] == titles(reversed(newest))
+    with sqlite3.connect(db_path) as db:
+        db.execute("INSERT INTO stories_fts (stories_fts, rank) VALUES ('integrity-check', 1)")
+
+
+# --- search plans at a realistic size, with and without ANALYZE ----------------------------------
+
+REALISTIC = 20_000
+# A made-up language of 1,728 words, so that words are as varied as in news text.
+_SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "do", "fu", "gi"]
+VOCABULARY = [a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in _SYLLABLES]
+
+
+def realistic_stories() -> list[Story]:
+    """REALISTIC stories on 50 topics, one in 20 on a rare topic; "zeppelin" in every
+    2,000th title, and "kalo" (common: a few hundred words start with it) everywhere."""
+    rng = random.Random(7)
+    stories = []
+    for n in range(REALISTIC):
+        words = rng.sample(VOCABULARY, 6)
+        if n % 2000 == 0:
+            words[2] = "zeppelin"
+        topics = ("Rare",) if n % 2000 == 1 else (f"Topic {n % 50}",)
+        excerpt = " ".join(rng.sample(VOCABULARY, 12))
+        stories.append(story_at(n, title=" ".join(words), excerpt=excerpt, topics=topics))
+    return stories
+
+
+@pytest.fixture(scope="module")
+def realistic_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("realistic") / "news.db"
+
+    async def fill() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            await reload(store, realistic_stories())
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    return path
+
+
+@pytest.fixture(params=["without statistics", "analysed"])
+async def big(
+    request: pytest.FixtureRequest, realistic_db: Path, tmp_path: Path
+) -> AsyncIterator[SqliteStore]:
+    path = tmp_path / "news.db"
+    shutil.copyfile(realistic_db, path)
+    if request.param == "analysed":
+        with sqlite3.connect(path) as db:
+            db.execute("ANALYZE")
+    store = SqliteStore(path)
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["kalo", "zeppelin", "absentword", "ze", "k", "kalo mine", "zeppelin kalomi"],
+)
+@pytest.mark.parametrize("topic", [None, "Topic 7", "Rare", "Unknown"])
+async def test_word_searches_walk_the_search_index_newest_first(
+    big: SqliteStore, query: str, topic: str | None
+) -> None:
+    plan = await big.explain_latest(topic=topic, query=query)
+    assert walks_the_search_index_newest_first(plan), plan
+
+
+async def test_word_searches_at_a_realistic_size_find_the_newest(big: SqliteStore) -> None:
+    stories = realistic_stories()
+
+    def expected(keep: Callable[[Story], bool], limit: int = 6) -> list[str]:
+        newest = sorted(stories, key=lambda story: (story.published_at, story.id), reverse=True)
+        return titles([story for story in newest if keep(story)][:limit])
+
+    assert titles(await big.latest(6, query="zeppelin")) == expected(
+        lambda story: "zeppelin" in story.title
+    )
+    assert titles(await big.latest(6, query="kalo")) == expected(
+        lambda story: any(
+            word.startswith("kalo") for word in f"{story.title} {story.excerpt}".split()
+        )
+    )
+    assert titles(await big.latest(6, topic="topic 7", query="kalo")) == expected(
+        lambda story: (
+            story.topics == ("Topic 7",)
+            and any(word.startswith("kalo") for word in f"{story.title} {story.excerpt}".split())
+        )
+    )
+    assert await big.latest(6, query="absentword") == []
 
 
 async def test_topics_are_listed_from_an_index_without_sorting(
@@ -276,7 +463,7 @@ async def test_a_digest_an_older_newsbot_was_sending_is_failed_for_digest_now_to
             " ALTER TABLE digest_runs DROP COLUMN lease_until;"
             " CREATE INDEX digest_runs_unfinished ON digest_runs (local_date, guild_id)"
             " WHERE status = 'claimed'; DROP TABLE instance_lease; DROP TABLE shard_leases;"
-            " PRAGMA user_version = 4;"
+            " PRAGMA user_version = 4;" + BEFORE_0010
         )
 
     reopened = SqliteStore(db_path)
@@ -302,7 +489,7 @@ async def test_a_database_of_the_previous_schema_gains_the_digest_tables(
         db.executescript(
             "DROP TABLE deliveries; DROP TABLE digest_runs; DROP TABLE digest_settings;"
             " DROP TABLE digest_messages; DROP TABLE instance_lease;"
-            " DROP TABLE shard_leases; PRAGMA user_version = 2;"
+            " DROP TABLE shard_leases; PRAGMA user_version = 2;" + BEFORE_0010
         )
 
     reopened = SqliteStore(db_path)
@@ -314,3 +501,12 @@ async def test_a_database_of_the_previous_schema_gains_the_digest_tables(
         assert await reopened.all_digest_settings() == [settings()]
     finally:
         await reopened.close()
+
+
+def test_more_stories_in_one_second_than_search_keys_leave_is_refused() -> None:
+    crowded = [(n, "u", "t", "e", 1_700_000_000) for n in range(sqlite_seeds.SLOTS_PER_SECOND + 1)]
+    texts = {n: ("t", "e") for n in range(len(crowded))}
+    with pytest.raises(StoreError, match="in one second"):
+        sqlite_seeds.plan_search_keys(crowded, texts, {}, [])
+    keys = sqlite_seeds.plan_search_keys(crowded[1:], texts, {}, []).keys
+    assert sorted(keys.values()) == [keys[n] for n in sorted(keys)]

@@ -10,12 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import aiosqlite
 
-from bot.store.base import ReloadChanges, SeedFileRecord, SeedIndex, SeedStatus, StaleReload
+from bot.store.base import (
+    ReloadChanges,
+    SeedFileRecord,
+    SeedIndex,
+    SeedStatus,
+    StaleReload,
+    StoreError,
+)
 from bot.store.codec import SEED_FILE_COLUMNS, add_seed_files, to_json
 from bot.store.reload_rows import ReloadRows, topic_names_to_write
 from bot.store.sqlite.seed_watch import SeedWatchMixin
@@ -112,8 +121,8 @@ async def _apply(writer: aiosqlite.Connection, changes: ReloadChanges, rows: Rel
         )
     # Counts are adjusted once per topic at the end rather than once per row.
     topic_deltas: Counter[int] = Counter()
-    unchanged, removed = await _delete_stories(writer, rows, topic_deltas)
-    await _insert_stories(writer, rows, unchanged, topic_deltas)
+    kept, removed = await _delete_stories(writer, rows, topic_deltas)
+    await _insert_stories(writer, rows, kept, topic_deltas)
     await writer.executemany(
         _ADD_TO_TOPIC, [(delta, topic_id) for topic_id, delta in topic_deltas.items() if delta]
     )
@@ -131,10 +140,9 @@ async def _apply(writer: aiosqlite.Connection, changes: ReloadChanges, rows: Rel
 
 
 # What the search index holds for the stored stories among the given ids. An external-content
-# FTS5 index can only forget a row given the text it indexed. json_each keeps the order of
-# the (sorted) ids, which FTS5 needs to stay fast (see ReloadRows).
+# FTS5 index can only forget a row given the text it indexed.
 _INDEXED_TEXT = (
-    "SELECT s.id, s.title, s.excerpt FROM json_each(?) AS j"
+    "SELECT s.id, s.search_key, s.title, s.excerpt FROM json_each(?) AS j"
     " CROSS JOIN stories AS s ON s.id = j.value"
 )
 _UNINDEX_STORY = (
@@ -153,28 +161,36 @@ _DELETE_STORIES = "DELETE FROM stories WHERE id IN (SELECT value FROM json_each(
 
 async def _delete_stories(
     writer: aiosqlite.Connection, rows: ReloadRows, topic_deltas: Counter[int]
-) -> tuple[set[int], int]:
+) -> tuple[dict[int, int], int]:
     """Delete the retired and replaced stories with their topic rows, links and search
     entries, so that nothing of a replaced story's old version lingers.
 
     Returns the replaced stories whose search entries were kept because their title and
-    excerpt do not change (indexing is the costliest part of a reload), and how many stored
-    stories were deleted; subtracts the deleted topic rows from `topic_deltas`.
+    excerpt do not change (indexing is the costliest part of a reload), with the search key
+    each is indexed under, and how many stored stories were deleted; subtracts the deleted
+    topic rows from `topic_deltas`.
     """
     deleted = (to_json(rows.deleted_ids),)
     old_texts = list(await writer.execute_fetchall(_INDEXED_TEXT, deleted))
     for topic_id, count in await writer.execute_fetchall(_DELETED_TOPIC_ROWS, deleted):
         topic_deltas[topic_id] -= count
-    unchanged = {
-        story_id
-        for story_id, title, excerpt in old_texts
+    kept = {
+        story_id: search_key
+        for story_id, search_key, title, excerpt in old_texts
         if rows.texts.get(story_id) == (title, excerpt)
     }
-    await writer.executemany(_UNINDEX_STORY, [row for row in old_texts if row[0] not in unchanged])
+    await writer.executemany(
+        _UNINDEX_STORY,
+        sorted(
+            (search_key, title, excerpt)
+            for story_id, search_key, title, excerpt in old_texts
+            if story_id not in kept
+        ),
+    )
     await writer.execute(_DELETE_STORY_TOPICS, deleted)
     await writer.execute(_DELETE_LINKS, deleted)
     await writer.execute(_DELETE_STORIES, deleted)
-    return unchanged, len(old_texts)
+    return kept, len(old_texts)
 
 
 _TOPICS_BY_KEY = (
@@ -187,19 +203,26 @@ _PUT_TOPIC = (
 )
 _INSERT_STORY = (
     "INSERT INTO stories (id, url, title, excerpt, published_at, provider_name,"
-    " provider_domain, quality, heat, extra, source_path)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " provider_domain, quality, heat, extra, source_path, search_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INDEX_STORY = "INSERT INTO stories_fts (rowid, title, excerpt) VALUES (?, ?, ?)"
 _INSERT_STORY_TOPIC = "INSERT INTO story_topics (topic_id, published_at, story_id) VALUES (?, ?, ?)"
 # OR IGNORE: two related items of one story may point at the same story.
 _INSERT_LINK = "INSERT OR IGNORE INTO story_links (story_id, linked_id) VALUES (?, ?)"
+# The stored stories published in the same seconds as the upserted ones (after the deletions),
+# through stories_by_published.
+_SAME_SECOND = (
+    "SELECT s.id, s.published_at, s.search_key, s.title, s.excerpt"
+    " FROM json_each(?) AS j CROSS JOIN stories AS s ON s.published_at = j.value"
+)
+_SET_SEARCH_KEY = "UPDATE stories SET search_key = ? WHERE id = ?"
 
 
 async def _insert_stories(
     writer: aiosqlite.Connection,
     rows: ReloadRows,
-    unchanged: set[int],
+    kept: dict[int, int],
     topic_deltas: Counter[int],
 ) -> None:
     """Insert the upserted stories with their topics, topic rows, links and search entries;
@@ -215,15 +238,12 @@ async def _insert_stories(
     for key, count in rows.topic_counts.items():
         topic_deltas[topic_ids[key]] += count
 
-    await writer.executemany(_INSERT_STORY, rows.stories)
-    await writer.executemany(
-        _INDEX_STORY,
-        [
-            (story_id, title, excerpt)
-            for story_id, (title, excerpt) in rows.texts.items()
-            if story_id not in unchanged
-        ],
-    )
+    search = await _search_keys(writer, rows, kept)
+    await writer.executemany(_INSERT_STORY, [(*row, search.keys[row[0]]) for row in rows.stories])
+    await writer.executemany(_SET_SEARCH_KEY, search.moved)
+    # Every removal before any addition: a key given up may be taken by another story.
+    await writer.executemany(_UNINDEX_STORY, sorted(search.unindex))
+    await writer.executemany(_INDEX_STORY, sorted(search.index))
     await writer.executemany(
         _INSERT_STORY_TOPIC,
         # In primary key order, so that the rows land next to each other in the index.
@@ -233,3 +253,75 @@ async def _insert_stories(
         ),
     )
     await writer.executemany(_INSERT_LINK, rows.links)
+
+
+async def _search_keys(
+    writer: aiosqlite.Connection, rows: ReloadRows, kept: dict[int, int]
+) -> SearchKeys:
+    """The search keys of the upserted stories, and what to re-index for them."""
+    seconds = sorted({row[4] for row in rows.stories})
+    neighbours = await writer.execute_fetchall(_SAME_SECOND, (to_json(seconds),))
+    return plan_search_keys(rows.stories, rows.texts, kept, neighbours)
+
+
+@dataclass(slots=True)
+class SearchKeys:
+    """Search keys (migrations/0010) for one reload, and the index writes they take."""
+
+    # Upserted story id -> its search key.
+    keys: dict[int, int] = field(default_factory=dict)
+    # (search key, id) of stored stories renumbered within their second.
+    moved: list[tuple[int, int]] = field(default_factory=list)
+    # (search key, title, excerpt) entries to remove from and to add to the search index.
+    unindex: list[tuple[int, str, str]] = field(default_factory=list)
+    index: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+# Search keys leave this many numbers to each second of publication.
+SLOTS_PER_SECOND = 65536
+
+
+def plan_search_keys(
+    stories: Iterable[tuple[Any, ...]],
+    texts: dict[int, tuple[str, str]],
+    kept: dict[int, int],
+    # (id, published_at, search_key, title, excerpt) rows.
+    neighbours: Iterable[Any],
+) -> SearchKeys:
+    """Number each second's stories (the upserted and the stored `neighbours`) by id.
+
+    A story's key is published_at * SLOTS_PER_SECOND + its rank by id in its second, so the
+    keys sort as (published_at, id) do. Stored stories whose rank changes are renumbered and
+    re-indexed; upserted stories are indexed unless `kept` already holds them under that key.
+    """
+    by_second: dict[int, list[int]] = {}
+    stored: dict[int, tuple[int, str, str]] = {}
+    for story_id, published_at, search_key, title, excerpt in neighbours:
+        by_second.setdefault(published_at, []).append(story_id)
+        stored[story_id] = (search_key, title, excerpt)
+    for row in stories:
+        by_second.setdefault(row[4], []).append(row[0])
+    plan = SearchKeys()
+    for published_at, story_ids in by_second.items():
+        if len(story_ids) > SLOTS_PER_SECOND:
+            raise StoreError(
+                f"more than {SLOTS_PER_SECOND} stories published in one second ({published_at})"
+            )
+        for slot, story_id in enumerate(sorted(story_ids)):
+            key = published_at * SLOTS_PER_SECOND + slot
+            if story_id in stored:
+                old_key, title, excerpt = stored[story_id]
+                if old_key != key:
+                    plan.moved.append((key, story_id))
+                    plan.unindex.append((old_key, title, excerpt))
+                    plan.index.append((key, title, excerpt))
+                continue
+            plan.keys[story_id] = key
+            indexed_as = kept.get(story_id)
+            if indexed_as == key:
+                continue
+            title, excerpt = texts[story_id]
+            if indexed_as is not None:
+                plan.unindex.append((indexed_as, title, excerpt))
+            plan.index.append((key, title, excerpt))
+    return plan
