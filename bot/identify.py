@@ -89,19 +89,29 @@ class IdentifyPacer:
         shard = shard_id or 0
         await self._back_off(shard)
         while True:
+            # The first reading also gives the buckets; it is still current if no wait follows.
+            starts = await self._learn_buckets()
             turn = await self._take_turn(shard)
-            await self._sleep_until(turn)
-            # Read at the turn itself: other processes may have spent starts meanwhile.
-            if not await self._wait_for_session_starts(shard):
+            if await self._sleep_until(turn) or starts is None:
+                # Read at the turn itself: other processes may have spent starts meanwhile.
+                starts = await self._session_starts()
+            if not await self._wait_for_session_starts(shard, starts):
                 break
         previous = self._last.get(shard)
         repeats = previous[1] + 1 if previous and turn - previous[0] < STABLE_AFTER else 0
         self._last[shard] = (max(turn, self._clock()), repeats)
 
+    async def _learn_buckets(self) -> SessionStarts | None:
+        """Read the session start limit once for its number of IDENTIFY buckets; that
+        reading, or None once they are known."""
+        if self._concurrency is not None:
+            return None
+        starts = await self._session_starts()
+        self._concurrency = max(1, starts.max_concurrency) if starts else 1
+        return starts
+
     async def _take_turn(self, shard: int) -> float:
-        if self._concurrency is None:
-            starts = await self._session_starts()
-            self._concurrency = max(1, starts.max_concurrency) if starts else 1
+        assert self._concurrency is not None
         bucket = shard % self._concurrency
         try:
             turn = await self._turns.take_identify_turn(
@@ -113,10 +123,9 @@ class IdentifyPacer:
             turn = self._clock() + self._window
         return turn
 
-    async def _wait_for_session_starts(self, shard: int) -> bool:
+    async def _wait_for_session_starts(self, shard: int, starts: SessionStarts | None) -> bool:
         """Wait out Discord's daily count of session starts if it is spent; True if it was
         (the shard then takes a new turn)."""
-        starts = await self._session_starts()
         if starts is None or not starts.spent():
             return False
         # Said at ERROR: no shard connects until the reset, and nothing in newsbot can help.
@@ -143,10 +152,12 @@ class IdentifyPacer:
             log.info("shard %s connects again; waiting %.0fs first", shard, delay)
             await self._sleep_until(at + delay)
 
-    async def _sleep_until(self, instant: float) -> None:
+    async def _sleep_until(self, instant: float) -> bool:
+        """Sleep until `instant`; whether that meant waiting at all."""
         delay = instant - self._clock()
         if delay > 0:
             await self._sleep(delay)
+        return delay > 0
 
 
 def _duration(seconds: float) -> str:

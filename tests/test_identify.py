@@ -57,8 +57,10 @@ class Discord:
         self.max_concurrency = max_concurrency
         self.resets_at: float | None = None
         self.time: FakeTime | None = None
+        self.reads = 0
 
     async def session_starts(self) -> SessionStarts:
+        self.reads += 1
         reset_after = 3600.0
         if self.time is not None and self.resets_at is not None:
             if self.time.now >= self.resets_at:
@@ -136,6 +138,18 @@ async def test_the_last_starts_are_kept_for_the_buckets_that_may_identify_at_onc
     await pacer(turns, time, discord).wait_turn(0)
 
     assert time.sleeps == [61.0]
+
+
+async def test_an_identify_reads_the_limit_once_and_again_only_after_waiting_its_turn() -> None:
+    time, turns = FakeTime(), Turns()
+    discord = Discord()
+    identify = pacer(turns, time, discord)
+
+    await identify.wait_turn(0)  # its turn is now: the reading for the buckets will do
+    assert discord.reads == 1
+
+    await identify.wait_turn(1)  # a window later: read again at the turn
+    assert discord.reads == 2
 
 
 async def test_a_bot_that_cannot_read_the_limit_still_connects() -> None:
