@@ -71,6 +71,27 @@ async def test_open_creates_the_folder_and_records_the_schema_version(db_path: P
     assert {"seed_files", "meta"} <= tables
 
 
+async def test_open_waits_while_another_process_holds_a_new_database_before_it_is_in_wal(
+    db_path: Path,
+) -> None:
+    # A second newsbot starting at the same moment: the first is still migrating the file,
+    # which is not in WAL mode yet, and SQLite refuses the switch at once instead of waiting.
+    db_path.parent.mkdir(parents=True)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE being_migrated (x)")
+    store = SqliteStore(db_path)
+    opening = asyncio.create_task(store.open())
+    await asyncio.sleep(0.3)
+    assert not opening.done()
+    other.execute("ROLLBACK")
+    other.close()
+    await asyncio.wait_for(opening, 10)
+    await store.close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 async def test_reopening_keeps_the_data_and_applies_nothing(db_path: Path) -> None:
     store = SqliteStore(db_path)
     await store.open()

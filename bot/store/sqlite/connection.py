@@ -42,6 +42,11 @@ _SEARCH_CACHE_KIB = 8 * 1024
 # After a large reload has been checkpointed, give the disk back instead of keeping a WAL file
 # as big as the largest reload ever was.
 _WAL_SIZE_LIMIT = 64 * 1024 * 1024
+# Switching a new database to WAL needs the file to itself, and SQLite answers "locked" at once
+# rather than through busy_timeout while another process (a second newsbot starting at the same
+# moment, say) is migrating it: retry for as long as busy_timeout would have waited.
+_WAL_SWITCH_WAIT = 5.0
+_WAL_SWITCH_RETRY = 0.05
 
 _PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
@@ -232,8 +237,9 @@ class SqliteBase:
             connection = await aiosqlite.connect(uri, uri=True, isolation_level=None)
         opened.append(connection)
         for pragma in _PRAGMAS:
-            rows = await connection.execute_fetchall(pragma)
-            if pragma.startswith("PRAGMA journal_mode") and next(iter(rows))[0] != "wal":
+            if not pragma.startswith("PRAGMA journal_mode"):
+                await connection.execute(pragma)
+            elif await _switch_to_wal(connection) != "wal":
                 log.warning(
                     "%s: WAL is not available here; readers may wait for reloads", self._path
                 )
@@ -248,6 +254,22 @@ class SqliteBase:
             raise NoDatabase(f"no database at {self._path}")
         migrations = load_migrations()
         return migrations, DatabaseFile.open(self._path, create=self._create)
+
+
+async def _switch_to_wal(connection: aiosqlite.Connection) -> str:
+    """The journal mode the database is in after asking for WAL."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _WAL_SWITCH_WAIT
+    while True:
+        try:
+            rows = await connection.execute_fetchall("PRAGMA journal_mode = WAL")
+            return str(next(iter(rows))[0])
+        except sqlite3.OperationalError as error:
+            # The primary code: extended ones (SQLITE_BUSY_RECOVERY, ...) mean the same here.
+            busy = (error.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(_WAL_SWITCH_RETRY)
 
 
 async def _close_quietly(connection: aiosqlite.Connection) -> None:
