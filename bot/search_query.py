@@ -9,10 +9,13 @@ elsewhere, read into a Query and compiled for each store.
     topic:AI  topic:"Computer Vision"
                             a topic, handed back on its own rather than searched for
 
-Everything here is pure. Words are folded (case, accents) and split into tokens where the
-stores split stored text: runs of letters and digits. The compilers build their query syntax
-from those tokens only, so nothing the user typed reaches FTS5 or tsquery syntax as it is:
-FTS5's own keywords (NEAR, AND, NOT, `title:x`, `*`, `^`, parentheses) are plain words here.
+Everything here is pure. Words are split into tokens where the stores split stored text
+(runs of letters and digits) and kept as typed: each store folds case and accents with the
+very function it folded the stored text with (FTS5's tokenizer, PostgreSQL's
+newsbot_search_text), so that a query and the text it should match can never disagree. The
+compilers build their query syntax from those tokens only, so nothing the user typed reaches
+FTS5 or tsquery syntax as it is: FTS5's own keywords (NEAR, AND, NOT, `title:x`, `*`, `^`,
+parentheses) are plain words here.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from bot.errors import UserError
 
@@ -27,6 +31,10 @@ from bot.errors import UserError
 MAX_QUERY_LENGTH = 512
 # Each term is one more index lookup in the stores; a real query has a handful.
 MAX_TERMS = 32
+# Relevance ranks the newest this many matches: ranking every match of a word half the stories
+# hold would score hundreds of thousands of them for one page, and the best match of a word
+# years old is rarely the news being looked for.
+RELEVANCE_WINDOW = 1000
 # Longer than any real word, short enough that a pasted blob is refused rather than searched.
 MAX_WORD_LENGTH = 64
 
@@ -35,6 +43,14 @@ MAX_WORD_LENGTH = 64
 _TOKEN = re.compile(r"[^\W_]+")
 _TOPIC_PREFIX = "topic:"
 _OR = "OR"
+
+
+class Order(StrEnum):
+    """How search results are ordered; the value is what /news sort: and --sort accept."""
+
+    NEWEST = "newest"
+    # By the engine's ranking (FTS5's bm25, PostgreSQL's ts_rank), newest first among equals.
+    RELEVANCE = "relevance"
 
 
 class QuerySyntaxError(UserError):
@@ -208,22 +224,38 @@ def _terms(items: list[_Item]) -> tuple[Term, ...]:
     return tuple(terms)
 
 
-def fold(text: str) -> str:
-    """`text` with case and accents folded as the stores fold stored text (unicode61 with
-    remove_diacritics; PostgreSQL's lower(unaccent(...)))."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
-
-
 def tokens_of(text: str) -> tuple[str, ...]:
-    """The folded tokens of `text`; refused when one is longer than any word."""
-    tokens = tuple(_TOKEN.findall(fold(text)))
+    """The tokens of `text`, as typed; refused when one is longer than any word."""
+    tokens = tuple(_TOKEN.findall(text))
     if any(len(token) > MAX_WORD_LENGTH for token in tokens):
         raise _refuse(
             f"A word that long cannot be searched for: at most {MAX_WORD_LENGTH} characters",
             _SHORT_EXAMPLE,
         )
     return tokens
+
+
+def tokens_in(query: Query) -> set[str]:
+    """Every token the query's terms hold, for a store to fold in one go."""
+    terms = [term for clause in query.clauses for term in clause] + list(query.excluded)
+    return {token for term in terms for token in term.tokens}
+
+
+def refold(query: Query, folded: dict[str, tuple[str, ...]]) -> Query | None:
+    """`query` with each token replaced by what a store's folding made of it (none, one or
+    several tokens); None when a required clause is left without a term, so nothing matches."""
+
+    def terms(of: tuple[Term, ...]) -> tuple[Term, ...]:
+        refolded = (
+            Term(tuple(t for token in term.tokens for t in folded.get(token, ())), term.phrase)
+            for term in of
+        )
+        return tuple(term for term in refolded if term.tokens)
+
+    clauses = tuple(terms(clause) for clause in query.clauses)
+    if not all(clauses):
+        return None
+    return Query(clauses, terms(query.excluded), query.topic)
 
 
 # Compilers. Tokens hold only letters and digits (no quote, backslash or space), and the
@@ -287,7 +319,7 @@ def _tsquery_lexeme(token: str) -> str:
     return f"'{escaped}'"
 
 
-def describe(query: Query) -> str:
+def describe(query: Query, order: Order = Order.NEWEST) -> str:
     """How the query was read, for the page header: "stories with *ai* or *robotics*,
     without *crypto*, newest first"."""
     parts = []
@@ -301,7 +333,7 @@ def describe(query: Query) -> str:
         parts.append("stories")
     if query.excluded:
         parts.append("without " + " or ".join(_described_term(t) for t in query.excluded))
-    parts.append("newest first")
+    parts.append("newest first" if order is Order.NEWEST else "most relevant first")
     return ", ".join(parts)
 
 

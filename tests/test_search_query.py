@@ -18,8 +18,10 @@ from bot.search_query import (
     Term,
     describe,
     parse_query,
+    refold,
     to_fts5,
     to_tsquery,
+    tokens_in,
 )
 
 
@@ -38,16 +40,34 @@ def test_every_word_is_required() -> None:
     assert parse_query("facial recognition").clauses == ((word("facial"),), (word("recognition"),))
 
 
-def test_words_are_folded_for_case_and_accents() -> None:
+def test_words_are_kept_as_typed_for_each_store_to_fold_as_it_folded_the_stories() -> None:
     assert parse_query("Café ÉCOLE Straße").clauses == (
-        (word("cafe"),),
-        (word("ecole"),),
-        (word("strasse"),),
+        (word("Café"),),
+        (word("ÉCOLE"),),
+        (word("Straße"),),
     )
 
 
+def test_refold_puts_a_stores_folding_in_place_of_each_token() -> None:
+    query = parse_query('Café "Ærø news" OR x -ŒUVRE')
+    assert tokens_in(query) == {"Café", "Ærø", "news", "x", "ŒUVRE"}
+    folded = {"Café": ("cafe",), "Ærø": ("aero",), "news": ("news",), "x": ("x",)}
+    folded["ŒUVRE"] = ("oeuvre",)
+    assert refold(query, folded) == Query(
+        ((word("cafe"),), (phrase("aero news"), word("x"))), (word("oeuvre"),)
+    )
+
+
+def test_refold_drops_what_folds_to_nothing_and_a_clause_left_empty_matches_nothing() -> None:
+    query = parse_query("a OR b c -d")
+    assert refold(query, {"a": (), "b": ("b",), "c": ("c",), "d": ()}) == Query(
+        ((word("b"),), (word("c"),))
+    )
+    assert refold(query, {"a": ("a",), "b": (), "c": (), "d": ("d",)}) is None
+
+
 def test_quoted_phrase_is_one_term_of_adjacent_words() -> None:
-    assert parse_query('"Facial  Recognition"').clauses == ((phrase("facial recognition"),),)
+    assert parse_query('"Facial  Recognition"').clauses == ((phrase("Facial Recognition"),),)
 
 
 def test_or_joins_words_into_alternatives() -> None:
@@ -166,11 +186,11 @@ def test_limits_themselves_are_accepted() -> None:
 def test_fts5_syntax_is_plain_words() -> None:
     query = parse_query("NEAR(a b) AND title:x NOT c* ^d")
     assert query.clauses == (
-        (word("near a"),),
+        (word("NEAR a"),),
         (word("b"),),
-        (word("and"),),
+        (word("AND"),),
         (word("title x"),),
-        (word("not"),),
+        (word("NOT"),),
         (word("c"),),
         (word("d"),),
     )
@@ -224,7 +244,7 @@ def test_fts5_or_not_and_precedence() -> None:
 
 def test_fts5_keeps_quotes_apostrophes_and_backslashes_out_of_its_syntax() -> None:
     compiled = to_fts5(parse_query("ab\"cd O'Brien C:\\temp"))
-    assert compiled == '"ab cd"* AND "o brien"* AND "c temp"*'
+    assert compiled == '"ab cd"* AND "O Brien"* AND "C temp"*'
 
 
 def test_tsquery_of_words_phrases_or_and_not() -> None:
@@ -234,7 +254,7 @@ def test_tsquery_of_words_phrases_or_and_not() -> None:
 
 def test_tsquery_keeps_quotes_apostrophes_and_backslashes_out_of_its_syntax() -> None:
     compiled = to_tsquery(parse_query("ab\"cd O'Brien C:\\temp"))
-    assert compiled == "('ab' <-> 'cd':*) & ('o' <-> 'brien':*) & ('c' <-> 'temp':*)"
+    assert compiled == "('ab' <-> 'cd':*) & ('O' <-> 'Brien':*) & ('C' <-> 'temp':*)"
 
 
 _STORIES = [

@@ -18,6 +18,7 @@ from bot.cli.render import (
 )
 from bot.digest_plan import select_digest
 from bot.models import DigestSettings
+from bot.search_query import parse_query
 from bot.store import Store
 from bot.topics import UnknownTopic, resolve_topic
 
@@ -25,7 +26,8 @@ from bot.topics import UnknownTopic, resolve_topic
 async def show_news(args: argparse.Namespace, context: Context) -> int:
     async with opened_store(context.settings, create=False) as store:
         topic_name = await _resolve_topic(store, args.topic) if args.topic else None
-        stories = await store.latest(args.limit, topic=topic_name, query=args.query)
+        query = parse_query(args.query) if args.query else None
+        stories = await store.latest(args.limit, topic=topic_name, query=query)
     if args.json:
         write_json(context.out, news_json(stories))
     else:

@@ -22,6 +22,7 @@ from discord.ext import commands
 from bot.discord_limits import AUTOCOMPLETE_CHOICES, CHOICE_LIMIT, CONTENT_LIMIT, CUSTOM_ID_LIMIT
 from bot.embeds import page_starts, shorten, story_page, topics_embed
 from bot.page_turns import KEPT, PAGE_BUTTON, LongSearches, PageTurn, decode_search, encode_search
+from bot.search_query import Query, parse_query
 from bot.store import Store
 from bot.topics import UnknownTopic, resolve_topic
 from bot.tree import UserFacingError, handle_error, reply
@@ -41,6 +42,10 @@ class NewsQuery:
     words: str | None
     per_page: int
 
+    @property
+    def parsed(self) -> Query | None:
+        return parse_query(self.words) if self.words else None
+
     def heading(self, page: int) -> str:
         about = f" on **{discord.utils.escape_markdown(self.topic)}**" if self.topic else ""
         matching = f" matching “{discord.utils.escape_markdown(self.words)}”" if self.words else ""
@@ -58,7 +63,7 @@ async def load_page(store: Store, query: NewsQuery, offset: int) -> Page:
     """The stories of one page from `offset`: as many as fit one message, up to per_page."""
     # One extra story tells whether a next page exists without counting the matches.
     stories = await store.latest(
-        query.per_page + 1, offset=offset, topic=query.topic, query=query.words
+        query.per_page + 1, offset=offset, topic=query.topic, query=query.parsed
     )
     embeds, shown = story_page(stories[: query.per_page])
     more = len(stories) > shown
@@ -71,7 +76,7 @@ async def page_before(store: Store, query: NewsQuery, offset: int) -> tuple[int,
     Pages hold as many stories as fit a message, so where they start is found by laying out
     the stories before `offset` again, from the first.
     """
-    stories = await store.latest(offset, topic=query.topic, query=query.words) if offset else []
+    stories = await store.latest(offset, topic=query.topic, query=query.parsed) if offset else []
     starts = page_starts(stories, query.per_page)
     return starts[-1], len(starts)
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from bot.errors import SetupError, Unrecoverable
 from bot.models import DigestRun, DigestSettings, DigestStatus, Story, TopicCount
+from bot.search_query import Order, Query
 from bot.sharding import Shards
 
 FileStatus = Literal["loaded", "duplicate", "rejected"]
@@ -185,10 +186,18 @@ class StoryReader(Protocol):
         *,
         offset: int = 0,
         topic: str | None = None,
-        query: str | None = None,
+        query: Query | None = None,
+        order: Order = Order.NEWEST,
     ) -> list[Story]:
         """Newest first (published_at, then id, descending), optionally on a topic (any case)
-        and/or matching every word of `query` in title or excerpt."""
+        and/or matching `query` in title or excerpt (its own `topic` is the caller's to
+        resolve and pass as `topic`). With a query, `order` RELEVANCE ranks the newest
+        RELEVANCE_WINDOW matches by the engine's score, newest first among equals."""
+        ...
+
+    async def count_matching(self, query: Query, *, topic: str | None = None, cap: int) -> int:
+        """How many stories `latest` would find for `query` (and `topic`), counted up to
+        `cap`: cap + 1 stands for "more than cap"."""
         ...
 
     async def story(self, story_id: int) -> Story | None: ...

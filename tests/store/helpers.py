@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 from bot.models import DigestRun, DigestSettings, PlannedMessage, Story
+from bot.search_query import parse_query
 from bot.store.base import (
     FileStatus,
     ReloadChanges,
@@ -94,7 +95,7 @@ async def state(store: Store) -> tuple[object, ...]:
         await store.latest(100),
         await store.topics(),
         await store.story_count(),
-        await store.latest(100, query="first"),
+        await store.latest(100, query=parse_query("first")),
         await store.linked_stories([story_at(n).id for n in range(5)]),
         await store.seed_index(),
     )

@@ -20,6 +20,7 @@ import bot.store.sqlite.digests as sqlite_digests
 import bot.store.sqlite.seeds as sqlite_seeds
 import bot.store.sqlite.stories as sqlite_stories
 from bot.models import Story
+from bot.search_query import parse_query
 from bot.store.base import (
     Store,
     StoreError,
@@ -203,8 +204,8 @@ async def test_latest_reads_indexes_in_order_without_sorting(store: SqliteStore)
     plans = {
         "latest": await store.explain_latest(),
         "topic": await store.explain_latest(topic="AI"),
-        "query": await store.explain_latest(query="rocket"),
-        "topic and query": await store.explain_latest(topic="AI", query="rocket"),
+        "query": await store.explain_latest(query=parse_query("rocket")),
+        "topic and query": await store.explain_latest(topic="AI", query=parse_query("rocket")),
     }
     for name, plan in plans.items():
         assert not any("TEMP B-TREE" in step for step in plan), (name, plan)
@@ -283,8 +284,8 @@ async def test_a_database_before_time_ordered_search_is_migrated_and_searches_al
     tied = [story_at(n, minutes=5, title=f"rocket tied {n}") for n in (20, 21, 22)]
     await reload(store, stories + tied)
     expected = {
-        "rocket": titles(await store.latest(20, query="rocket")),
-        "AI": titles(await store.latest(20, topic="AI", query="rock")),
+        "rocket": titles(await store.latest(20, query=parse_query("rocket"))),
+        "AI": titles(await store.latest(20, topic="AI", query=parse_query("rock"))),
     }
     await store.close()
     with sqlite3.connect(db_path) as db:
@@ -294,9 +295,14 @@ async def test_a_database_before_time_ordered_search_is_migrated_and_searches_al
     reopened = SqliteStore(db_path)
     await reopened.open()
     try:
-        assert titles(await reopened.latest(20, query="rocket")) == expected["rocket"]
-        assert titles(await reopened.latest(20, topic="AI", query="rock")) == expected["AI"]
-        assert walks_the_search_index_newest_first(await reopened.explain_latest(query="x"))
+        assert titles(await reopened.latest(20, query=parse_query("rocket"))) == expected["rocket"]
+        assert (
+            titles(await reopened.latest(20, topic="AI", query=parse_query("rock")))
+            == expected["AI"]
+        )
+        assert walks_the_search_index_newest_first(
+            await reopened.explain_latest(query=parse_query("x"))
+        )
     finally:
         await reopened.close()
     newest = sorted(stories + tied, key=lambda story: (story.published_at, story.id))
@@ -367,7 +373,7 @@ async def big(
 async def test_word_searches_walk_the_search_index_newest_first(
     big: SqliteStore, query: str, topic: str | None
 ) -> None:
-    plan = await big.explain_latest(topic=topic, query=query)
+    plan = await big.explain_latest(topic=topic, query=parse_query(query))
     assert walks_the_search_index_newest_first(plan), plan
 
 
@@ -378,21 +384,21 @@ async def test_word_searches_at_a_realistic_size_find_the_newest(big: SqliteStor
         newest = sorted(stories, key=lambda story: (story.published_at, story.id), reverse=True)
         return titles([story for story in newest if keep(story)][:limit])
 
-    assert titles(await big.latest(6, query="zeppelin")) == expected(
+    assert titles(await big.latest(6, query=parse_query("zeppelin"))) == expected(
         lambda story: "zeppelin" in story.title
     )
-    assert titles(await big.latest(6, query="kalo")) == expected(
+    assert titles(await big.latest(6, query=parse_query("kalo"))) == expected(
         lambda story: any(
             word.startswith("kalo") for word in f"{story.title} {story.excerpt}".split()
         )
     )
-    assert titles(await big.latest(6, topic="topic 7", query="kalo")) == expected(
+    assert titles(await big.latest(6, topic="topic 7", query=parse_query("kalo"))) == expected(
         lambda story: (
             story.topics == ("Topic 7",)
             and any(word.startswith("kalo") for word in f"{story.title} {story.excerpt}".split())
         )
     )
-    assert await big.latest(6, query="absentword") == []
+    assert await big.latest(6, query=parse_query("absentword")) == []
 
 
 async def test_topics_are_listed_from_an_index_without_sorting(

@@ -17,18 +17,13 @@ guess: the first is bounded by its window, the second fetches only the matches.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from bot.models import Story, TopicCount, topic_key
+from bot.search_query import RELEVANCE_WINDOW, Order, Query, refold, to_tsquery, tokens_in
 from bot.store.postgres.codec import STORY_COLUMNS, story_from_row
 from bot.store.postgres.connection import PostgresBase
-
-# Words of a search: runs of letters and digits, split where the stored text is split
-# (newsbot_search_text in migrations/0001_initial.sql). Everything else (quotes, operators,
-# parentheses, colons) is dropped, so no user text ever reaches tsquery syntax.
-_WORD = re.compile(r"[^\W_]+")
 
 _LATEST = (
     "SELECT " + STORY_COLUMNS + " FROM stories AS s"
@@ -99,7 +94,15 @@ _LATEST_MATCHING = _recent_else_indexed(_RECENT_MATCHING, _INDEXED_MATCHING, "$2
 _LATEST_ON_TOPIC_MATCHING = _recent_else_indexed(
     _RECENT_ON_TOPIC_MATCHING, _INDEXED_ON_TOPIC_MATCHING, "$3"
 )
-_FOLD = "SELECT newsbot_search_text($1)"
+# Each token of a query folded by the function that folded the stored text.
+_FOLD = "SELECT t, newsbot_search_text(t) FROM unnest($1::text[]) AS t"
+# Relevance: the newest RELEVANCE_WINDOW matches (as the newest-first search finds them),
+# ranked by ts_rank, newest first among equals.
+_RANKED = (
+    "SELECT " + STORY_COLUMNS + " FROM stories AS s WHERE s.id = ANY($1::bigint[])"
+    " ORDER BY ts_rank(s.search, to_tsquery('simple', $2)) DESC,"
+    " s.published_at DESC, s.id DESC LIMIT $3 OFFSET $4"
+)
 _STORY = "SELECT " + STORY_COLUMNS + " FROM stories AS s WHERE s.id = $1"
 _STORIES_BY_ID = "SELECT " + STORY_COLUMNS + " FROM stories AS s WHERE s.id = ANY($1::bigint[])"
 _STORY_COUNT = "SELECT story_count FROM meta"
@@ -135,19 +138,43 @@ class StoriesMixin(PostgresBase):
         *,
         offset: int = 0,
         topic: str | None = None,
-        query: str | None = None,
+        query: Query | None = None,
+        order: Order = Order.NEWEST,
     ) -> list[Story]:
-        statement = await self._latest_statement(limit, offset, topic, query)
+        if query is not None and order is Order.RELEVANCE and limit > 0:
+            tsquery = await self._tsquery(query)
+            if tsquery is None:
+                return []
+            window = await self._latest_statement(RELEVANCE_WINDOW, 0, topic, tsquery)
+            assert window is not None, "a window of matches has a limit"
+            ids = [row["id"] for row in await self._read(*window)]
+            rows = await self._read(_RANKED, (ids, tsquery, limit, max(offset, 0)))
+            return [story_from_row(row) for row in rows]
+        tsquery = await self._tsquery(query) if query is not None else None
+        if query is not None and tsquery is None:
+            return []
+        statement = await self._latest_statement(limit, offset, topic, tsquery)
         if statement is None:
             return []
         return [story_from_row(row) for row in await self._read(*statement)]
 
+    async def count_matching(self, query: Query, *, topic: str | None = None, cap: int) -> int:
+        tsquery = await self._tsquery(query)
+        if tsquery is None or cap < 0:
+            return 0
+        statement = await self._latest_statement(cap + 1, 0, topic, tsquery)
+        assert statement is not None, "a count has a limit"
+        return len(await self._read(*statement))
+
     async def explain_latest(
-        self, *, topic: str | None = None, query: str | None = None, analyze: bool = False
+        self, *, topic: str | None = None, query: Query | None = None, analyze: bool = False
     ) -> list[str]:
         """The query plan of `latest` with these filters, one line per step; with `analyze`, as
         run, with the rows each step gave and removed (tests, diagnosis)."""
-        statement = await self._latest_statement(10, 0, topic, query)
+        tsquery = await self._tsquery(query) if query is not None else None
+        if query is not None and tsquery is None:
+            return []
+        statement = await self._latest_statement(10, 0, topic, tsquery)
         if statement is None:
             return []
         sql, params = statement
@@ -190,46 +217,31 @@ class StoriesMixin(PostgresBase):
         return linked
 
     async def _latest_statement(
-        self, limit: int, offset: int, topic: str | None, query: str | None
+        self, limit: int, offset: int, topic: str | None, tsquery: str | None
     ) -> tuple[str, tuple[Any, ...]] | None:
         """The SQL and parameters of one latest() call, or None when it cannot match anything."""
         if limit <= 0:
             return None
         offset = max(offset, 0)
-        match = None
-        if query is not None:
-            match = await self._match_expression(query)
-            if match is None:
-                return None
         if topic is not None:
             key = topic_key(topic)
-            if match is None:
+            if tsquery is None:
                 return _LATEST_ON_TOPIC, (key, limit, offset)
-            return _LATEST_ON_TOPIC_MATCHING, (key, match, limit, offset, RECENT_WINDOW)
-        if match is not None:
-            return _LATEST_MATCHING, (match, limit, offset, RECENT_WINDOW)
+            return _LATEST_ON_TOPIC_MATCHING, (key, tsquery, limit, offset, RECENT_WINDOW)
+        if tsquery is not None:
+            return _LATEST_MATCHING, (tsquery, limit, offset, RECENT_WINDOW)
         return _LATEST, (limit, offset)
 
-    async def _match_expression(self, query: str) -> str | None:
-        """A tsquery requiring every word of `query` as a word prefix; None without words.
-
-        The words are folded by the database's own function, the one the stored text went
-        through, so that a query and the text it should match always agree; what comes back
-        is letters, digits and spaces only, joined here with the tsquery operators.
-        """
-        words = _WORD.findall(query)
-        if not words:
+    async def _tsquery(self, query: Query) -> str | None:
+        """The tsquery of `query`, its tokens folded by the database's own function, the one
+        the stored text went through, so that a query and the text it should match always
+        agree; None when it can match nothing."""
+        tokens = sorted(tokens_in(query))
+        if not tokens:
             return None
-        folded = await self._read(_FOLD, (" ".join(words),))
-        return tsquery_of(str(folded[0][0]))
-
-
-def tsquery_of(folded: str) -> str | None:
-    """'w1:* & w2:*' from words folded by newsbot_search_text (letters, digits, spaces)."""
-    words = folded.split()
-    if not words or not all(word.isalnum() for word in words):
-        return None
-    return " & ".join(f"{word}:*" for word in words)
+        rows = await self._read(_FOLD, (tokens,))
+        folded = refold(query, {token: tuple(str(text).split()) for token, text in rows})
+        return to_tsquery(folded) if folded is not None else None
 
 
 def _escape_like(text: str) -> str:

@@ -6,17 +6,13 @@ index in the order it returns rows, without sorting, at a million stories.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from bot.models import Story, TopicCount, topic_key
+from bot.search_query import RELEVANCE_WINDOW, Order, Query, to_fts5
 from bot.store.codec import STORY_COLUMNS, story_from_row, to_json
 from bot.store.sqlite.connection import SqliteBase
-
-# Word tokens of a search; everything else (quotes, operators, parentheses) is dropped, so no
-# user text ever reaches FTS5 query syntax.
-_WORD = re.compile(r"\w+")
 
 _LATEST = (
     "SELECT " + STORY_COLUMNS + " FROM stories AS s"
@@ -53,6 +49,34 @@ _LATEST_ON_TOPIC_MATCHING = (
     " WHERE stories_fts MATCH ?"
     " ORDER BY stories_fts.rowid DESC LIMIT ? OFFSET ?"
 )
+# Relevance: the newest RELEVANCE_WINDOW matches, walked as above, then ranked by bm25 (lower
+# is better), newest first among equals.
+_MATCHES = (
+    "SELECT stories_fts.rowid AS search_key, bm25(stories_fts) AS score FROM stories_fts"
+    " WHERE stories_fts MATCH ? ORDER BY stories_fts.rowid DESC LIMIT ?"
+)
+_MATCHES_ON_TOPIC = (
+    "SELECT stories_fts.rowid AS search_key, bm25(stories_fts) AS score FROM stories_fts"
+    " CROSS JOIN stories AS s INDEXED BY stories_by_search_key"
+    " ON s.search_key = stories_fts.rowid"
+    " CROSS JOIN story_topics AS st"
+    " ON st.topic_id = (SELECT id FROM topics WHERE key = ?)"
+    " AND st.published_at = s.published_at AND st.story_id = s.id"
+    " WHERE stories_fts MATCH ? ORDER BY stories_fts.rowid DESC LIMIT ?"
+)
+_RANKED = (
+    " CROSS JOIN stories AS s INDEXED BY stories_by_search_key ON s.search_key = m.search_key"
+    " ORDER BY m.score, m.search_key DESC LIMIT ? OFFSET ?"
+)
+_MOST_RELEVANT = "SELECT " + STORY_COLUMNS + " FROM (" + _MATCHES + ") AS m" + _RANKED
+_MOST_RELEVANT_ON_TOPIC = (
+    "SELECT " + STORY_COLUMNS + " FROM (" + _MATCHES_ON_TOPIC + ") AS m" + _RANKED
+)
+_COUNT_MATCHING = (
+    "SELECT count(*) FROM (SELECT 1 FROM stories_fts WHERE stories_fts MATCH ?"
+    " ORDER BY stories_fts.rowid DESC LIMIT ?)"
+)
+_COUNT_ON_TOPIC_MATCHING = "SELECT count(*) FROM (" + _MATCHES_ON_TOPIC + ")"
 _STORY = "SELECT " + STORY_COLUMNS + " FROM stories AS s WHERE s.id = ?"
 # json_each keeps the ids' order; missing ids are simply not joined.
 _STORIES_BY_ID = (
@@ -93,19 +117,36 @@ class StoriesMixin(SqliteBase):
         *,
         offset: int = 0,
         topic: str | None = None,
-        query: str | None = None,
+        query: Query | None = None,
+        order: Order = Order.NEWEST,
     ) -> list[Story]:
-        statement = _latest_statement(limit, offset, topic, query)
+        statement = _latest_statement(limit, offset, topic, query, order)
         if statement is None:
             return []
         rows = await self._read(*statement, searching=query is not None)
         return [story_from_row(row) for row in rows]
 
+    async def count_matching(self, query: Query, *, topic: str | None = None, cap: int) -> int:
+        match = to_fts5(query)
+        if match is None or cap < 0:
+            return 0
+        params: tuple[Any, ...]
+        if topic is None:
+            sql, params = _COUNT_MATCHING, (match, cap + 1)
+        else:
+            sql, params = _COUNT_ON_TOPIC_MATCHING, (topic_key(topic), match, cap + 1)
+        rows = await self._read(sql, params, searching=True)
+        return int(rows[0][0])
+
     async def explain_latest(
-        self, *, topic: str | None = None, query: str | None = None
+        self,
+        *,
+        topic: str | None = None,
+        query: Query | None = None,
+        order: Order = Order.NEWEST,
     ) -> list[str]:
         """The query plan of `latest` with these filters, one line per step (tests, diagnosis)."""
-        statement = _latest_statement(10, 0, topic, query)
+        statement = _latest_statement(10, 0, topic, query, order)
         if statement is None:
             return []
         sql, params = statement
@@ -151,7 +192,7 @@ class StoriesMixin(SqliteBase):
 
 
 def _latest_statement(
-    limit: int, offset: int, topic: str | None, query: str | None
+    limit: int, offset: int, topic: str | None, query: Query | None, order: Order
 ) -> tuple[str, tuple[Any, ...]] | None:
     """The SQL and parameters of one latest() call, or None when it cannot match anything."""
     if limit <= 0:
@@ -159,29 +200,21 @@ def _latest_statement(
     offset = max(offset, 0)
     match = None
     if query is not None:
-        match = _match_expression(query)
+        match = to_fts5(query)
         if match is None:
             return None
-    if topic is not None:
-        key = topic_key(topic)
-        if match is None:
-            return _LATEST_ON_TOPIC, (key, limit, offset)
-        return _LATEST_ON_TOPIC_MATCHING, (key, match, limit, offset)
-    if match is not None:
+    key = topic_key(topic) if topic is not None else None
+    if match is None:
+        if key is None:
+            return _LATEST, (limit, offset)
+        return _LATEST_ON_TOPIC, (key, limit, offset)
+    if order is Order.RELEVANCE:
+        if key is None:
+            return _MOST_RELEVANT, (match, RELEVANCE_WINDOW, limit, offset)
+        return _MOST_RELEVANT_ON_TOPIC, (key, match, RELEVANCE_WINDOW, limit, offset)
+    if key is None:
         return _LATEST_MATCHING, (match, limit, offset)
-    return _LATEST, (limit, offset)
-
-
-def _match_expression(query: str) -> str | None:
-    """An FTS5 query requiring every word of `query` as a word prefix; None without words.
-
-    Each word is a quoted string, so FTS5 operators typed by the user (AND, NEAR, *, ^) are
-    plain words; a word cannot contain a double quote, so it cannot close its quotes.
-    """
-    words = _WORD.findall(query)
-    if not words:
-        return None
-    return " AND ".join(f'"{word}"*' for word in words)
+    return _LATEST_ON_TOPIC_MATCHING, (key, match, limit, offset)
 
 
 def _escape_like(text: str) -> str:
