@@ -55,7 +55,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Discord's IDENTIFY window: the emulator refuses an earlier IDENTIFY as Discord does.
 IDENTIFY_WINDOW = 5.0
 # The digests come due at a minute at least this far off once every shard is READY, so that
-# the settings are written before any process's tick of that minute.
+# the settings are written before any process's tick of that minute (--due-margin: a few
+# servers are written in well under a second).
 DUE_MARGIN = 15.0
 # At most this many global 429s are listed one by one in the results.
 LISTED = 100
@@ -241,14 +242,14 @@ async def measure_run(run: ScaleOut, lags: list[tuple[float, float]]) -> dict[st
     connect_seconds = time.monotonic() - started
     say(f"{run.shard_count} shards READY after {connect_seconds:.1f} s")
 
-    due = next_minute(datetime.now(UTC) + timedelta(seconds=DUE_MARGIN))
+    due = next_minute(datetime.now(UTC) + timedelta(seconds=args.due_margin))
     await study.schedule(study.servers, due)
     # The due minute on the emulator's clock (its request log is in monotonic seconds).
     due_at = time.monotonic() + (due - datetime.now(UTC)).total_seconds()
     first_request = len(emu.requests)
 
     # The first claims come at the due minute: give up (loudly) if none has by two past it.
-    per_digest = await asyncio.wait_for(run.messages_per_digest(), DUE_MARGIN + 180)
+    per_digest = await asyncio.wait_for(run.messages_per_digest(), args.due_margin + 180)
     expected = per_digest * len(study.servers)
     kill_after = max(1, math.floor(args.kill_at * expected))
     say(f"{per_digest:g} messages per digest, {expected:.0f} in all; the kill comes after "
@@ -368,6 +369,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument(
         "--stories", type=int, default=8, help="stories per digest (8: two messages)"
+    )
+    parser.add_argument(
+        "--due-margin",
+        type=float,
+        default=DUE_MARGIN,
+        help="seconds at least between READY and the due minute",
     )
     parser.add_argument("--name", default="scale_out", help="results file name")
     parser.add_argument(

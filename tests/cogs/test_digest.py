@@ -626,8 +626,8 @@ async def test_newsbot_run_posts_a_digest_set_for_the_next_minute_once_even_afte
         await emu.wait_for_ready(timeout=30)
         await _until_seeds_are_loaded(emu, guild, channel, admin)
         now = datetime.now(UTC)
-        # The next minute, unless it is too close to set in time.
-        due = (now + timedelta(seconds=80)).replace(second=0, microsecond=0)
+        # The next minute at least 8 s away: setting it takes well under that.
+        due = (now + timedelta(seconds=68)).replace(second=0, microsecond=0)
         options = {"channel": channel, "time": f"{due:%H:%M}", "timezone": "UTC"}
         handle = await emu.invoke(guild, channel, admin, "digest", options, subcommand="set")
         assert "Daily digest set" in (await handle.response()).content
