@@ -12,6 +12,7 @@ import pytest
 from bot.app import NewsBot
 from bot.discord_limits import CUSTOM_ID_LIMIT
 from bot.page_turns import LongSearches, PageTurn, encode_search
+from bot.search_query import MAX_QUERY_LENGTH
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
@@ -28,13 +29,11 @@ async def test_commands_are_registered_with_their_options_and_admin_hint(world: 
     commands = {command["name"]: command for command in world.emu.registered_commands()}
 
     assert set(commands) == {"news", "topics", "seeds", "digest"}
-    assert [option["name"] for option in commands["news"]["options"]] == [
-        "topic",
-        "query",
-        "count",
-        "private",
-    ]
-    assert commands["news"]["options"][0]["autocomplete"] is True
+    options = {option["name"]: option for option in commands["news"]["options"]}
+    assert list(options) == ["topic", "query", "sort", "count", "private"]
+    assert options["topic"]["autocomplete"] is True
+    assert options["query"]["max_length"] == MAX_QUERY_LENGTH
+    assert [choice["value"] for choice in options["sort"]["choices"]] == ["newest", "relevance"]
     assert commands["seeds"]["default_member_permissions"] == str(MANAGE_GUILD)
     assert {option["name"] for option in commands["seeds"]["options"]} == {"reload", "status"}
     assert all(command["description"] for command in commands.values())
@@ -402,8 +401,9 @@ async def test_a_mention_in_a_story_title_never_pings(world: World) -> None:
         ({"count": 2.5}, "count must be a whole number between 1 and 10."),
         ({"topic": "A" * 101}, "topic must be between 1 and 100 characters long."),
         ({"topic": ""}, "topic must be between 1 and 100 characters long."),
-        ({"query": "a" * 201}, "query must be between 1 and 200 characters long."),
-        ({"query": 42}, "query must be between 1 and 200 characters long."),
+        ({"query": "a" * 513}, "query must be between 1 and 512 characters long."),
+        ({"query": 42}, "query must be between 1 and 512 characters long."),
+        ({"sort": "oldest"}, "sort must be one of Newest first, Most relevant."),
         ({"private": "yes"}, "private must be true or false."),
         ({"private": 1}, "private must be true or false."),
     ],
