@@ -12,7 +12,7 @@ import functools
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -52,10 +52,11 @@ class NewsQuery:
     words: str | None
     per_page: int
     asked: Order = Order.NEWEST
+    # The words read once (QuerySyntaxError when they cannot be); every store call reuses them.
+    parsed: Query | None = field(init=False, compare=False)
 
-    @property
-    def parsed(self) -> Query | None:
-        return parse_query(self.words) if self.words else None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parsed", parse_query(self.words) if self.words else None)
 
     @property
     def order(self) -> Order:
@@ -242,8 +243,8 @@ class News(commands.Cog):
         private: bool = False,
     ) -> None:
         """The latest news, optionally on a topic or matching words."""
-        parsed = parse_query(query) if query else None
-        topic_name = await self._search_topic(topic, parsed.topic if parsed else None)
+        in_query = parse_query(query).topic if query else None
+        topic_name = await self._search_topic(topic, in_query)
         asked = Order(sort.value) if sort else Order.NEWEST
         news_query = NewsQuery(topic_name, query, count, asked)
         page = await load_page(self.store, news_query, 0)
