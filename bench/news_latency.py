@@ -20,11 +20,16 @@ Measured, per run, each after a warm-up:
 - /news topic:X end to end: from `emu.invoke(...)` (the gateway dispatch) until the emulator
   holds the bot's accepted reply callback (`await handle.response()`); X cycles through the
   common topics, in varying letter case; then the rare topic;
-- /news query:words end to end, --queries of each kind: common words (1-2 of the synthetic
-  vocabulary, which every story repeats), the uncommon, the rare and the absent word, half of
-  them on a common topic too;
-- the database part of each alone: `store.latest(6, topic=..., query=...)` (a page of 5 and
-  one more) on the bot's own store, timed directly;
+- /news query:words end to end, --queries of each kind of search (SEARCH_KINDS): a common word
+  (of the synthetic vocabulary, in ~78% of stories), two common words, the uncommon word, the
+  rare word, the absent word, a prefix (4-5 letters of a long common word: "recog", "surv"), a
+  phrase (two common words in quotes, adjacent in ~3% of stories), an OR (a common word OR the
+  rare one), an exclusion (a common word -another common word), and a common word on a common
+  topic (the topic option);
+- the database part of each alone: `store.latest(6, topic=..., query=parse_query(...))` (a
+  page of 5 and one more) on the bot's own store, timed directly; and, database only (no
+  target), relevance order (`order=Order.RELEVANCE`) and `count_matching(cap=1000)` for a
+  common word (/news has no sort option yet);
 - autocomplete of /news topic: `emu.autocomplete(..., focused="topic", value=prefix)` with
   prefixes of 0-4 letters, until the bot's choices are back;
 - /topics end to end, like /news.
@@ -71,6 +76,7 @@ from bench.million import StoryMaker, load_into_postgres, million_store
 from bot.app import NewsBot
 from bot.app import build_bot as app_build_bot
 from bot.config import DatabaseSettings, SeedSettings, Settings
+from bot.search_query import Order, parse_query
 from bot.store import Store
 from bot.store.base import ReloadChanges
 from bot.store.postgres import PostgresStore
@@ -95,7 +101,14 @@ RARE_WORD = "zeppelin"
 UNCOMMON_STORIES = 1000
 UNCOMMON_WORD = "dirigible"
 ABSENT_WORD = "quixotry"
-WORD_KINDS = ("common words", "uncommon word", "rare word", "absent word")
+# Each kind of word search, end to end (/news query:...) and in the database (latest).
+SEARCH_KINDS = ("common word", "two common words", "uncommon word", "rare word", "absent word",
+                "prefix", "phrase", "OR", "exclusion", "word on a topic")  # fmt: skip
+# Measured in the database only, for a common word, without a target.
+DB_ONLY_KINDS = ("relevance", "count")
+COUNT_CAP = 1000
+# Long common words, whose first 4-5 letters make a prefix search ("recog", "surv").
+LONG_WORDS = [word for word in WORDS if len(word) >= 8]
 PREFIXES = ["", "a", "c", "s", "e", "m", "co", "se", "sp", "ro", "cl", "ch", "bio", "pri", "gam",
             "tra", "euro", "comp", "secu", "mark", "x", "zz"]  # fmt: skip
 
@@ -259,16 +272,27 @@ async def measure_backend(
 
             async def latest(options: dict[str, Any]) -> None:
                 # What /news asks the store for a page of 5 (one more tells if a next exists).
-                await store.latest(PAGE + 1, topic=options.get("topic"), query=options.get("query"))
+                query = parse_query(options["query"]) if "query" in options else None
+                await store.latest(PAGE + 1, topic=options.get("topic"), query=query)
+
+            async def database_only(kind: str, options: dict[str, Any]) -> None:
+                query = parse_query(options["query"])
+                if kind == "relevance":
+                    await store.latest(PAGE + 1, query=query, order=Order.RELEVANCE)
+                else:
+                    await store.count_matching(query, cap=COUNT_CAP)
 
             # Warm-up: every kind of request, and every topic, a few times.
             for options in probes(rng, "topic", args.warmup):
                 await news(options)
                 await latest(options)
-            for kind in WORD_KINDS:
+            for kind in SEARCH_KINDS:
                 for options in probes(rng, kind, max(2, args.warmup // 10)):
                     await news(options)
                     await latest(options)
+            for kind in DB_ONLY_KINDS:
+                for options in probes(rng, "common word", max(2, args.warmup // 10)):
+                    await database_only(kind, options)
             for prefix in PREFIXES:
                 await autocomplete(prefix)
             for _ in range(max(1, args.warmup // 5)):
@@ -277,13 +301,19 @@ async def measure_backend(
             for run in range(args.runs):
                 gc.collect()
                 samples: dict[str, list[float]] = {}
-                for kind in ("topic", "rare topic", *WORD_KINDS):
+                for kind in ("topic", "rare topic", *SEARCH_KINDS):
                     count = args.requests if kind == "topic" else args.queries
                     for options in probes(rng, kind, count):
                         await timed(samples.setdefault(kind, []), lambda o=options: news(o))
                     for options in probes(rng, kind, count):
                         await timed(
                             samples.setdefault(f"db {kind}", []), lambda o=options: latest(o)
+                        )
+                for kind in DB_ONLY_KINDS:
+                    for options in probes(rng, "common word", args.queries):
+                        await timed(
+                            samples.setdefault(f"db {kind}", []),
+                            lambda k=kind, o=options: database_only(k, o),
                         )
                 samples["autocomplete"] = []
                 for index in range(args.requests):
@@ -320,23 +350,43 @@ async def measure_backend(
 
 def probes(rng: random.Random, kind: str, count: int) -> list[dict[str, Any]]:
     """`count` /news options of one kind: "topic" (the common topics, cycling, in the letter
-    case a user might type), "rare topic", or words ("common words", "uncommon word", "rare
-    word", "absent word"), half of the word searches on a common topic too."""
+    case a user might type), "rare topic", or a kind of word search (SEARCH_KINDS)."""
     if kind == "topic":
         return [{"topic": topic} for topic in topic_spellings(rng, count)]
     if kind == "rare topic":
         return [{"topic": rng.choice([RARE_TOPIC, RARE_TOPIC.lower()])} for _ in range(count)]
     options = []
-    for index in range(count):
-        if kind == "common words":
-            words = " ".join(rng.sample(WORDS, rng.randint(1, 2)))
-        else:
-            words = {"uncommon word": UNCOMMON_WORD, "rare word": RARE_WORD}.get(kind, ABSENT_WORD)
-        option: dict[str, Any] = {"query": words}
-        if index % 2:
+    for _ in range(count):
+        option: dict[str, Any] = {"query": search_words(rng, kind)}
+        if kind == "word on a topic":
             option["topic"] = rng.choice(TOPICS)
         options.append(option)
     return options
+
+
+def search_words(rng: random.Random, kind: str) -> str:
+    """What a reader types in /news query: for one kind of search (SEARCH_KINDS)."""
+    common, other = rng.sample(WORDS, 2)
+    match kind:
+        case "common word" | "word on a topic":
+            return common
+        case "two common words":
+            return f"{common} {other}"
+        case "uncommon word":
+            return UNCOMMON_WORD
+        case "rare word":
+            return RARE_WORD
+        case "absent word":
+            return ABSENT_WORD
+        case "prefix":
+            return rng.choice(LONG_WORDS)[: rng.choice((4, 5))]
+        case "phrase":
+            return f'"{common} {other}"'
+        case "OR":
+            return f"{common} OR {RARE_WORD}"
+        case "exclusion":
+            return f"{common} -{other}"
+    raise ValueError(f"no such kind of search: {kind}")
 
 
 def figures_of(backend: str, runs: list[dict[str, Any]]) -> list[Figure]:
@@ -346,6 +396,8 @@ def figures_of(backend: str, runs: list[dict[str, Any]]) -> list[Figure]:
     def target(kind: str, stat: str) -> float | None:
         if stat == "p50":
             return TARGETS_MS["news_p50"] if kind == "topic" else None
+        if kind in (f"db {name}" for name in DB_ONLY_KINDS):
+            return None
         if kind.startswith("db "):
             # SQLite's FTS5 builds a word's whole match list: no target (see BENCHMARKS.md).
             if backend == "sqlite":
@@ -353,16 +405,24 @@ def figures_of(backend: str, runs: list[dict[str, Any]]) -> list[Figure]:
             return TARGETS_MS["postgres_db_p99"]
         if kind in ("autocomplete", "topics"):
             return TARGETS_MS[f"{kind}_p99"]
-        return TARGETS_MS["news_p99"] if backend == "postgres" or "topic" in kind else None
+        return (
+            TARGETS_MS["news_p99"]
+            if backend == "postgres" or kind in ("topic", "rare topic")
+            else None
+        )
 
     names = {"topic": "/news topic", "rare topic": "/news rare topic",
              "autocomplete": "autocomplete", "topics": "/topics"}  # fmt: skip
+    db_names = {"relevance": "latest(6, common word, relevance)",
+                "count": f"count_matching(common word, cap={COUNT_CAP})"}  # fmt: skip
     figures = []
     for kind in runs[0]:
         if kind == "_raw":
             continue
         name = names.get(kind) or (
-            f"latest(6, {kind[3:]})" if kind.startswith("db ") else f"/news {kind}"
+            db_names.get(kind[3:], f"latest(6, {kind[3:]})")
+            if kind.startswith("db ")
+            else f"/news {kind}"
         )
         for stat in ("p50", "p99"):
             figures.append(
@@ -386,6 +446,7 @@ async def measure(args: argparse.Namespace) -> None:
             "uncommon": [UNCOMMON_STORIES, UNCOMMON_WORD],
             "absent": ABSENT_WORD,
         },
+        "search_kinds": {kind: search_words(random.Random(1), kind) for kind in SEARCH_KINDS},
         "setup": (
             "bot (NewsBot, reload_seeds_at_start=False, digests off) and Discord emulator "
             "in one process and one asyncio event loop: end-to-end times include the "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -35,6 +36,9 @@ MAX_TERMS = 32
 # hold would score hundreds of thousands of them for one page, and the best match of a word
 # years old is rarely the news being looked for.
 RELEVANCE_WINDOW = 1000
+# Words shorter than this match whole words only: "AI" should not find "aid", "air" and "aims",
+# nor "EU" "euro"; from three letters on ("rob", "recog") a word is a prefix.
+MIN_PREFIX_LENGTH = 3
 # Longer than any real word, short enough that a pasted blob is refused rather than searched.
 MAX_WORD_LENGTH = 64
 # The page header counts matches up to this many and then says "more than": an exact count of
@@ -271,29 +275,54 @@ def refold(query: Query, folded: dict[str, tuple[str, ...]]) -> Query | None:
 # quoting below would still keep one inside its string if they did.
 
 
-def to_fts5(query: Query) -> str | None:
-    """An FTS5 MATCH expression for `query`; None when it has no terms (a topic alone)."""
+def is_prefix(token: str) -> bool:
+    """Whether `token`, when last in its term, matches the words it starts."""
+    return len(token) >= MIN_PREFIX_LENGTH
+
+
+def to_fts5(query: Query, expansions: Mapping[str, Sequence[str]] | None = None) -> str | None:
+    """An FTS5 MATCH expression for `query`; None when it has no terms (a topic alone).
+
+    `expansions` maps a prefix (a term's last token, as typed) to the indexed words it stands
+    for: the term then asks for each of them exactly, which FTS5 answers match by match, where
+    a prefix (`"recog"*`) makes it gather every match of every such word first. A prefix not
+    in `expansions` is left to FTS5.
+    """
     if not query.has_terms:
         return None
-    required = " AND ".join(_fts5_clause(clause) for clause in query.clauses)
+    known = expansions or {}
+    required = " AND ".join(_fts5_clause(clause, known) for clause in query.clauses)
     if not query.excluded:
         return required
     # FTS5's NOT is binary ("a NOT b"), left-associative: (a NOT b) NOT c.
     if len(query.clauses) > 1:
         required = f"({required})"
-    return required + "".join(f" NOT {_fts5_term(term)}" for term in query.excluded)
+    return required + "".join(f" NOT {_fts5_term(term, known)}" for term in query.excluded)
 
 
-def _fts5_clause(terms: tuple[Term, ...]) -> str:
+def _fts5_clause(terms: tuple[Term, ...], expansions: Mapping[str, Sequence[str]]) -> str:
     if len(terms) == 1:
-        return _fts5_term(terms[0])
-    return "(" + " OR ".join(_fts5_term(term) for term in terms) + ")"
+        return _fts5_term(terms[0], expansions)
+    return "(" + " OR ".join(_fts5_term(term, expansions) for term in terms) + ")"
 
 
-def _fts5_term(term: Term) -> str:
-    # A quoted string is one phrase token in FTS5: its words adjacent, `*` on the last.
-    inside = " ".join(term.tokens).replace('"', '""')
-    return f'"{inside}"*'
+def _fts5_term(term: Term, expansions: Mapping[str, Sequence[str]]) -> str:
+    # A quoted string is one phrase in FTS5: its words adjacent.
+    *head, last = term.tokens
+    if not is_prefix(last):
+        return _fts5_phrase(term.tokens)
+    words = expansions.get(last)
+    if words is None:
+        return _fts5_phrase(term.tokens) + "*"
+    if not words:  # no indexed word starts so: only the word itself could match
+        return _fts5_phrase(term.tokens)
+    phrases = [_fts5_phrase((*head, word)) for word in words]
+    return phrases[0] if len(phrases) == 1 else "(" + " OR ".join(phrases) + ")"
+
+
+def _fts5_phrase(tokens: Sequence[str]) -> str:
+    inside = " ".join(tokens).replace('"', '""')
+    return f'"{inside}"'
 
 
 def to_tsquery(query: Query) -> str | None:
@@ -319,7 +348,8 @@ def _tsquery_group(term: Term) -> str:
 
 def _tsquery_term(term: Term) -> str:
     lexemes = [_tsquery_lexeme(token) for token in term.tokens]
-    lexemes[-1] += ":*"
+    if is_prefix(term.tokens[-1]):
+        lexemes[-1] += ":*"
     return " <-> ".join(lexemes)
 
 

@@ -58,6 +58,9 @@ POSTGRES_FIGURES = {
     "news_latency": {
         "sqlite latest(6, rare word) p99",
         "postgres latest(6, rare word) p99",
+        "postgres latest(6, phrase) p99",
+        "postgres latest(6, common word, relevance) p99",
+        "postgres count_matching(common word, cap=1000) p99",
         "postgres load from the SQLite build",
     },
 }

@@ -240,24 +240,38 @@ def test_fts5_quotes_every_word_as_a_prefix() -> None:
     assert to_fts5(parse_query("facial recognition")) == '"facial"* AND "recognition"*'
 
 
+def test_words_of_one_or_two_letters_match_whole_words_only() -> None:
+    assert to_fts5(parse_query("AI 5G rob")) == '"AI" AND "5G" AND "rob"*'
+    assert to_tsquery(parse_query("AI 5G rob")) == "'AI' & '5G' & 'rob':*"
+    assert to_fts5(parse_query('"vision ai"')) == '"vision ai"'
+
+
 def test_fts5_or_not_and_precedence() -> None:
-    compiled = to_fts5(parse_query('a "b c" OR d -e -"f g"'))
-    assert compiled == '("a"* AND ("b c"* OR "d"*)) NOT "e"* NOT "f g"*'
+    compiled = to_fts5(parse_query('aaa "bbb ccc" OR ddd -eee -"fff ggg"'))
+    assert compiled == '("aaa"* AND ("bbb ccc"* OR "ddd"*)) NOT "eee"* NOT "fff ggg"*'
+
+
+def test_fts5_asks_for_each_word_a_prefix_stands_for_when_they_are_known() -> None:
+    query = parse_query('recog "facial Recog" -surv zzz OR AI')
+    expansions = {"recog": ["recognise", "recognition"], "Recog": ["recognition"], "surv": []}
+    assert to_fts5(query, expansions) == (
+        '(("recognise" OR "recognition") AND "facial recognition" AND ("zzz"* OR "AI")) NOT "surv"'
+    )
 
 
 def test_fts5_keeps_quotes_apostrophes_and_backslashes_out_of_its_syntax() -> None:
     compiled = to_fts5(parse_query("ab\"cd O'Brien C:\\temp"))
-    assert compiled == '"ab cd"* AND "O Brien"* AND "C temp"*'
+    assert compiled == '"ab cd" AND "O Brien"* AND "C temp"*'
 
 
 def test_tsquery_of_words_phrases_or_and_not() -> None:
-    compiled = to_tsquery(parse_query('a "b c" OR d -e -"f g"'))
-    assert compiled == "'a':* & ('b' <-> 'c':* | 'd':*) & !'e':* & !('f' <-> 'g':*)"
+    compiled = to_tsquery(parse_query('aaa "bbb ccc" OR ddd -eee -"fff ggg"'))
+    assert compiled == ("'aaa':* & ('bbb' <-> 'ccc':* | 'ddd':*) & !'eee':* & !('fff' <-> 'ggg':*)")
 
 
 def test_tsquery_keeps_quotes_apostrophes_and_backslashes_out_of_its_syntax() -> None:
     compiled = to_tsquery(parse_query("ab\"cd O'Brien C:\\temp"))
-    assert compiled == "('ab' <-> 'cd':*) & ('O' <-> 'Brien':*) & ('C' <-> 'temp':*)"
+    assert compiled == "('ab' <-> 'cd') & ('O' <-> 'Brien':*) & ('C' <-> 'temp':*)"
 
 
 _STORIES = [
@@ -266,6 +280,7 @@ _STORIES = [
     "AI and crypto: a hard fork",
     "Café owners try AI",
     "Computer vision for robots",
+    "Airport delays",
 ]
 
 
@@ -281,6 +296,8 @@ _STORIES = [
         ("cafe", [3]),
         ("robot vision OR crypto", [4]),
         ("NEAR(computer vision) AND", []),
+        ("ai", [2, 3]),
+        ("air", [5]),
     ],
 )
 def test_fts5_expression_finds_what_the_query_asks_for(text: str, found: list[int]) -> None:
@@ -303,6 +320,8 @@ async def test_tsquery_finds_what_the_query_asks_for_on_postgres(postgres_url: s
         'ai -"hard fork"': [3],
         "robot vision OR crypto": [4],
         "it's O'Brien's \\ x\"": [],
+        "ai": [2, 3],
+        "air": [5],
     }
     connection = await asyncpg.connect(postgres_url)
     try:

@@ -4,12 +4,13 @@ index and reloads, and state. Runs against each backend (see conftest.py)."""
 from __future__ import annotations
 
 import dataclasses
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from bot.models import Image, Provider, Story, TopicCount
-from bot.search_query import Order, parse_query
+from bot.search_query import Order, QuerySyntaxError, parse_query
 from bot.store.base import (
     ReloadChanges,
     SeedFileRecord,
@@ -609,3 +610,28 @@ async def test_seed_status_lists_rejected_files_and_the_last_reload(store: Store
     assert status.rejected == (("a.txt", "title: missing", True), ("b.txt", "invalid YAML", False))
     assert status.reloaded_at == RELOADED_AT
     assert status.folder == "/srv/seeds"
+
+
+_JUNK = [
+    '"', "-", " ", "OR", "topic:", ":", "*", "^", "(", ")", "'", "\\", "\x00", "NEAR", "AND",
+    "NOT", "title:", "é", "ß", "🤖", "א", "rocket", "ro", "launch", "café", "\u0301", "{", "}",
+]  # fmt: skip
+
+
+async def test_any_search_that_parses_runs_on_the_store_newest_first_or_by_relevance(
+    store: Store,
+) -> None:
+    await searchable(store)
+    chance = random.Random(3)
+    searched = 0
+    while searched < 60:
+        text = "".join(chance.choice(_JUNK) for _ in range(chance.randint(1, 14)))
+        try:
+            query = parse_query(text)
+        except QuerySyntaxError:
+            continue
+        searched += 1
+        for order in Order:
+            found = await store.latest(10, query=query, order=order)
+            assert len(found) <= 4, text
+        assert await store.count_matching(query, topic="food", cap=3) <= 4, text

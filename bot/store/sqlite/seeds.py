@@ -27,6 +27,7 @@ from bot.store.base import (
 )
 from bot.store.codec import SEED_FILE_COLUMNS, add_seed_files, to_json
 from bot.store.reload_rows import ReloadRows, topic_names_to_write
+from bot.store.sqlite.search_terms import record_words
 from bot.store.sqlite.seed_watch import SeedWatchMixin
 
 log = logging.getLogger(__name__)
@@ -244,6 +245,7 @@ async def _insert_stories(
     # Every removal before any addition: a key given up may be taken by another story.
     await writer.executemany(_UNINDEX_STORY, sorted(search.unindex))
     await writer.executemany(_INDEX_STORY, sorted(search.index))
+    await record_words(writer, [(title, excerpt) for _, title, excerpt in search.index])
     await writer.executemany(
         _INSERT_STORY_TOPIC,
         # In primary key order, so that the rows land next to each other in the index.

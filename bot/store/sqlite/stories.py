@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.models import Story, TopicCount, topic_key
-from bot.search_query import RELEVANCE_WINDOW, Order, Query, to_fts5
+from bot.search_query import Order, Query, to_fts5
 from bot.store.codec import STORY_COLUMNS, story_from_row, to_json
+from bot.store.sqlite import search
 from bot.store.sqlite.connection import SqliteBase
+from bot.store.sqlite.search_terms import expansions
 
 _LATEST = (
     "SELECT " + STORY_COLUMNS + " FROM stories AS s"
@@ -26,57 +28,6 @@ _LATEST_ON_TOPIC = (
     " WHERE st.topic_id = (SELECT id FROM topics WHERE key = ?)"
     " ORDER BY st.published_at DESC, st.story_id DESC LIMIT ? OFFSET ?"
 )
-# Word searches walk the search index newest first and stop at the page: its rowid is
-# stories.search_key, which sorts as (published_at, id) do (migrations/0010), and FTS5 serves
-# ORDER BY rowid DESC itself, match by match, without building and sorting the match list.
-# CROSS JOIN keeps the index the outer loop: with ANALYZE statistics the planner would rather
-# start from the topic (or the stories) and sort every match.
-_LATEST_MATCHING = (
-    "SELECT " + STORY_COLUMNS + " FROM stories_fts"
-    " CROSS JOIN stories AS s INDEXED BY stories_by_search_key"
-    " ON s.search_key = stories_fts.rowid"
-    " WHERE stories_fts MATCH ?"
-    " ORDER BY stories_fts.rowid DESC LIMIT ? OFFSET ?"
-)
-# The same walk, keeping the matches filed under the topic: one primary key lookup each.
-_LATEST_ON_TOPIC_MATCHING = (
-    "SELECT " + STORY_COLUMNS + " FROM stories_fts"
-    " CROSS JOIN stories AS s INDEXED BY stories_by_search_key"
-    " ON s.search_key = stories_fts.rowid"
-    " CROSS JOIN story_topics AS st"
-    " ON st.topic_id = (SELECT id FROM topics WHERE key = ?)"
-    " AND st.published_at = s.published_at AND st.story_id = s.id"
-    " WHERE stories_fts MATCH ?"
-    " ORDER BY stories_fts.rowid DESC LIMIT ? OFFSET ?"
-)
-# Relevance: the newest RELEVANCE_WINDOW matches, walked as above, then ranked by bm25 (lower
-# is better), newest first among equals.
-_MATCHES = (
-    "SELECT stories_fts.rowid AS search_key, bm25(stories_fts) AS score FROM stories_fts"
-    " WHERE stories_fts MATCH ? ORDER BY stories_fts.rowid DESC LIMIT ?"
-)
-_MATCHES_ON_TOPIC = (
-    "SELECT stories_fts.rowid AS search_key, bm25(stories_fts) AS score FROM stories_fts"
-    " CROSS JOIN stories AS s INDEXED BY stories_by_search_key"
-    " ON s.search_key = stories_fts.rowid"
-    " CROSS JOIN story_topics AS st"
-    " ON st.topic_id = (SELECT id FROM topics WHERE key = ?)"
-    " AND st.published_at = s.published_at AND st.story_id = s.id"
-    " WHERE stories_fts MATCH ? ORDER BY stories_fts.rowid DESC LIMIT ?"
-)
-_RANKED = (
-    " CROSS JOIN stories AS s INDEXED BY stories_by_search_key ON s.search_key = m.search_key"
-    " ORDER BY m.score, m.search_key DESC LIMIT ? OFFSET ?"
-)
-_MOST_RELEVANT = "SELECT " + STORY_COLUMNS + " FROM (" + _MATCHES + ") AS m" + _RANKED
-_MOST_RELEVANT_ON_TOPIC = (
-    "SELECT " + STORY_COLUMNS + " FROM (" + _MATCHES_ON_TOPIC + ") AS m" + _RANKED
-)
-_COUNT_MATCHING = (
-    "SELECT count(*) FROM (SELECT 1 FROM stories_fts WHERE stories_fts MATCH ?"
-    " ORDER BY stories_fts.rowid DESC LIMIT ?)"
-)
-_COUNT_ON_TOPIC_MATCHING = "SELECT count(*) FROM (" + _MATCHES_ON_TOPIC + ")"
 _STORY = "SELECT " + STORY_COLUMNS + " FROM stories AS s WHERE s.id = ?"
 # json_each keeps the ids' order; missing ids are simply not joined.
 _STORIES_BY_ID = (
@@ -120,22 +71,19 @@ class StoriesMixin(SqliteBase):
         query: Query | None = None,
         order: Order = Order.NEWEST,
     ) -> list[Story]:
-        statement = _latest_statement(limit, offset, topic, query, order)
+        statement = await self._latest_statement(limit, offset, topic, query, order)
         if statement is None:
             return []
         rows = await self._read(*statement, searching=query is not None)
         return [story_from_row(row) for row in rows]
 
     async def count_matching(self, query: Query, *, topic: str | None = None, cap: int) -> int:
-        match = to_fts5(query)
+        match = await self._match(query)
         if match is None or cap < 0:
             return 0
-        params: tuple[Any, ...]
-        if topic is None:
-            sql, params = _COUNT_MATCHING, (match, cap + 1)
-        else:
-            sql, params = _COUNT_ON_TOPIC_MATCHING, (topic_key(topic), match, cap + 1)
-        rows = await self._read(sql, params, searching=True)
+        key = topic_key(topic) if topic is not None else None
+        probed = key is not None and await self._probe_topic(match, key, cap + 1)
+        rows = await self._read(*search.count_statement(match, key, cap, probed), searching=True)
         return int(rows[0][0])
 
     async def explain_latest(
@@ -144,14 +92,55 @@ class StoriesMixin(SqliteBase):
         topic: str | None = None,
         query: Query | None = None,
         order: Order = Order.NEWEST,
+        limit: int = 10,
     ) -> list[str]:
         """The query plan of `latest` with these filters, one line per step (tests, diagnosis)."""
-        statement = _latest_statement(10, 0, topic, query, order)
+        statement = await self._latest_statement(limit, 0, topic, query, order)
         if statement is None:
             return []
         sql, params = statement
         rows = await self._read("EXPLAIN QUERY PLAN " + sql, params)
         return [row[3] for row in rows]
+
+    async def _latest_statement(
+        self, limit: int, offset: int, topic: str | None, query: Query | None, order: Order
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        """The SQL and parameters of one latest() call, or None when it cannot match anything."""
+        if limit <= 0:
+            return None
+        offset = max(offset, 0)
+        key = topic_key(topic) if topic is not None else None
+        if query is None:
+            if key is None:
+                return _LATEST, (limit, offset)
+            return _LATEST_ON_TOPIC, (key, limit, offset)
+        match = await self._match(query)
+        if match is None:
+            return None
+        probed = (
+            key is not None
+            and order is Order.NEWEST
+            and await self._probe_topic(match, key, limit + offset)
+        )
+        return search.page_statement(match, key, order, limit, offset, probed)
+
+    async def _match(self, query: Query) -> str | None:
+        """The FTS5 expression of `query`, each prefix asked for as the words it stands for."""
+        if not query.has_terms:
+            return None
+
+        async def read(sql: str, params: Sequence[Any]) -> list[Any]:
+            return await self._read(sql, params, searching=True)
+
+        return to_fts5(query, await expansions(read, query))
+
+    async def _probe_topic(self, match: str, key: str, wanted: int) -> bool:
+        """Whether a search on this topic walks the topic's stories (search.probe_topic)."""
+        params = (match, search.SAMPLE, key)
+        rows = await self._read(search.TOPIC_SEARCH_FIGURES, params, searching=True)
+        matches, topic_stories, stories = rows[0]
+        figures = search.TopicSearchFigures(matches, topic_stories or 0, int(stories))
+        return search.probe_topic(figures, wanted)
 
     async def story(self, story_id: int) -> Story | None:
         rows = await self._read(_STORY, (story_id,))
@@ -189,32 +178,6 @@ class StoriesMixin(SqliteBase):
         for story_id, other in await self._read(_LINKED, (ids, ids)):
             linked.setdefault(story_id, set()).add(other)
         return linked
-
-
-def _latest_statement(
-    limit: int, offset: int, topic: str | None, query: Query | None, order: Order
-) -> tuple[str, tuple[Any, ...]] | None:
-    """The SQL and parameters of one latest() call, or None when it cannot match anything."""
-    if limit <= 0:
-        return None
-    offset = max(offset, 0)
-    match = None
-    if query is not None:
-        match = to_fts5(query)
-        if match is None:
-            return None
-    key = topic_key(topic) if topic is not None else None
-    if match is None:
-        if key is None:
-            return _LATEST, (limit, offset)
-        return _LATEST_ON_TOPIC, (key, limit, offset)
-    if order is Order.RELEVANCE:
-        if key is None:
-            return _MOST_RELEVANT, (match, RELEVANCE_WINDOW, limit, offset)
-        return _MOST_RELEVANT_ON_TOPIC, (key, match, RELEVANCE_WINDOW, limit, offset)
-    if key is None:
-        return _LATEST_MATCHING, (match, limit, offset)
-    return _LATEST_ON_TOPIC_MATCHING, (key, match, limit, offset)
 
 
 def _escape_like(text: str) -> str:
