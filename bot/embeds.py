@@ -14,6 +14,7 @@ import discord
 
 from bot.discord_limits import (
     AUTHOR_LIMIT,
+    CONTENT_LIMIT,
     DESCRIPTION_LIMIT,
     EMBEDS_PER_MESSAGE,
     FIELD_VALUE_LIMIT,
@@ -23,6 +24,7 @@ from bot.discord_limits import (
 from bot.models import Story, TopicCount
 from bot.reload import ReloadReport
 from bot.reports import describe_reload, n_stories, rejection_line
+from bot.search_query import Order, Query, describe, describe_matches
 from bot.store import SeedStatus
 from bot.urls import is_web_url
 
@@ -149,6 +151,34 @@ def story_page(stories: Sequence[Story]) -> tuple[list[discord.Embed], int]:
         return [], 0
     first = pack(story_embed(story) for story in stories)[0]
     return first, len(first)
+
+
+def news_heading(
+    *,
+    topic: str | None,
+    query: Query | None,
+    asked: Order = Order.NEWEST,
+    matched: int | None = None,
+    page: int | None = None,
+) -> str:
+    """The line above a /news page (numbered `page`), and the first line of `newsbot news`.
+
+    A search says how its words were read and how many stories `matched` (as counted up to
+    a cap); without words it is "Latest stories", noting that relevance needs words when it
+    was asked for. The description gives way to the count and page number when it is long.
+    """
+    about = f" on **{discord.utils.escape_markdown(topic)}**" if topic else ""
+    if query is not None and query.has_terms:
+        # describe() starts with "stories": the topic goes right after it.
+        head = "Stories" + about + describe(query, asked).removeprefix("stories")
+    else:
+        head = f"Latest stories{about}"
+        if asked is not Order.NEWEST:
+            head += ", newest first: only a search with words can be sorted by relevance"
+    tail = [describe_matches(matched)] if matched is not None else []
+    tail += [f"page {page}"] if page is not None else []
+    suffix = "".join(f" · {part}" for part in tail)
+    return shorten(head, CONTENT_LIMIT - len(suffix)) + suffix
 
 
 def page_starts(stories: Sequence[Story], per_page: int) -> list[int]:

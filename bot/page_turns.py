@@ -9,9 +9,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from bot.search_query import Order
+
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 PAGE_BUTTON = re.compile(
-    r"news:(?P<direction>[np]):(?P<owner>[0-9a-z]+):(?P<expires>[0-9a-z]+):(?P<per_page>[1-9a])"
+    r"news:(?P<direction>[np])(?P<relevance>r?):(?P<owner>[0-9a-z]+):(?P<expires>[0-9a-z]+):(?P<per_page>[1-9a])"
     r":(?P<offset>[0-9a-z]+):(?P<page>[0-9a-z]+):(?P<search>.*)",
     re.DOTALL,
 )
@@ -45,8 +47,10 @@ class PageTurn:
 
     Next carries the page to show (`offset`, `page`); Previous carries the page it sits under,
     since the page before is only known by laying out the stories again (`page_before`).
-    `expires` is when the button stops working (Unix seconds, newsbot's clock), and `search`
-    is the topic and words (`encode_search`) or, when they are too long, a key to them.
+    `expires` is when the button stops working (Unix seconds, newsbot's clock), `search`
+    is the topic and words (`encode_search`) or, when they are too long, a key to them, and
+    `order` the order asked for: "r" after the direction for relevance, nothing for newest,
+    so that buttons from before there was a choice still read as newest first.
     """
 
     backwards: bool
@@ -56,12 +60,15 @@ class PageTurn:
     offset: int
     page: int
     search: str
+    order: Order = Order.NEWEST
 
     @property
     def custom_id(self) -> str:
         numbers = (self.owner_id, self.expires, self.per_page, self.offset, self.page)
         fields = ":".join(_base36(number) for number in numbers)
-        return f"news:{'p' if self.backwards else 'n'}:{fields}:{self.search}"
+        direction = "p" if self.backwards else "n"
+        relevance = "r" if self.order is Order.RELEVANCE else ""
+        return f"news:{direction}{relevance}:{fields}:{self.search}"
 
     @classmethod
     def from_custom_id(cls, custom_id: str) -> PageTurn | None:
@@ -79,13 +86,14 @@ class PageTurn:
             offset=number(match["offset"]),
             page=number(match["page"]),
             search=match["search"],
+            order=Order.RELEVANCE if match["relevance"] else Order.NEWEST,
         )
 
 
 class LongSearches:
     """Searches too long for a custom id, kept in memory while their buttons work.
 
-    A topic (up to 100 characters) and words (up to 200) do not always fit in the 100
+    A topic (up to 100 characters) and words (up to 512) do not always fit in the 100
     characters of a custom id beside the page state. Most searches do and travel in it; the
     rest are kept here under a short key, and a press after a restart gets the "expired"
     answer. A database row would survive a restart, but /news would then write on every use,

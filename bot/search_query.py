@@ -41,6 +41,9 @@ RELEVANCE_WINDOW = 1000
 MIN_PREFIX_LENGTH = 3
 # Longer than any real word, short enough that a pasted blob is refused rather than searched.
 MAX_WORD_LENGTH = 64
+# The page header counts matches up to this many and then says "more than": an exact count of
+# a word half the stories hold would read hundreds of thousands of index entries per page.
+MATCH_COUNT_CAP = 1000
 
 # Tokens as the stores split text: SQLite's unicode61 tokenizer and PostgreSQL's
 # newsbot_search_text both keep runs of letters and digits and split on anything else.
@@ -87,6 +90,12 @@ class Query:
         return bool(self.clauses)
 
 
+def order_for(query: Query | None, asked: Order) -> Order:
+    """The order results come in: relevance ranks matches of words, so a search without any
+    (none, or a topic alone) lists the newest whatever was asked."""
+    return asked if query is not None and query.has_terms else Order.NEWEST
+
+
 # What the lexer yields before folding: a word or phrase (possibly excluded), or OR.
 @dataclass(frozen=True)
 class _Item:
@@ -117,7 +126,7 @@ def parse_query(text: str) -> Query:
         raise _refuse(
             f"That search is too long: at most {MAX_QUERY_LENGTH} characters", _SHORT_EXAMPLE
         )
-    items = _lex(_without_controls(text))
+    items = _lex(without_controls(text))
     topics = [item.text for item in items if item.topic]
     if len(topics) > 1:
         raise _refuse("A search can name one topic", 'topic:"Computer Vision" cameras')
@@ -137,7 +146,7 @@ def parse_query(text: str) -> Query:
     return Query(clauses, excluded, topics[0] if topics else None)
 
 
-def _without_controls(text: str) -> str:
+def without_controls(text: str) -> str:
     """Control and format characters (NUL, direction marks, zero-width joiners) as spaces:
     they are never part of a stored word, and a NUL must not reach a database."""
     return "".join(" " if unicodedata.category(char) in ("Cc", "Cf") else char for char in text)
@@ -376,3 +385,11 @@ def _described_term(term: Term) -> str:
     # Tokens are letters and digits only, so they cannot break the Markdown around them.
     words = " ".join(term.tokens)
     return f"*“{words}”*" if term.phrase else f"*{words}*"
+
+
+def describe_matches(count: int, cap: int = MATCH_COUNT_CAP) -> str:
+    """How many stories matched, as `count_matching` counted them up to `cap`: "1 match",
+    "37 matches", "more than 1,000 matches"."""
+    if count > cap:
+        return f"more than {cap:,} matches"
+    return f"{count:,} match" if count == 1 else f"{count:,} matches"

@@ -170,7 +170,7 @@ def test_news_json_carries_fields_topics_lead_image_and_related_links() -> None:
 
     code, out = run("news", "--query", "entreats", "--json")
 
-    [story] = json.loads(out)
+    [story] = json.loads(out)["stories"]
     assert code == 0
     assert story["title"] == "European Parliament entreats a ban on facial recognition."
     assert story["topics"] == ["Computer Vision", "AI"]
@@ -183,11 +183,11 @@ def test_news_json_carries_fields_topics_lead_image_and_related_links() -> None:
 def test_news_limit_and_empty_result() -> None:
     run("seeds", "load")
 
-    assert len(json.loads(run("news", "--limit", "2", "--json")[1])) == 2
+    assert len(json.loads(run("news", "--limit", "2", "--json")[1])["stories"]) == 2
     code, out = run("news", "--query", "zeppelin")
 
     assert code == 0
-    assert out.strip() == "No stories match."
+    assert out.strip().splitlines()[-1] == "No stories match."
 
 
 def test_topics_lists_counts() -> None:
@@ -377,13 +377,137 @@ def test_near_miss_topic_suggests_the_close_topic(capsys: pytest.CaptureFixture[
     assert "no topic 'Computer Vison'; did you mean 'Computer Vision'?" in err
 
 
+# --- searching --------------------------------------------------------------------------------
+
+
+def test_news_query_prints_how_it_was_read_and_how_many_matched_first() -> None:
+    run("seeds", "load")
+
+    code, out = run("news", "--query", "parliament -entreats", "--limit", "1")
+
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[:3] == [
+        "Stories with *parliament*, without *entreats*, newest first · 2 matches",
+        "",
+        "EU parliament backs AI restrictions and facial recognition ban",
+    ]
+
+
+def test_news_without_a_query_prints_no_header() -> None:
+    run("seeds", "load")
+
+    _, out = run("news", "--limit", "1")
+
+    assert out.splitlines()[0] == SHIPPED_TITLES_NEWEST_FIRST[0]
+
+
+def test_news_sort_relevance_ranks_the_best_match_first() -> None:
+    run("seeds", "load")
+
+    _, newest = run("news", "--query", "ban facial", "--limit", "1", "--json")
+    _, relevant = run("news", "--query", "ban facial", "--sort", "relevance", "--limit", "1")
+
+    assert json.loads(newest)["stories"][0]["title"] == SHIPPED_TITLES_NEWEST_FIRST[0]
+    assert relevant.splitlines()[0].endswith(", most relevant first · 5 matches")
+    assert relevant.splitlines()[2] == "European Parliament entreats a ban on facial recognition."
+
+
+def test_news_json_says_how_the_search_was_read_beside_the_stories() -> None:
+    run("seeds", "load")
+
+    _, out = run("news", "--query", "parliament", "--sort", "relevance", "--json")
+
+    shown = json.loads(out)
+    assert {key: value for key, value in shown.items() if key != "stories"} == {
+        "query": "parliament",
+        "topic": None,
+        "order": "relevance",
+        "read_as": "stories with *parliament*, most relevant first",
+        "matched": 3,
+        "matched_is_exact": True,
+    }
+    assert len(shown["stories"]) == 3
+
+
+def test_news_sort_relevance_without_words_lists_the_newest_and_says_why() -> None:
+    run("seeds", "load")
+
+    _, out = run("news", "--topic", "ai", "--sort", "relevance", "--limit", "1")
+
+    assert out.splitlines()[0] == (
+        "Latest stories on **AI**, newest first: only a search with words can be sorted by "
+        "relevance"
+    )
+    assert out.splitlines()[2] == SHIPPED_TITLES_NEWEST_FIRST[0]
+
+
+def test_news_topic_in_the_query_is_the_topic() -> None:
+    run("seeds", "load")
+
+    _, out = run("news", "--query", 'topic:"computer vision" entreats', "--json")
+
+    shown = json.loads(out)
+    assert shown["topic"] == "Computer Vision"
+    assert [story["title"] for story in shown["stories"]] == [
+        "European Parliament entreats a ban on facial recognition."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--query", "a" * 5000), "That search is too long: at most 512 characters, e.g. "),
+        (("--query", '"facial'), "A quote is never closed, e.g. "),
+        (("--query", "OR"), "OR needs a word or phrase on each side, e.g. ai OR robotics"),
+        (("--query", "-"), "A minus sign needs a word after it, e.g. ai -crypto"),
+        (("--query", "topic:Computer-Visoin ban"), "did you mean 'Computer Vision'?"),
+        (
+            ("--topic", "ai", "--query", 'topic:"computer vision" ban'),
+            "--topic is 'AI' but the query says topic:'Computer Vision'; give one topic",
+        ),
+        (("--sort", "oldest"), "argument --sort: invalid choice: 'oldest'"),
+    ],
+)
+def test_news_search_mistakes_are_one_line(
+    argv: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("seeds", "load")
+    capsys.readouterr()
+
+    code, out = run("news", *argv)
+
+    err = one_line(capsys.readouterr().err)
+    assert code == 2
+    assert err.startswith(("newsbot: error: ", "newsbot news: error: "))
+    assert message in err
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["facial\x00recognition", "NEAR(facial recognition)", "title:facial", "ban*", "'; --", "*"],
+)
+def test_news_hostile_queries_give_results_or_a_one_line_explanation(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("seeds", "load")
+    capsys.readouterr()
+
+    code, _ = run("news", "--query", text)
+
+    err = capsys.readouterr().err
+    assert (code, err) == (0, "") or (code == 2 and ", e.g. " in one_line(err))
+    assert "Traceback" not in err
+
+
 # --- JSON ids ---------------------------------------------------------------------------------
 
 
 def test_json_carries_64_bit_ids_as_strings_in_every_output() -> None:
     checked = json.loads(run("seeds", "check", "--json")[1])["files"]
     loaded = json.loads(run("seeds", "load", "--json")[1])
-    stories = json.loads(run("news", "--json")[1])
+    stories = json.loads(run("news", "--json")[1])["stories"]
 
     ids = {row["story_id"] for row in checked}
     assert {change["story_id"] for change in loaded["added"]} == ids

@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 import discord
 import pytest
 
+from bot.discord_limits import CONTENT_LIMIT
 from bot.embeds import (
     digest_messages,
+    news_heading,
     pack,
     page_starts,
     reload_report_embed,
@@ -24,6 +26,7 @@ from bot.embeds import (
 )
 from bot.models import Image, Problem, Provider, Related, Story, TopicCount
 from bot.reload import Duplicate, Rejection, ReloadReport, StoryChange
+from bot.search_query import MATCH_COUNT_CAP, Order, Query, Term, parse_query
 from bot.store import SeedStatus
 from tests.factories import make_related, make_story
 
@@ -647,3 +650,45 @@ def test_a_rendered_digest_survives_the_trip_through_the_ledger_unchanged() -> N
 
     for embed in embeds:
         assert discord.Embed.from_dict(embed.to_dict()).to_dict() == embed.to_dict()
+
+
+# --- the /news header -------------------------------------------------------------------------
+
+
+def test_news_heading_of_a_search_says_how_it_was_read_on_which_topic_and_how_many() -> None:
+    heading = news_heading(
+        topic="Computer_Vision",
+        query=parse_query("facial recognition"),
+        asked=Order.RELEVANCE,
+        matched=MATCH_COUNT_CAP + 1,
+        page=3,
+    )
+
+    assert heading == (
+        r"Stories on **Computer\_Vision** with *facial* and *recognition*, most relevant first"
+        " · more than 1,000 matches · page 3"
+    )
+
+
+def test_news_heading_without_words_is_the_latest_stories() -> None:
+    assert news_heading(topic="AI", query=None, page=2) == "Latest stories on **AI** · page 2"
+    assert news_heading(topic=None, query=parse_query("topic:AI"), page=1) == (
+        "Latest stories · page 1"
+    )
+
+
+def test_news_heading_says_relevance_needs_words() -> None:
+    heading = news_heading(topic=None, query=None, asked=Order.RELEVANCE, page=1)
+
+    assert heading == (
+        "Latest stories, newest first: only a search with words can be sorted by relevance · page 1"
+    )
+
+
+def test_a_long_news_heading_fits_a_message_and_keeps_its_count_and_page() -> None:
+    words = tuple((Term((f"{'w' * 60}{n:03}",)),) for n in range(40))
+
+    heading = news_heading(topic="T" * 100, query=Query(words), matched=12, page=7)
+
+    assert len(heading) <= CONTENT_LIMIT
+    assert heading.endswith("… · 12 matches · page 7")

@@ -13,10 +13,13 @@ from bot.search_query import (
     MAX_QUERY_LENGTH,
     MAX_TERMS,
     MAX_WORD_LENGTH,
+    Order,
     Query,
     QuerySyntaxError,
     Term,
     describe,
+    describe_matches,
+    order_for,
     parse_query,
     refold,
     to_fts5,
@@ -356,3 +359,17 @@ def test_describe_shows_or_grouped_among_other_words() -> None:
         describe(parse_query('drones "computer vision" OR ai'))
         == "stories with *drones* and (*“computer vision”* or *ai*), newest first"
     )
+
+
+def test_describe_matches_counts_exactly_up_to_the_cap_then_says_more_than() -> None:
+    assert describe_matches(1, cap=1000) == "1 match"
+    assert describe_matches(37, cap=1000) == "37 matches"
+    assert describe_matches(1000, cap=1000) == "1,000 matches"
+    assert describe_matches(1001, cap=1000) == "more than 1,000 matches"
+
+
+def test_relevance_is_the_order_only_of_a_search_with_words() -> None:
+    assert order_for(parse_query("ai"), Order.RELEVANCE) is Order.RELEVANCE
+    assert order_for(parse_query("topic:AI"), Order.RELEVANCE) is Order.NEWEST
+    assert order_for(None, Order.RELEVANCE) is Order.NEWEST
+    assert order_for(parse_query("ai"), Order.NEWEST) is Order.NEWEST

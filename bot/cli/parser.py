@@ -13,6 +13,7 @@ from bot.cli.reading import digest_preview, show_news, show_topics
 from bot.cli.seeds import seeds_check, seeds_load
 from bot.cli.serve import run_bot, sync_commands
 from bot.digest import parse_max_age
+from bot.search_query import Order
 
 
 class Parser(argparse.ArgumentParser):
@@ -70,7 +71,17 @@ def _add_seed_commands(commands: Subcommands) -> None:
 def _add_reading_commands(commands: Subcommands) -> None:
     news = commands.add_parser("news", help="the latest stories (the offline twin of /news)")
     news.add_argument("--topic", help="only stories on this topic (any case)")
-    news.add_argument("--query", help="only stories whose title or excerpt has these words")
+    news.add_argument(
+        "--query",
+        help="only stories whose title or excerpt has these words: facial recognition, "
+        '"exact phrase", ai OR robotics, -word, topic:AI',
+    )
+    news.add_argument(
+        "--sort",
+        choices=[order.value for order in Order],
+        default=Order.NEWEST.value,
+        help="newest first (default), or most relevant first for a search with words",
+    )
     news.add_argument("--limit", type=_limit, default=5, help="how many stories (1-100, default 5)")
     news.add_argument("--json", action="store_true", help="print the stories as JSON")
     news.set_defaults(handler=show_news)

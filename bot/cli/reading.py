@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from bot.cli.common import EXIT_OK, Context, UserError, opened_store
 from bot.cli.render import (
+    NewsSearch,
     digest_preview_text,
     news_json,
     news_text,
@@ -18,20 +19,28 @@ from bot.cli.render import (
 )
 from bot.digest_plan import select_digest
 from bot.models import DigestSettings
-from bot.search_query import parse_query
+from bot.search_query import MATCH_COUNT_CAP, Order, order_for, parse_query
 from bot.store import Store
 from bot.topics import UnknownTopic, resolve_topic
 
 
 async def show_news(args: argparse.Namespace, context: Context) -> int:
+    query = parse_query(args.query) if args.query else None
+    asked = Order(args.sort)
     async with opened_store(context.settings, create=False) as store:
-        topic_name = await _resolve_topic(store, args.topic) if args.topic else None
-        query = parse_query(args.query) if args.query else None
-        stories = await store.latest(args.limit, topic=topic_name, query=query)
+        topic_name = await _search_topic(store, args.topic, query.topic if query else None)
+        order = order_for(query, asked)
+        stories = await store.latest(args.limit, topic=topic_name, query=query, order=order)
+        matched = (
+            await store.count_matching(query, topic=topic_name, cap=MATCH_COUNT_CAP)
+            if query is not None and query.has_terms
+            else None
+        )
+    search = NewsSearch(args.query, query, topic_name, asked, matched)
     if args.json:
-        write_json(context.out, news_json(stories))
+        write_json(context.out, news_json(stories, search))
     else:
-        write_lines(context.out, news_text(stories))
+        write_lines(context.out, news_text(stories, search))
     return EXIT_OK
 
 
@@ -55,6 +64,15 @@ async def digest_preview(args: argparse.Namespace, context: Context) -> int:
         selection = await select_digest(store, settings, datetime.now(UTC), default_age)
     write_lines(context.out, digest_preview_text(selection))
     return EXIT_OK
+
+
+async def _search_topic(store: Store, option: str | None, in_query: str | None) -> str | None:
+    """--topic's topic or the query's topic:, resolved alike; both must name the same one."""
+    chosen = await _resolve_topic(store, option) if option else None
+    named = await _resolve_topic(store, in_query) if in_query else None
+    if chosen and named and chosen != named:
+        raise UserError(f"--topic is {chosen!r} but the query says topic:{named!r}; give one topic")
+    return chosen or named
 
 
 async def _resolve_topic(store: Store, name: str) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from bot.digest import too_old_note
 from bot.digest_plan import Selection
+from bot.embeds import news_heading
 from bot.models import SeedResult, Story, TopicCount
 from bot.reload import ReloadReport
 from bot.reports import describe_reload, duplicate_line
+from bot.search_query import MATCH_COUNT_CAP, Order, Query, describe, order_for
 
 CheckRow = dict[str, Any]
 
@@ -120,8 +123,49 @@ def reload_text(report: ReloadReport, stored: int) -> list[str]:
 # --- news, topics -----------------------------------------------------------------------------
 
 
-def news_json(stories: Sequence[Story]) -> list[dict[str, Any]]:
-    return [story_json(story) for story in stories]
+@dataclass(frozen=True)
+class NewsSearch:
+    """What `newsbot news` was asked for: the words as typed and as parsed, the topic (the
+    option's or the query's, resolved), the order asked for, and how many stories matched
+    (counted up to MATCH_COUNT_CAP; None without words)."""
+
+    words: str | None = None
+    query: Query | None = None
+    topic: str | None = None
+    asked: Order = Order.NEWEST
+    matched: int | None = None
+
+    @property
+    def has_words(self) -> bool:
+        return self.query is not None and self.query.has_terms
+
+    @property
+    def heading(self) -> str | None:
+        """/news's header line without its page number, when /news would say more than
+        "Latest stories": for a search with words, or relevance asked for without any."""
+        if not self.has_words and self.asked is Order.NEWEST:
+            return None
+        return news_heading(
+            topic=self.topic, query=self.query, asked=self.asked, matched=self.matched
+        )
+
+
+def news_json(stories: Sequence[Story], search: NewsSearch | None = None) -> dict[str, Any]:
+    """The stories, and how the search was read: `read_as` is the header's description,
+    `matched` the count, exact when `matched_is_exact`, else there are more."""
+    search = search or NewsSearch()
+    counted = search.matched
+    return {
+        "query": search.words,
+        "topic": search.topic,
+        "order": order_for(search.query, search.asked).value,
+        "read_as": describe(search.query, search.asked)
+        if search.query is not None and search.has_words
+        else None,
+        "matched": None if counted is None else min(counted, MATCH_COUNT_CAP),
+        "matched_is_exact": None if counted is None else counted <= MATCH_COUNT_CAP,
+        "stories": [story_json(story) for story in stories],
+    }
 
 
 def story_json(story: Story) -> dict[str, Any]:
@@ -156,10 +200,11 @@ def story_json(story: Story) -> dict[str, Any]:
     }
 
 
-def news_text(stories: Sequence[Story]) -> list[str]:
+def news_text(stories: Sequence[Story], search: NewsSearch | None = None) -> list[str]:
+    heading = search.heading if search else None
+    lines = [heading, ""] if heading else []
     if not stories:
-        return ["No stories match."]
-    lines: list[str] = []
+        return [*lines, "No stories match."]
     for story in stories:
         provider = story.provider.name if story.provider else "unknown outlet"
         when = story.published_at.strftime("%Y-%m-%d %H:%M UTC")

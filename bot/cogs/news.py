@@ -12,17 +12,25 @@ import functools
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_limits import AUTOCOMPLETE_CHOICES, CHOICE_LIMIT, CONTENT_LIMIT, CUSTOM_ID_LIMIT
-from bot.embeds import page_starts, shorten, story_page, topics_embed
+from bot.discord_limits import AUTOCOMPLETE_CHOICES, CHOICE_LIMIT, CUSTOM_ID_LIMIT
+from bot.embeds import news_heading, page_starts, shorten, story_page, topics_embed
 from bot.page_turns import KEPT, PAGE_BUTTON, LongSearches, PageTurn, decode_search, encode_search
-from bot.search_query import Query, parse_query
+from bot.search_query import (
+    MATCH_COUNT_CAP,
+    MAX_QUERY_LENGTH,
+    Order,
+    Query,
+    order_for,
+    parse_query,
+    without_controls,
+)
 from bot.store import Store
 from bot.topics import UnknownTopic, resolve_topic
 from bot.tree import UserFacingError, handle_error, reply
@@ -38,18 +46,26 @@ EXPIRED = "These buttons have expired; run /news again."
 
 @dataclass(frozen=True, slots=True)
 class NewsQuery:
+    """What a /news page shows: the topic (resolved), the words as typed, the order asked for."""
+
     topic: str | None
     words: str | None
     per_page: int
+    asked: Order = Order.NEWEST
+    # The words read once (QuerySyntaxError when they cannot be); every store call reuses them.
+    parsed: Query | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parsed", parse_query(self.words) if self.words else None)
 
     @property
-    def parsed(self) -> Query | None:
-        return parse_query(self.words) if self.words else None
+    def order(self) -> Order:
+        return order_for(self.parsed, self.asked)
 
-    def heading(self, page: int) -> str:
-        about = f" on **{discord.utils.escape_markdown(self.topic)}**" if self.topic else ""
-        matching = f" matching “{discord.utils.escape_markdown(self.words)}”" if self.words else ""
-        return shorten(f"Latest stories{about}{matching} · page {page}", CONTENT_LIMIT)
+    def heading(self, page: int, matched: int | None) -> str:
+        return news_heading(
+            topic=self.topic, query=self.parsed, asked=self.asked, matched=matched, page=page
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +79,11 @@ async def load_page(store: Store, query: NewsQuery, offset: int) -> Page:
     """The stories of one page from `offset`: as many as fit one message, up to per_page."""
     # One extra story tells whether a next page exists without counting the matches.
     stories = await store.latest(
-        query.per_page + 1, offset=offset, topic=query.topic, query=query.parsed
+        query.per_page + 1,
+        offset=offset,
+        topic=query.topic,
+        query=query.parsed,
+        order=query.order,
     )
     embeds, shown = story_page(stories[: query.per_page])
     more = len(stories) > shown
@@ -76,9 +96,21 @@ async def page_before(store: Store, query: NewsQuery, offset: int) -> tuple[int,
     Pages hold as many stories as fit a message, so where they start is found by laying out
     the stories before `offset` again, from the first.
     """
-    stories = await store.latest(offset, topic=query.topic, query=query.parsed) if offset else []
+    stories = (
+        await store.latest(offset, topic=query.topic, query=query.parsed, order=query.order)
+        if offset
+        else []
+    )
     starts = page_starts(stories, query.per_page)
     return starts[-1], len(starts)
+
+
+async def count_matches(store: Store, query: NewsQuery) -> int | None:
+    """How many stories the search matches, up to MATCH_COUNT_CAP; None without words."""
+    parsed = query.parsed
+    if parsed is None or not parsed.has_terms:
+        return None
+    return await store.count_matching(parsed, topic=query.topic, cap=MATCH_COUNT_CAP)
 
 
 class PageButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PAGE_BUTTON):
@@ -190,31 +222,42 @@ class News(commands.Cog):
     @app_commands.command(name="news")
     @app_commands.describe(
         topic="Only stories on this topic",
-        query="Only stories with these words in the title or summary",
+        query='Words to find: facial recognition, "exact phrase", ai OR robotics, -word',
+        sort="Newest first (default) or most relevant first, for a search with words",
         count="Stories per page (1-10, default 5)",
         private="Show the answer only to you",
+    )
+    @app_commands.choices(
+        sort=[
+            app_commands.Choice(name="Newest first", value=Order.NEWEST.value),
+            app_commands.Choice(name="Most relevant", value=Order.RELEVANCE.value),
+        ]
     )
     async def news(
         self,
         interaction: discord.Interaction,
         topic: app_commands.Range[str, 1, 100] | None = None,
-        query: app_commands.Range[str, 1, 200] | None = None,
+        query: app_commands.Range[str, 1, MAX_QUERY_LENGTH] | None = None,
+        sort: app_commands.Choice[str] | None = None,
         count: app_commands.Range[int, 1, 10] = 5,
         private: bool = False,
     ) -> None:
         """The latest news, optionally on a topic or matching words."""
-        topic_name = await self._resolve_topic(topic) if topic else None
-        news_query = NewsQuery(topic_name, query, count)
+        in_query = parse_query(query).topic if query else None
+        topic_name = await self._search_topic(topic, in_query)
+        asked = Order(sort.value) if sort else Order.NEWEST
+        news_query = NewsQuery(topic_name, query, count, asked)
         page = await load_page(self.store, news_query, 0)
         if not page.embeds:
             raise UserFacingError(_nothing_found(news_query))
+        heading = news_query.heading(1, await count_matches(self.store, news_query))
         if page.next_offset is None:
-            await reply(interaction, news_query.heading(1), embeds=page.embeds, ephemeral=private)
+            await reply(interaction, heading, embeds=page.embeds, ephemeral=private)
             return
         buttons = self._buttons(interaction.user.id, news_query, page, 1)
         # /news never defers, so this is the initial response; it tells the message's id.
         sent = await interaction.response.send_message(
-            news_query.heading(1), embeds=page.embeds, view=buttons, ephemeral=private
+            heading, embeds=page.embeds, view=buttons, ephemeral=private
         )
         if sent.message_id is not None:
             self.expiry.restart(sent.message_id, interaction, buttons)
@@ -228,7 +271,7 @@ class News(commands.Cog):
         if search is None or self._now() > turn.expires:
             await self._refuse_expired(interaction)
             return
-        query = NewsQuery(*search, turn.per_page)
+        query = NewsQuery(*search, turn.per_page, turn.order)
         if turn.backwards:
             offset, number = await page_before(self.store, query, turn.offset)
         else:
@@ -239,9 +282,8 @@ class News(commands.Cog):
         if not page.embeds:
             raise UserFacingError(_nothing_found(query))
         buttons = self._buttons(turn.owner_id, query, page, number)
-        await interaction.response.edit_message(
-            content=query.heading(number), embeds=page.embeds, view=buttons
-        )
+        heading = query.heading(number, await count_matches(self.store, query))
+        await interaction.response.edit_message(content=heading, embeds=page.embeds, view=buttons)
         if interaction.message is not None:
             self.expiry.restart(interaction.message.id, interaction, buttons)
 
@@ -252,9 +294,12 @@ class News(commands.Cog):
 
         def turns(search: str) -> tuple[PageTurn, PageTurn]:
             following = page.next_offset if page.next_offset is not None else page.offset
+            turn = functools.partial(
+                PageTurn, owner_id=owner_id, expires=expires, per_page=query.per_page
+            )
             return (
-                PageTurn(True, owner_id, expires, query.per_page, page.offset, number, search),
-                PageTurn(False, owner_id, expires, query.per_page, following, number + 1, search),
+                turn(True, offset=page.offset, page=number, search=search, order=query.asked),
+                turn(False, offset=following, page=number + 1, search=search, order=query.asked),
             )
 
         previous, following = turns(encode_search(query.topic, query.words))
@@ -302,6 +347,18 @@ class News(commands.Cog):
         """Topics with the number of stories on each."""
         await reply(interaction, embed=topics_embed(await self.store.topics()), ephemeral=private)
 
+    async def _search_topic(self, option: str | None, in_query: str | None) -> str | None:
+        """The topic to show: the topic option's or the query's topic:, resolved alike; the
+        two must name the same topic when both are given."""
+        chosen = await self._resolve_topic(option) if option else None
+        named = await self._resolve_topic(in_query) if in_query else None
+        if chosen and named and chosen != named:
+            raise UserFacingError(
+                f"The topic option says **{discord.utils.escape_markdown(chosen)}** but the "
+                f"query says topic:**{discord.utils.escape_markdown(named)}**: give one topic."
+            )
+        return chosen or named
+
     async def _resolve_topic(self, name: str) -> str:
         try:
             return await resolve_topic(self.store, name)
@@ -320,7 +377,10 @@ def _either(names: list[str]) -> str:
 
 def _nothing_found(query: NewsQuery) -> str:
     if query.words:
-        return f"No stories match “{discord.utils.escape_markdown(query.words)}”."
+        # Echoed as typed, less what cannot be shown (NUL, direction marks): the query is
+        # at most MAX_QUERY_LENGTH characters, well within a message.
+        words = discord.utils.escape_markdown(" ".join(without_controls(query.words).split()))
+        return f"No stories match “{words}”."
     return "No stories are loaded yet."
 
 

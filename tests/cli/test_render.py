@@ -25,7 +25,7 @@ def test_news_text_of_no_stories_says_none_match() -> None:
 def test_news_json_carries_ids_as_text() -> None:
     story = make_story()
 
-    [shown] = news_json([story])
+    [shown] = news_json([story])["stories"]
 
     assert shown["id"] == str(story.id)
     assert shown["provider"] == {"name": "Example News", "domain": "example.com"}

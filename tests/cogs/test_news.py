@@ -12,6 +12,7 @@ import pytest
 from bot.app import NewsBot
 from bot.discord_limits import CUSTOM_ID_LIMIT
 from bot.page_turns import LongSearches, PageTurn, encode_search
+from bot.search_query import MAX_QUERY_LENGTH, Order
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
@@ -28,13 +29,11 @@ async def test_commands_are_registered_with_their_options_and_admin_hint(world: 
     commands = {command["name"]: command for command in world.emu.registered_commands()}
 
     assert set(commands) == {"news", "topics", "seeds", "digest"}
-    assert [option["name"] for option in commands["news"]["options"]] == [
-        "topic",
-        "query",
-        "count",
-        "private",
-    ]
-    assert commands["news"]["options"][0]["autocomplete"] is True
+    options = {option["name"]: option for option in commands["news"]["options"]}
+    assert list(options) == ["topic", "query", "sort", "count", "private"]
+    assert options["topic"]["autocomplete"] is True
+    assert options["query"]["max_length"] == MAX_QUERY_LENGTH
+    assert [choice["value"] for choice in options["sort"]["choices"]] == ["newest", "relevance"]
     assert commands["seeds"]["default_member_permissions"] == str(MANAGE_GUILD)
     assert {option["name"] for option in commands["seeds"]["options"]} == {"reload", "status"}
     assert all(command["description"] for command in commands.values())
@@ -336,7 +335,8 @@ async def test_a_search_too_long_for_the_buttons_pages_until_a_restart(
     assert notice.content == "These buttons have expired; run /news again."
 
 
-def test_a_page_turn_survives_its_custom_id() -> None:
+@pytest.mark.parametrize("order", list(Order))
+def test_a_page_turn_survives_its_custom_id(order: Order) -> None:
     turn = PageTurn(
         backwards=False,
         owner_id=2**63 - 1,
@@ -345,10 +345,18 @@ def test_a_page_turn_survives_its_custom_id() -> None:
         offset=12_345,
         page=1_235,
         search=encode_search("Computer Vision", "facial: recognition"),
+        order=order,
     )
 
     assert len(turn.custom_id) <= CUSTOM_ID_LIMIT
     assert PageTurn.from_custom_id(turn.custom_id) == turn
+
+
+def test_a_button_from_before_the_sort_choice_reads_as_newest_first() -> None:
+    turn = PageTurn.from_custom_id("news:n:1:2:5:5:2:2:AIfacial")
+
+    assert turn == PageTurn(False, 1, 2, 5, 5, 2, "2:AIfacial", Order.NEWEST)
+    assert turn.custom_id == "news:n:1:2:5:5:2:2:AIfacial"
 
 
 def test_long_searches_are_forgotten_once_their_buttons_expired() -> None:
@@ -402,8 +410,9 @@ async def test_a_mention_in_a_story_title_never_pings(world: World) -> None:
         ({"count": 2.5}, "count must be a whole number between 1 and 10."),
         ({"topic": "A" * 101}, "topic must be between 1 and 100 characters long."),
         ({"topic": ""}, "topic must be between 1 and 100 characters long."),
-        ({"query": "a" * 201}, "query must be between 1 and 200 characters long."),
-        ({"query": 42}, "query must be between 1 and 200 characters long."),
+        ({"query": "a" * 513}, "query must be between 1 and 512 characters long."),
+        ({"query": 42}, "query must be between 1 and 512 characters long."),
+        ({"sort": "oldest"}, "sort must be one of Newest first, Most relevant."),
         ({"private": "yes"}, "private must be true or false."),
         ({"private": 1}, "private must be true or false."),
     ],
@@ -438,3 +447,201 @@ def _button(message, label: str) -> str:  # type: ignore[no-untyped-def]
 def _all_disabled(components: list[dict]) -> bool:
     buttons = [item for row in components for item in row["components"]]
     return bool(buttons) and all(item.get("disabled") for item in buttons)
+
+
+# --- searching --------------------------------------------------------------------------------
+
+
+async def test_a_search_header_says_how_the_query_was_read_and_how_many_matched(
+    world: World,
+) -> None:
+    handle = await world.invoke("news", {"query": "facial recognition ban", "count": 2})
+
+    reply = await handle.response()
+
+    assert reply.content == (
+        "Stories with *facial* and *recognition* and *ban*, newest first · 5 matches · page 1"
+    )
+
+
+async def test_a_page_without_words_keeps_the_latest_stories_header(world: World) -> None:
+    reply = await (await world.invoke("news", {"topic": "AI", "count": 2})).response()
+
+    assert reply.content == "Latest stories on **AI** · page 1"
+
+
+async def test_the_count_stays_on_the_header_as_pages_turn(world: World) -> None:
+    handle = await world.invoke("news", {"query": "facial -entreats", "count": 2})
+    await handle.response()
+    message = await handle.original_message()
+
+    second = await (
+        await world.emu.click(message, _button(message, "Next"), world.reader)
+    ).response()
+
+    assert second.content == (
+        "Stories with *facial*, without *entreats*, newest first · 4 matches · page 2"
+    )
+
+
+def _write_drone_stories(seeds: Path) -> None:
+    """Three stories newest first by date, and by relevance to "drones" the other way round."""
+    stories = [
+        ("1", "Drones, drones and more drones over the harbour", "Drone pilots flew drones."),
+        ("2", "Weather for the weekend", "Sunny and mild; a few drones were seen at the coast."),
+        (
+            "3",
+            "Council meeting notes",
+            "A long agenda: budgets, roads, parks, schools, and one "
+            "item on drones near the airport among many other items about the city's services.",
+        ),
+    ]
+    for day, title, excerpt in stories:
+        (seeds / f"drones-{day}.txt").write_text(
+            f'---\ntitle: "{title}"\nexcerpt: "{excerpt}"\n'
+            f"publishedDateTime: 2030-01-0{day}T00:00:00Z\n"
+            f'webUrl: "https://drones.example.com/{day}"\ntopics: [Drones]\n---\n'
+        )
+
+
+async def test_sort_relevance_ranks_the_best_match_first_and_pages_keep_that_order(
+    world: World,
+) -> None:
+    _write_drone_stories(world.seeds)
+    await world.bot.reloader.reload()
+
+    newest = await (await world.invoke("news", {"query": "drones", "count": 1})).response()
+    handle = await world.invoke("news", {"query": "drones", "sort": "relevance", "count": 1})
+    first = await handle.response()
+    message = await handle.original_message()
+    second = await (
+        await world.emu.click(message, _button(message, "Next"), world.reader)
+    ).response()
+    message = world.emu.message(message.id)  # type: ignore[assignment]
+    back = await (
+        await world.emu.click(message, _button(message, "Previous"), world.reader)
+    ).response()
+
+    assert titles(newest.embeds) == ["Council meeting notes"]
+    assert titles(first.embeds) == ["Drones, drones and more drones over the harbour"]
+    assert first.content == "Stories with *drones*, most relevant first · 3 matches · page 1"
+    assert titles(second.embeds) != titles(first.embeds)
+    assert "most relevant first" in second.content
+    assert "page 2" in second.content
+    assert titles(back.embeds) == titles(first.embeds)
+
+
+async def test_sort_relevance_without_words_lists_the_newest_and_says_why(world: World) -> None:
+    reply = await (
+        await world.invoke("news", {"topic": "AI", "sort": "relevance", "count": 2})
+    ).response()
+
+    assert titles(reply.embeds) == NEWEST_AI[:2]
+    assert reply.content == (
+        "Latest stories on **AI**, newest first: only a search with words can be sorted by "
+        "relevance · page 1"
+    )
+
+
+async def test_topic_in_the_query_narrows_like_the_topic_option(world: World) -> None:
+    (world.seeds / "other.txt").write_text(
+        '---\ntitle: "Facial expressions of cats"\npublishedDateTime: 2030-01-01T00:00:00Z\n'
+        'webUrl: "https://cats.example.com/a"\ntopics: [Pets]\n---\n'
+    )
+    await world.bot.reloader.reload()
+
+    everywhere = await (await world.invoke("news", {"query": "facial"})).response()
+    on_topic = await (
+        await world.invoke("news", {"query": 'topic:"computer VISION" facial'})
+    ).response()
+
+    assert "Facial expressions of cats" in titles(everywhere.embeds)
+    assert titles(on_topic.embeds) == NEWEST_AI
+    assert on_topic.content.startswith("Stories on **Computer Vision** with *facial*, newest")
+
+
+async def test_unknown_topic_in_the_query_suggests_close_matches(world: World) -> None:
+    reply = await (await world.invoke("news", {"query": "topic:Computer-Visoin ban"})).response()
+
+    assert reply.ephemeral
+    assert reply.content == (
+        "There is no topic “Computer-Visoin”. Did you mean **Computer Vision**? "
+        "/topics lists them all."
+    )
+
+
+async def test_two_different_topics_are_refused_and_the_same_one_twice_is_not(
+    world: World,
+) -> None:
+    both = await (
+        await world.invoke("news", {"topic": "AI", "query": 'topic:"Computer Vision" ban'})
+    ).response()
+    same = await (await world.invoke("news", {"topic": "AI", "query": "topic:ai ban"})).response()
+
+    assert both.ephemeral
+    assert both.content == (
+        "The topic option says **AI** but the query says topic:**Computer Vision**: give one topic."
+    )
+    assert titles(same.embeds) == NEWEST_AI
+
+
+async def test_invalid_syntax_gets_a_one_line_private_explanation_with_an_example(
+    world: World,
+) -> None:
+    reply = await (await world.invoke("news", {"query": '"facial recognition'})).response()
+
+    assert reply.ephemeral
+    assert reply.embeds == []
+    assert reply.content == 'A quote is never closed, e.g. "facial recognition"'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "facial\x00recognition",
+        "\x00",
+        '"facial',
+        'ban "',
+        "OR",
+        "facial OR",
+        "-",
+        "ban -",
+        "facial NEAR recognition",
+        "NEAR(facial recognition)",
+        "title:facial",
+        "facial AND NOT ban",
+        "*",
+        "ban*",
+        "^ban",
+        "'; DROP TABLE stories; --",
+        "\u202efacial\u200b",
+        "topic:",
+        "-facial",
+    ],
+)
+async def test_hostile_queries_get_results_or_a_one_line_explanation(
+    world: World, text: str
+) -> None:
+    reply = await (await world.invoke("news", {"query": text})).response()
+
+    # The world fixture fails the test on any ERROR log: an internal error is logged.
+    if reply.embeds:
+        assert not reply.ephemeral
+        assert reply.content.startswith(("Stories with", "Latest stories"))
+    else:
+        assert reply.ephemeral
+        assert "\n" not in reply.content
+        assert reply.content.startswith(("No stories match", "There is no topic")) or (
+            ", e.g. " in reply.content
+        )
+
+
+async def test_the_longest_query_discord_lets_through_gets_an_answer(world: World) -> None:
+    longest = ("ban " * MAX_QUERY_LENGTH)[:MAX_QUERY_LENGTH]
+
+    reply = await (await world.invoke("news", {"query": longest})).response()
+    with pytest.raises(ValueError, match="query"):
+        await world.invoke("news", {"query": longest + "x"})
+
+    assert reply.ephemeral
+    assert reply.content.startswith("That search has too many words: at most 32")
