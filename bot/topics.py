@@ -21,6 +21,27 @@ class UnknownTopic(Exception):
         self.suggestions = suggestions
 
 
+class TwoTopics(Exception):
+    """A search named one topic in its topic option and another in its words (topic:)."""
+
+    def __init__(self, option: str, in_query: str) -> None:
+        super().__init__(f"the topic option says {option!r} but the query says {in_query!r}")
+        self.option = option
+        self.in_query = in_query
+
+
+async def resolve_search_topic(
+    store: Store, option: str | None, in_query: str | None
+) -> str | None:
+    """The topic of a search: its topic option's or the topic: in its words, each resolved as
+    resolve_topic does; TwoTopics when they are both given and mean different topics."""
+    chosen = await resolve_topic(store, option) if option else None
+    named = await resolve_topic(store, in_query) if in_query else None
+    if chosen is not None and named is not None and chosen != named:
+        raise TwoTopics(chosen, named)
+    return chosen or named
+
+
 async def resolve_topic(store: Store, name: str) -> str:
     """The stored topic `name` means, spelled as stored; UnknownTopic with suggestions if none."""
     found = await store.topic(name)

@@ -10,7 +10,13 @@ import pytest
 from bot.config import DatabaseSettings
 from bot.reload import SeedReloader
 from bot.store import Store, create_store
-from bot.topics import UnknownTopic, resolve_topic, suggest_topics
+from bot.topics import (
+    TwoTopics,
+    UnknownTopic,
+    resolve_search_topic,
+    resolve_topic,
+    suggest_topics,
+)
 from tests.helpers import SHIPPED_SEEDS
 
 
@@ -49,3 +55,21 @@ def test_suggestions_include_topics_containing_the_name_best_first() -> None:
     known = ["Space", "Spacecraft", "Computer Vision", "Sports"]
 
     assert suggest_topics("spac", known) == ["Space", "Spacecraft"]
+
+
+async def test_a_search_takes_its_topic_from_the_option_or_from_its_words_alike(
+    store: Store,
+) -> None:
+    assert await resolve_search_topic(store, "computer vision", None) == "Computer Vision"
+    assert await resolve_search_topic(store, None, "COMPUTER VISION") == "Computer Vision"
+    assert await resolve_search_topic(store, "ai", "AI") == "AI"
+    assert await resolve_search_topic(store, None, None) is None
+    with pytest.raises(UnknownTopic):
+        await resolve_search_topic(store, None, "Computer Vison")
+
+
+async def test_a_search_naming_two_different_topics_is_refused(store: Store) -> None:
+    with pytest.raises(TwoTopics) as raised:
+        await resolve_search_topic(store, "ai", "computer vision")
+
+    assert (raised.value.option, raised.value.in_query) == ("AI", "Computer Vision")

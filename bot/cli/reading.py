@@ -21,7 +21,7 @@ from bot.digest_plan import select_digest
 from bot.models import DigestSettings
 from bot.search_query import MATCH_COUNT_CAP, Order, order_for, parse_query
 from bot.store import Store
-from bot.topics import UnknownTopic, resolve_topic
+from bot.topics import TwoTopics, UnknownTopic, resolve_search_topic, resolve_topic
 
 
 async def show_news(args: argparse.Namespace, context: Context) -> int:
@@ -68,17 +68,24 @@ async def digest_preview(args: argparse.Namespace, context: Context) -> int:
 
 async def _search_topic(store: Store, option: str | None, in_query: str | None) -> str | None:
     """--topic's topic or the query's topic:, resolved alike; both must name the same one."""
-    chosen = await _resolve_topic(store, option) if option else None
-    named = await _resolve_topic(store, in_query) if in_query else None
-    if chosen and named and chosen != named:
-        raise UserError(f"--topic is {chosen!r} but the query says topic:{named!r}; give one topic")
-    return chosen or named
+    try:
+        return await resolve_search_topic(store, option, in_query)
+    except UnknownTopic as unknown:
+        raise _no_such_topic(unknown) from None
+    except TwoTopics as two:
+        raise UserError(
+            f"--topic is {two.option!r} but the query says topic:{two.in_query!r}; give one topic"
+        ) from None
 
 
 async def _resolve_topic(store: Store, name: str) -> str:
     try:
         return await resolve_topic(store, name)
     except UnknownTopic as unknown:
-        close = unknown.suggestions
-        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-        raise UserError(f"no topic {name!r}; {hint}`newsbot topics` lists them") from None
+        raise _no_such_topic(unknown) from None
+
+
+def _no_such_topic(unknown: UnknownTopic) -> UserError:
+    close = unknown.suggestions
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    return UserError(f"no topic {unknown.name!r}; {hint}`newsbot topics` lists them")

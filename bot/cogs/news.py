@@ -32,7 +32,7 @@ from bot.search_query import (
     without_controls,
 )
 from bot.store import Store
-from bot.topics import UnknownTopic, resolve_topic
+from bot.topics import TwoTopics, UnknownTopic, resolve_search_topic
 from bot.tree import UserFacingError, handle_error, reply
 
 if TYPE_CHECKING:
@@ -348,25 +348,19 @@ class News(commands.Cog):
         await reply(interaction, embed=topics_embed(await self.store.topics()), ephemeral=private)
 
     async def _search_topic(self, option: str | None, in_query: str | None) -> str | None:
-        """The topic to show: the topic option's or the query's topic:, resolved alike; the
-        two must name the same topic when both are given."""
-        chosen = await self._resolve_topic(option) if option else None
-        named = await self._resolve_topic(in_query) if in_query else None
-        if chosen and named and chosen != named:
-            raise UserFacingError(
-                f"The topic option says **{discord.utils.escape_markdown(chosen)}** but the "
-                f"query says topic:**{discord.utils.escape_markdown(named)}**: give one topic."
-            )
-        return chosen or named
-
-    async def _resolve_topic(self, name: str) -> str:
         try:
-            return await resolve_topic(self.store, name)
+            return await resolve_search_topic(self.store, option, in_query)
         except UnknownTopic as unknown:
             hint = f" Did you mean {_either(unknown.suggestions)}?" if unknown.suggestions else ""
             raise UserFacingError(
-                f"There is no topic “{discord.utils.escape_markdown(name)}”.{hint} "
+                f"There is no topic “{discord.utils.escape_markdown(unknown.name)}”.{hint} "
                 "/topics lists them all."
+            ) from None
+        except TwoTopics as two:
+            raise UserFacingError(
+                f"The topic option says **{discord.utils.escape_markdown(two.option)}** but the "
+                f"query says topic:**{discord.utils.escape_markdown(two.in_query)}**: give one "
+                "topic."
             ) from None
 
 
