@@ -28,8 +28,8 @@ Measured, per run, each after a warm-up:
   topic (the topic option);
 - the database part of each alone: `store.latest(6, topic=..., query=parse_query(...))` (a
   page of 5 and one more) on the bot's own store, timed directly; and, database only (no
-  target), relevance order (`order=Order.RELEVANCE`) and `count_matching(cap=1000)` for a
-  common word (/news has no sort option yet);
+  target), relevance order (`order=Order.RELEVANCE`) and the header's count
+  (`count_matching(cap=MATCH_COUNT_CAP)`) for a common word;
 - autocomplete of /news topic: `emu.autocomplete(..., focused="topic", value=prefix)` with
   prefixes of 0-4 letters, until the bot's choices are back;
 - /topics end to end, like /news.
@@ -76,7 +76,7 @@ from bench.million import StoryMaker, load_into_postgres, million_store
 from bot.app import NewsBot
 from bot.app import build_bot as app_build_bot
 from bot.config import DatabaseSettings, SeedSettings, Settings
-from bot.search_query import Order, parse_query
+from bot.search_query import MATCH_COUNT_CAP, Order, parse_query
 from bot.store import Store
 from bot.store.base import ReloadChanges
 from bot.store.postgres import PostgresStore
@@ -106,7 +106,7 @@ SEARCH_KINDS = ("common word", "two common words", "uncommon word", "rare word",
                 "prefix", "phrase", "OR", "exclusion", "word on a topic")  # fmt: skip
 # Measured in the database only, for a common word, without a target.
 DB_ONLY_KINDS = ("relevance", "count")
-COUNT_CAP = 1000
+COUNT_CAP = MATCH_COUNT_CAP
 # Long common words, whose first 4-5 letters make a prefix search ("recog", "surv").
 LONG_WORDS = [word for word in WORDS if len(word) >= 8]
 PREFIXES = ["", "a", "c", "s", "e", "m", "co", "se", "sp", "ro", "cl", "ch", "bio", "pri", "gam",

@@ -666,7 +666,7 @@ def test_news_heading_of_a_search_says_how_it_was_read_on_which_topic_and_how_ma
 
     assert heading == (
         r"Stories on **Computer\_Vision** with *facial* and *recognition*, most relevant first"
-        " · more than 1,000 matches · page 3"
+        " · more than 100 matches · page 3"
     )
 
 
