@@ -56,6 +56,8 @@ RECENT_WINDOW = 250
 # newest first: the walk's stories are the newest (in shared buffers), a word's matches are
 # spread over the whole table (a heap page each, from the OS cache).
 _INDEX_MATCH_COST = 0.5
+# Where a match's `search` column is carried along, for ranking (_newest_matches).
+_WORDS = "/*words*/"
 # The search's tsquery, parsed once per statement (a constant the plan cannot see: no plan
 # step depends on the planner's guess of how common the words are).
 _MATCHES = "(SELECT to_tsquery('simple', :q))"
@@ -75,12 +77,13 @@ _TOPIC_WINDOW = (
 # Walking on newest first, as far as it takes. ts_match_vq is what @@ calls: written as a
 # function, the planner cannot take it to the word index, whatever it guesses of the word.
 _WALK = (
-    "SELECT id, published_at FROM stories WHERE ts_match_vq(search, " + _MATCHES + ")"
+    "SELECT id, published_at" + _WORDS + " FROM stories"
+    " WHERE ts_match_vq(search, " + _MATCHES + ")"
     " ORDER BY published_at DESC, id DESC LIMIT :need"
 )
 _TOPIC_WALK = (
-    "SELECT st.story_id AS id, st.published_at FROM story_topics AS st"
-    " CROSS JOIN LATERAL (SELECT 1 FROM stories AS s WHERE s.id = st.story_id"
+    "SELECT st.story_id AS id, st.published_at" + _WORDS + " FROM story_topics AS st"
+    " CROSS JOIN LATERAL (SELECT s.search FROM stories AS s WHERE s.id = st.story_id"
     " AND ts_match_vq(s.search, " + _MATCHES + ") LIMIT 1) AS hit"
     " WHERE st.topic_id = " + _TOPIC_ID
     + " ORDER BY st.published_at DESC, st.story_id DESC LIMIT :need"
@@ -89,16 +92,17 @@ _TOPIC_WALK = (
 # number, and only their (published_at, id) are sorted.
 _INDEXED = (
     "WITH matching AS MATERIALIZED ("
-    "SELECT id, published_at FROM stories WHERE search @@ " + _MATCHES + ")"
-    " SELECT id, published_at FROM matching ORDER BY published_at DESC, id DESC LIMIT :need"
+    "SELECT id, published_at" + _WORDS + " FROM stories WHERE search @@ " + _MATCHES + ")"
+    " SELECT id, published_at" + _WORDS + " FROM matching"
+    " ORDER BY published_at DESC, id DESC LIMIT :need"
 )
 # Each match looks its topic row up by the whole key (LATERAL ... LIMIT 1 keeps the planner
 # from hashing the topic's whole range instead: 80,000 rows for a common topic).
 _TOPIC_INDEXED = (
     "WITH matching AS MATERIALIZED ("
-    "SELECT id, published_at FROM stories WHERE search @@ " + _MATCHES + "),"
+    "SELECT id, published_at" + _WORDS + " FROM stories WHERE search @@ " + _MATCHES + "),"
     " topic AS (SELECT id FROM topics WHERE key = :topic)"
-    " SELECT m.id, m.published_at FROM matching AS m"
+    " SELECT m.id, m.published_at" + _WORDS + " FROM matching AS m"
     " CROSS JOIN LATERAL (SELECT 1 FROM story_topics AS st WHERE st.topic_id = (TABLE topic)"
     " AND st.published_at = m.published_at AND st.story_id = m.id LIMIT 1) AS on_topic"
     " ORDER BY m.published_at DESC, m.id DESC LIMIT :need"
@@ -106,7 +110,7 @@ _TOPIC_INDEXED = (
 
 
 @functools.cache
-def _newest_matches(on_topic: bool, loose: bool) -> str:
+def _newest_matches(on_topic: bool, loose: bool, words: bool) -> str:
     """WITH clauses ending in `matches`: the (id, published_at) of the newest :need stories
     (on :topic) matching :q, exactly, in one of three ways chosen by what the newest
     :window stories show, never by the planner's guess of a word's frequency:
@@ -120,7 +124,10 @@ def _newest_matches(on_topic: bool, loose: bool) -> str:
     about density x stories; both densities are taken from the window (the walk's from one
     match fewer than it held, so that a single lucky match does not send an uncommon word on a
     long walk). A candidate is a story with all of the search's words: what the index must
-    fetch and test for a phrase (:loose, the search without its phrases' order)."""
+    fetch and test for a phrase (:loose, the search without its phrases' order).
+
+    With `words`, each match carries its `search` column too, which every way has read
+    already: ranking then needs no second read of a thousand stories."""
     window = _TOPIC_WINDOW if on_topic else _WINDOW
     hits = "(SELECT count(*) FROM recent)"
     candidates = (
@@ -132,7 +139,8 @@ def _newest_matches(on_topic: bool, loose: bool) -> str:
     walk = _TOPIC_WALK if on_topic else _WALK
     indexed = _TOPIC_INDEXED if on_topic else _INDEXED
     return (
-        "WITH recent AS MATERIALIZED (SELECT id, published_at FROM (" + window + ") AS w"
+        "WITH recent AS MATERIALIZED (SELECT id, published_at" + _WORDS + " FROM ("
+        + window + ") AS w"
         " WHERE ts_match_vq(w.search, " + _MATCHES + ")"
         " ORDER BY w.published_at DESC, w.id DESC"
         " LIMIT :need),"
@@ -141,10 +149,10 @@ def _newest_matches(on_topic: bool, loose: bool) -> str:
         " <= " + candidates + "::float8 * (SELECT story_count FROM meta) / :window"
         " * " + str(_INDEX_MATCH_COST) + " THEN 2 ELSE 3 END AS way),"
         " matches AS MATERIALIZED ("
-        "SELECT id, published_at FROM recent WHERE (TABLE way) = 1"
+        "SELECT * FROM recent WHERE (TABLE way) = 1"
         " UNION ALL SELECT * FROM (" + walk + ") AS walked WHERE (TABLE way) = 2"
         " UNION ALL SELECT * FROM (" + indexed + ") AS indexed WHERE (TABLE way) = 3)"
-    )  # fmt: skip
+    ).replace(_WORDS, ", search" if words else "")  # fmt: skip
 
 
 # A page of the matches, newest first (:need is :limit + :offset); only its stories are read
@@ -158,8 +166,8 @@ _PAGE_OF_MATCHES = (
 # equals; the page's stories are then read whole.
 _RANKED_MATCHES = (
     " SELECT " + STORY_COLUMNS + " FROM (SELECT m.id, m.published_at,"
-    " ts_rank(r.search, " + _MATCHES + ") AS rank FROM matches AS m"
-    " JOIN stories AS r ON r.id = m.id ORDER BY rank DESC, m.published_at DESC, m.id DESC"
+    " ts_rank(m.search, " + _MATCHES + ") AS rank FROM matches AS m"
+    " ORDER BY rank DESC, m.published_at DESC, m.id DESC"
     " LIMIT :limit OFFSET :offset) AS m"
     " JOIN stories AS s ON s.id = m.id ORDER BY m.rank DESC, m.published_at DESC, m.id DESC"
 )
@@ -390,7 +398,8 @@ def _count_statement(search: _Search, topic: str | None, cap: int) -> tuple[str,
 def _matches_statement(
     consumer: str, search: _Search, topic: str | None, need: int, **values: Any
 ) -> tuple[str, tuple[Any, ...]]:
-    sql = _newest_matches(topic is not None, search.loose is not None) + consumer
+    ranked = consumer is _RANKED_MATCHES
+    sql = _newest_matches(topic is not None, search.loose is not None, ranked) + consumer
     values |= {"q": search.tsquery, "loose": search.loose, "need": need, "window": RECENT_WINDOW}
     if topic is not None:
         values["topic"] = topic_key(topic)
