@@ -4,15 +4,17 @@ autocomplete.
 As on SQLite, /news newest first walks stories_by_published backwards and /news on a topic
 walks that topic's range of the story_topics key, both stopped by the LIMIT.
 
-A word search is one statement of two parts. The newest RECENT_WINDOW stories (of the
-topic) are read in order and filtered: a common word fills the page from them. Only when they
-do not hold the page are the matches taken from the GIN index of the stories' `search` column
-and sorted. The planner cannot choose between the two itself: it guesses how many stories a
-word prefix matches from the most common words ANALYZE keeps, and with news text (a small
-vocabulary repeated in every story, then rare names) it guesses 2% for any word it does not
-know. It then walked the publication index for a rare or absent word, reading every story
-(5 s at a million), where the GIN index answers in a millisecond. Neither part depends on that
-guess: the first is bounded by its window, the second fetches only the matches.
+A word search (a page, a relevance ranking or a count) is one statement. The newest
+RECENT_WINDOW stories (of the topic) are read in order and tested: a common word fills the page
+from them. When they do not hold the matches asked for, what they showed decides between walking
+on newest first and taking the matches from the GIN index of the stories' `search` column
+(_newest_matches). The planner cannot make that choice: it guesses how many stories a word
+prefix matches from the most common words ANALYZE keeps, and with news text (a small vocabulary
+repeated in every story, then rare names) it guesses 2% for any word it does not know. It then
+walked the publication index for a rare or absent word, reading every story (5 s at a million),
+where the GIN index answers in a millisecond, and sent a phrase of common words to the index,
+which tested every story holding both words (4 s). So no plan step sees the words: each way's
+plan is fixed, and only the rows the statement reads choose between them.
 """
 
 from __future__ import annotations
