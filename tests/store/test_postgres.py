@@ -10,6 +10,7 @@ import asyncio
 import inspect
 import itertools
 import random
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from bot.config import DatabaseSettings
 from bot.models import Story
-from bot.search_query import QuerySyntaxError, parse_query, to_tsquery
+from bot.search_query import RELEVANCE_WINDOW, Order, QuerySyntaxError, parse_query, to_tsquery
 from bot.store import NoDatabase, Store, StoreError, create_store
 from bot.store.postgres import PostgresStore
 from bot.store.postgres.migrations import load_migrations
@@ -403,7 +404,14 @@ async def test_every_page_of_a_search_is_the_matches_newest_first_wherever_they_
 ) -> None:
     connection = await asyncpg.connect(news_text.url)
     try:
-        for word in (NEWSY_WORDS[7], f"{NEWSY_WORDS[7]} {NEWSY_WORDS[9]}", UNCOMMON, RARE, ABSENT):
+        for word in (
+            NEWSY_WORDS[7],
+            f"{NEWSY_WORDS[7]} {NEWSY_WORDS[9]}",
+            f'"{NEWSY_WORDS[7]} {NEWSY_WORDS[9]}"',
+            UNCOMMON,
+            RARE,
+            ABSENT,
+        ):
             for topic in (None, "Topic 1"):
                 expected = await connection.fetch(
                     _PLAIN_MATCHING,
@@ -420,5 +428,153 @@ async def test_every_page_of_a_search_is_the_matches_newest_first_wherever_they_
                     word,
                     topic,
                 )
+    finally:
+        await connection.close()
+
+
+# --- how a word search finds its matches at any size -------------------------------------------
+
+# Two words of the vocabulary, next to each other in about 1% of the stories (the words
+# themselves in half of them): the index would fetch and test every story holding both.
+COMMON_PHRASE = f'"{NEWSY_WORDS[7]} {NEWSY_WORDS[9]}"'
+
+
+def ran(plan: list[str], step: str) -> bool:
+    return any(step in line and "never executed" not in line for line in plan)
+
+
+def without_estimates(plan: list[str]) -> list[str]:
+    return [re.sub(r"\(cost=[^)]*\)", "", line) for line in plan]
+
+
+@pytest.mark.parametrize("topic", [None, "Topic 3"])
+async def test_a_search_is_planned_the_same_whatever_its_words(
+    news_text: PostgresStore, topic: str | None
+) -> None:
+    plans = [
+        without_estimates(await news_text.explain_latest(topic=topic, query=parse_query(words)))
+        for words in (NEWSY_WORDS[7], UNCOMMON, RARE, ABSENT)
+    ]
+
+    assert all(plan == plans[0] for plan in plans), plans
+
+
+async def test_a_phrase_of_common_words_walks_on_newest_first_not_through_every_story_with_both(
+    news_text: PostgresStore,
+) -> None:
+    plan = await news_text.explain_latest(query=parse_query(COMMON_PHRASE), analyze=True)
+
+    assert not ran(plan, "Bitmap Index Scan on stories_search"), plan
+    assert rows_read(plan) < REALISTIC // 10, plan
+    assert len(await news_text.latest(6, query=parse_query(COMMON_PHRASE))) == 6
+
+
+async def test_an_uncommon_word_is_found_through_the_word_index_after_the_newest_stories(
+    news_text: PostgresStore,
+) -> None:
+    plan = await news_text.explain_latest(query=parse_query(UNCOMMON), analyze=True)
+
+    assert ran(plan, "Bitmap Index Scan on stories_search"), plan
+    assert rows_read(plan) <= RECENT_WINDOW, plan
+
+
+@pytest.mark.parametrize("topic", [None, "Topic 3"])
+async def test_a_count_of_a_common_word_walks_newest_first_until_past_the_cap(
+    news_text: PostgresStore, topic: str | None
+) -> None:
+    query = parse_query(NEWSY_WORDS[7])
+    plan = await news_text.explain_count(query, topic=topic, cap=300, analyze=True)
+
+    assert not ran(plan, "Bitmap Index Scan on stories_search"), plan
+    # The word is in about half the stories: some 600 are read, not the 20,000.
+    assert rows_read(plan) < 2 * 301, plan
+    assert await news_text.count_matching(query, topic=topic, cap=300) == 301
+
+
+@pytest.mark.parametrize("words", [UNCOMMON, RARE, ABSENT])
+async def test_a_count_of_a_rarer_word_counts_its_matches_in_the_word_index(
+    news_text: PostgresStore, words: str
+) -> None:
+    plan = await news_text.explain_count(parse_query(words), cap=1000, analyze=True)
+
+    assert ran(plan, "Bitmap Index Scan on stories_search"), plan
+    assert rows_read(plan) <= RECENT_WINDOW, plan
+
+
+async def test_relevance_ranks_the_newest_matches_of_a_common_word_read_newest_first(
+    news_text: PostgresStore,
+) -> None:
+    plan = await news_text.explain_latest(
+        query=parse_query(NEWSY_WORDS[7]), order=Order.RELEVANCE, analyze=True
+    )
+
+    assert not ran(plan, "Bitmap Index Scan on stories_search"), plan
+    assert rows_read(plan) < 2 * RELEVANCE_WINDOW + RECENT_WINDOW, plan
+    assert any("ts_rank" in line for line in plan), plan
+
+
+async def test_store_statements_are_never_held_up_by_jit_compilation_or_parallel_workers(
+    store: PostgresStore,
+) -> None:
+    # A word search's plan costs more than jit_above_cost through the branch it does not run:
+    # compiling it took 30-50 ms, running it a quarter of a millisecond.
+    assert (await store._read("SHOW jit"))[0][0] == "off"
+    assert (await store._read("SHOW max_parallel_workers_per_gather"))[0][0] == "0"
+
+
+async def test_a_reload_leaves_no_words_waiting_in_the_word_index_pending_list(
+    store: PostgresStore,
+) -> None:
+    await reload(store, [story_at(n, title=f"Story {n} about zeppelins") for n in range(50)])
+
+    # What every word search would otherwise read through: the pages it still had to flush.
+    assert await fetchval(store.url, "SELECT gin_clean_pending_list('stories_search')") == 0
+
+
+@pytest.mark.parametrize("cap", [0, 5, 150, 1000, 30_000])
+async def test_a_count_is_the_matches_up_to_the_cap_and_one_more_wherever_they_are_found(
+    news_text: PostgresStore, cap: int
+) -> None:
+    connection = await asyncpg.connect(news_text.url)
+    try:
+        for words in (NEWSY_WORDS[7], COMMON_PHRASE, UNCOMMON, RARE, ABSENT):
+            for topic in (None, "Topic 1"):
+                matches = await connection.fetch(
+                    _PLAIN_MATCHING,
+                    to_tsquery(parse_query(words)),
+                    None if topic is None else topic.lower(),
+                    None,
+                    0,
+                )
+                counted = await news_text.count_matching(parse_query(words), topic=topic, cap=cap)
+
+                assert counted == min(len(matches), cap + 1), (words, topic)
+    finally:
+        await connection.close()
+
+
+_PLAIN_RANKED = (
+    "WITH newest AS (SELECT id, published_at, search FROM stories"
+    " WHERE search @@ to_tsquery('simple', $1) ORDER BY published_at DESC, id DESC LIMIT $2)"
+    " SELECT id FROM newest ORDER BY ts_rank(search, to_tsquery('simple', $1)) DESC,"
+    " published_at DESC, id DESC LIMIT $3 OFFSET $4"
+)
+
+
+@pytest.mark.parametrize(("limit", "offset"), [(6, 0), (5, 10), (6, 995)])
+async def test_relevance_ranks_the_newest_matches_wherever_they_are_found(
+    news_text: PostgresStore, limit: int, offset: int
+) -> None:
+    connection = await asyncpg.connect(news_text.url)
+    try:
+        for words in (NEWSY_WORDS[7], COMMON_PHRASE, UNCOMMON, RARE):
+            expected = await connection.fetch(
+                _PLAIN_RANKED, to_tsquery(parse_query(words)), RELEVANCE_WINDOW, limit, offset
+            )
+            stories = await news_text.latest(
+                limit, offset=offset, query=parse_query(words), order=Order.RELEVANCE
+            )
+
+            assert [story.id for story in stories] == [row[0] for row in expected], words
     finally:
         await connection.close()

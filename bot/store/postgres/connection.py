@@ -32,6 +32,14 @@ _POOL_SIZE = 4
 # Seconds: a database that does not answer a connection attempt is reported, not waited on.
 _CONNECT_TIMEOUT = 10.0
 
+# Every statement the store runs is short:
+# - JIT compilation (on by default) starts whenever the planner's cost estimate passes
+#   jit_above_cost, which a word search's plan does through the branch it never runs (the word
+#   index, were the search common): compiling took 30-50 ms for a statement that then ran in a
+#   quarter of a millisecond;
+# - parallel workers take longer to start than any of these statements takes to run.
+_SERVER_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+
 # What identifies one database for as long as it exists: a database created again under the
 # same name gets a new oid.
 _IDENTITY = "SELECT oid FROM pg_database WHERE datname = current_database()"
@@ -75,6 +83,7 @@ class PostgresBase:
                 min_size=1,
                 max_size=_POOL_SIZE,
                 timeout=_CONNECT_TIMEOUT,
+                server_settings=_SERVER_SETTINGS,
                 init=self._check_identity,
             )
             async with pool.acquire() as connection:
