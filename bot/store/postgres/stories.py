@@ -244,7 +244,9 @@ class StoriesMixin(PostgresBase):
             statement = _latest_statement(limit, offset, topic)
         else:
             search = await self._search(query)
-            statement = search and _search_statement(search, limit, offset, topic, order)
+            statement = (
+                None if search is None else _search_statement(search, limit, offset, topic, order)
+            )
         if statement is None:
             return []
         return [story_from_row(row) for row in await self._read(*statement)]
@@ -272,7 +274,9 @@ class StoriesMixin(PostgresBase):
             statement = _latest_statement(limit, 0, topic)
         else:
             search = await self._search(query)
-            statement = search and _search_statement(search, limit, 0, topic, order)
+            statement = (
+                None if search is None else _search_statement(search, limit, 0, topic, order)
+            )
         return await self._explain(statement, analyze)
 
     async def explain_count(
@@ -280,7 +284,8 @@ class StoriesMixin(PostgresBase):
     ) -> list[str]:
         """The query plan of `count_matching`, as explain_latest gives it."""
         search = await self._search(query)
-        return await self._explain(search and _count_statement(search, topic, cap), analyze)
+        statement = None if search is None else _count_statement(search, topic, cap)
+        return await self._explain(statement, analyze)
 
     async def _explain(
         self, statement: tuple[str, tuple[Any, ...]] | None, analyze: bool
