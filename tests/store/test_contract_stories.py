@@ -635,3 +635,23 @@ async def test_any_search_that_parses_runs_on_the_store_newest_first_or_by_relev
             found = await store.latest(10, query=query, order=order)
             assert len(found) <= 4, text
         assert await store.count_matching(query, topic="food", cap=3) <= 4, text
+
+
+async def test_stories_published_before_1970_are_found_by_words_on_their_topic(
+    store: Store,
+) -> None:
+    sixties = -60 * 24 * 365 * 60  # minutes from 2024: 1964
+    await reload(
+        store,
+        [
+            # Two in one second: the second one's search key is not a whole multiple.
+            story_at(1, minutes=sixties, title="Moon landing", topics=("Space",)),
+            story_at(2, minutes=sixties, title="Moon walk", topics=("Space",)),
+            story_at(3, minutes=sixties + 1, title="Moon poem", topics=("Arts",)),
+            story_at(4, title="Moon base", topics=("Space",)),
+        ],
+    )
+    found = await store.latest(10, topic="space", query=parse_query("moon"))
+    assert sorted(titles(found)) == ["Moon base", "Moon landing", "Moon walk"]
+    assert titles(found)[0] == "Moon base"
+    assert await store.count_matching(parse_query("moon"), topic="space", cap=10) == 3

@@ -22,6 +22,11 @@ from bot.search_query import RELEVANCE_WINDOW, Order
 from bot.store.codec import STORY_COLUMNS
 from bot.store.sqlite.seeds import SLOTS_PER_SECOND
 
+# A search key's high part is its publication second: `key >> _SLOT_BITS` (a shift floors, as
+# the division of a key before 1970 would not).
+_SLOT_BITS = SLOTS_PER_SECOND.bit_length() - 1
+assert 1 << _SLOT_BITS == SLOTS_PER_SECOND, "search keys leave a power of two to each second"
+
 _TOPIC_ID = "(SELECT id FROM topics WHERE key = ?)"
 _STORY_OF_MATCH = (
     " CROSS JOIN stories AS s INDEXED BY stories_by_search_key ON s.search_key = stories_fts.rowid"
@@ -31,7 +36,7 @@ _STORY_OF_MATCH = (
 # key's high part. Reading the stories row for its published_at cost three times as much.
 _MATCH_ON_TOPIC = (
     _STORY_OF_MATCH + " CROSS JOIN story_topics AS st ON st.topic_id = " + _TOPIC_ID
-    + f" AND st.published_at = stories_fts.rowid / {SLOTS_PER_SECOND} AND st.story_id = s.id"
+    + f" AND st.published_at = stories_fts.rowid >> {_SLOT_BITS} AND st.story_id = s.id"
 )  # fmt: skip
 _NEWEST_MATCHES = " WHERE stories_fts MATCH ? ORDER BY stories_fts.rowid DESC LIMIT ?"
 # The other way for a topic: its stories newest first (its story_topics range is in that
