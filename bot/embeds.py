@@ -160,17 +160,22 @@ def news_heading(
     asked: Order = Order.NEWEST,
     matched: int | None = None,
     page: int | None = None,
+    markdown: bool = True,
 ) -> str:
     """The line above a /news page (numbered `page`), and the first line of `newsbot news`.
 
     A search says how its words were read and how many stories `matched` (as counted up to
     a cap); without words it is "Latest stories", noting that relevance needs words when it
     was asked for. The description gives way to the count and page number when it is long.
+    Without `markdown` (a terminal), nothing is emphasised or escaped.
     """
-    about = f" on **{discord.utils.escape_markdown(topic)}**" if topic else ""
+    about = ""
+    if topic:
+        about = f" on **{discord.utils.escape_markdown(topic)}**" if markdown else f" on {topic}"
     if query is not None and query.has_terms:
         # describe() starts with "stories": the topic goes right after it.
-        head = "Stories" + about + describe(query, asked).removeprefix("stories")
+        described = describe(query, asked, markdown=markdown)
+        head = "Stories" + about + described.removeprefix("stories")
     else:
         head = f"Latest stories{about}"
         if asked is not Order.NEWEST:

@@ -360,33 +360,35 @@ def _tsquery_lexeme(token: str) -> str:
     return f"'{escaped}'"
 
 
-def describe(query: Query, order: Order = Order.NEWEST) -> str:
+def describe(query: Query, order: Order = Order.NEWEST, *, markdown: bool = True) -> str:
     """How the query was read, for the page header: "stories with *ai* or *robotics*,
-    without *crypto*, newest first"."""
+    without *crypto*, newest first" (without `markdown`, for a terminal or JSON: "stories
+    with ai or robotics, without crypto, newest first")."""
     parts = []
     if query.clauses:
         several = len(query.clauses) > 1
         parts.append(
             "stories with "
-            + " and ".join(_described_clause(clause, several) for clause in query.clauses)
+            + " and ".join(_described_clause(clause, several, markdown) for clause in query.clauses)
         )
     else:
         parts.append("stories")
     if query.excluded:
-        parts.append("without " + " or ".join(_described_term(t) for t in query.excluded))
+        parts.append("without " + " or ".join(_described_term(t, markdown) for t in query.excluded))
     parts.append("newest first" if order is Order.NEWEST else "most relevant first")
     return ", ".join(parts)
 
 
-def _described_clause(terms: tuple[Term, ...], among_others: bool) -> str:
-    described = " or ".join(_described_term(term) for term in terms)
+def _described_clause(terms: tuple[Term, ...], among_others: bool, markdown: bool) -> str:
+    described = " or ".join(_described_term(term, markdown) for term in terms)
     return f"({described})" if among_others and len(terms) > 1 else described
 
 
-def _described_term(term: Term) -> str:
+def _described_term(term: Term, markdown: bool) -> str:
     # Tokens are letters and digits only, so they cannot break the Markdown around them.
     words = " ".join(term.tokens)
-    return f"*“{words}”*" if term.phrase else f"*{words}*"
+    shown = f"“{words}”" if term.phrase else words
+    return f"*{shown}*" if markdown else shown
 
 
 def describe_matches(count: int, cap: int = MATCH_COUNT_CAP) -> str:

@@ -692,3 +692,10 @@ def test_a_long_news_heading_fits_a_message_and_keeps_its_count_and_page() -> No
 
     assert len(heading) <= CONTENT_LIMIT
     assert heading.endswith("… · 12 matches · page 7")
+
+
+def test_news_heading_for_a_terminal_keeps_the_topic_as_named() -> None:
+    heading = news_heading(
+        topic="Computer_Vision", query=parse_query("drones"), matched=3, markdown=False
+    )
+    assert heading == "Stories on Computer_Vision with drones, newest first · 3 matches"

@@ -373,3 +373,10 @@ def test_relevance_is_the_order_only_of_a_search_with_words() -> None:
     assert order_for(parse_query("topic:AI"), Order.RELEVANCE) is Order.NEWEST
     assert order_for(None, Order.RELEVANCE) is Order.NEWEST
     assert order_for(parse_query("ai"), Order.NEWEST) is Order.NEWEST
+
+
+def test_describe_for_a_terminal_emphasises_nothing() -> None:
+    query = parse_query('"facial recognition" OR ai -crypto')
+    assert describe(query, markdown=False) == (
+        "stories with “facial recognition” or ai, without crypto, newest first"
+    )

@@ -146,7 +146,11 @@ class NewsSearch:
         if not self.has_words and self.asked is Order.NEWEST:
             return None
         return news_heading(
-            topic=self.topic, query=self.query, asked=self.asked, matched=self.matched
+            topic=self.topic,
+            query=self.query,
+            asked=self.asked,
+            matched=self.matched,
+            markdown=False,
         )
 
 
@@ -159,7 +163,7 @@ def news_json(stories: Sequence[Story], search: NewsSearch | None = None) -> dic
         "query": search.words,
         "topic": search.topic,
         "order": order_for(search.query, search.asked).value,
-        "read_as": describe(search.query, search.asked)
+        "read_as": describe(search.query, search.asked, markdown=False)
         if search.query is not None and search.has_words
         else None,
         "matched": None if counted is None else min(counted, MATCH_COUNT_CAP),
