@@ -35,8 +35,10 @@ import shutil
 import sqlite3
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
@@ -259,6 +261,16 @@ COPIED_TABLES = {
     "story_topics": ("topic_id", "published_at", "story_id"),
     "story_links": ("story_id", "linked_id"),
 }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """A word added to the title of every `every`th story copied (load_into_postgres)."""
+
+    word: str
+    every: int
+
+
 _CONSTRAINTS = (
     "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)"
     " FROM pg_constraint AS c WHERE c.contype = 'p' AND c.conrelid::regclass::text = ANY($1)"
@@ -285,19 +297,29 @@ def _sqlite_meta(path: Path) -> tuple[dict[str, str], list[tuple[int, str, str, 
 
 
 async def _copy_table(
-    connections: list[asyncpg.Connection], path: Path, table: str, columns: tuple[str, ...]
+    connections: list[asyncpg.Connection],
+    path: Path,
+    table: str,
+    columns: tuple[str, ...],
+    spread: Spread | None = None,
 ) -> None:
     """COPY one table, chunk by chunk, the chunks shared out over `connections` (one PostgreSQL
-    backend each, so that computing the stories' search column uses both cores)."""
+    backend each, so that computing the stories' search column uses both cores); with
+    `spread`, its word added to the title of every `every`th row (stories)."""
     source = _read_only(path)
     cursor = source.execute(f"SELECT {', '.join(columns)} FROM {table}")
     reading = asyncio.Lock()
+    copied = 0
 
     async def worker(connection: asyncpg.Connection) -> None:
+        nonlocal copied
         while True:
             # Read in a thread, one chunk at a time: memory holds a chunk or two, not a table.
             async with reading:
                 rows = await asyncio.to_thread(cursor.fetchmany, COPY_CHUNK)
+                if spread is not None:
+                    rows = _with_spread_word(rows, columns, spread, copied)
+                copied += len(rows)
             if not rows:
                 return
             await connection.copy_records_to_table(table, records=rows, columns=columns)
@@ -308,9 +330,14 @@ async def _copy_table(
         source.close()
 
 
-async def load_into_postgres(path: Path, url: str, *, quiet: bool = False) -> float:
+async def load_into_postgres(
+    path: Path, url: str, *, quiet: bool = False, spread_word: Spread | None = None
+) -> float:
     """Copy the SQLite build at `path` into the empty database at `url`; returns the seconds
-    it took (migrating, copying, building the indexes, VACUUM ANALYZE)."""
+    it took (migrating, copying, building the indexes, VACUUM ANALYZE).
+    With `spread_word`, its word is added to the title of every `every`th story copied, so
+    that its stories lie spread over the whole table, as a word's stories do after years of
+    reloads."""
     started = time.perf_counter()
     store = PostgresStore(url)
     await store.open()  # migrates: the schema is exactly the store's
@@ -344,7 +371,8 @@ async def load_into_postgres(path: Path, url: str, *, quiet: bool = False) -> fl
         )
         for table, columns in COPIED_TABLES.items():
             copy_started = time.perf_counter()
-            await _copy_table(connections, path, table, columns)
+            spread = spread_word if table == "stories" else None
+            await _copy_table(connections, path, table, columns, spread)
             if not quiet:
                 print(f"  copied {table} in {time.perf_counter() - copy_started:.1f} s", flush=True)
         index_started = time.perf_counter()
@@ -370,6 +398,20 @@ async def load_into_postgres(path: Path, url: str, *, quiet: bool = False) -> fl
     if not quiet:
         print(f"loaded {path.name} into PostgreSQL in {seconds:.1f} s", flush=True)
     return seconds
+
+
+def _with_spread_word(
+    rows: list[tuple[Any, ...]], columns: tuple[str, ...], spread: Spread, first: int
+) -> list[tuple[Any, ...]]:
+    """`rows` (the `first`th row copied onwards) with the spread word at the end of the title of
+    every `spread.every`th."""
+    title = columns.index("title")
+    changed = []
+    for number, row in enumerate(rows, start=first):
+        if number % spread.every == 0:
+            row = (*row[:title], f"{row[title]} {spread.word}", *row[title + 1 :])
+        changed.append(row)
+    return changed
 
 
 def main() -> None:

@@ -14,7 +14,10 @@ copied into a throwaway PostgreSQL server (tests/postgres.py, or NEWSBOT_TEST_DA
 by bench.million.load_into_postgres, and newsbot runs on it (database.url).
 
 Before measuring, add_probe_stories adds what the synthetic build lacks: a rare topic, a rare
-word and an uncommon one (0.1% of a million); an absent word is in no story.
+word and an uncommon one (0.1% of a million); an absent word is in no story. Those stories come
+in one reload, so they lie together on disk; on PostgreSQL a second uncommon word is added while
+the build is copied in, to the title of every 1,000th story, so that its stories lie spread over
+the whole table ("uncommon word, spread"; the SQLite build has no such word).
 
 Measured, per run, each after a warm-up:
 - /news topic:X end to end: from `emu.invoke(...)` (the gateway dispatch) until the emulator
@@ -72,7 +75,7 @@ import yarl
 
 from bench.common import Figure, median, percentile, report
 from bench.corpus import TOPICS, WORDS
-from bench.million import StoryMaker, load_into_postgres, million_store
+from bench.million import Spread, StoryMaker, load_into_postgres, million_store
 from bot.app import NewsBot
 from bot.app import build_bot as app_build_bot
 from bot.config import DatabaseSettings, SeedSettings, Settings
@@ -100,10 +103,16 @@ RARE_TOPIC = "Airships"
 RARE_WORD = "zeppelin"
 UNCOMMON_STORIES = 1000
 UNCOMMON_WORD = "dirigible"
+# On PostgreSQL, in every SPREAD_EVERY-th story copied in (0.1% of them, spread over the table).
+SPREAD_WORD = "aerostat"
+SPREAD_EVERY = 1000
 ABSENT_WORD = "quixotry"
 # Each kind of word search, end to end (/news query:...) and in the database (latest).
-SEARCH_KINDS = ("common word", "two common words", "uncommon word", "rare word", "absent word",
-                "prefix", "phrase", "OR", "exclusion", "word on a topic")  # fmt: skip
+SEARCH_KINDS = ("common word", "two common words", "uncommon word", "uncommon word, spread",
+                "rare word", "absent word", "prefix", "phrase", "OR", "exclusion",
+                "word on a topic")  # fmt: skip
+# Kinds whose words only the PostgreSQL database holds.
+POSTGRES_ONLY_KINDS = ("uncommon word, spread",)
 # Measured in the database only, for a common word, without a target.
 DB_ONLY_KINDS = ("relevance", "count")
 COUNT_CAP = MATCH_COUNT_CAP
@@ -149,6 +158,14 @@ class Backend:
     name: str
     database: DatabaseSettings
     loaded_in: float | None = None  # seconds to load PostgreSQL from the SQLite build
+    sizes: dict[str, int] | None = None  # PostgreSQL: bytes of the tables and indexes searched
+
+
+# The relations a word search reads, and their size on disk (main fork, TOAST apart).
+_SIZES = (
+    "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(ARRAY['stories',"
+    " 'stories_search', 'stories_by_published'])"
+)
 
 
 @asynccontextmanager
@@ -169,15 +186,18 @@ async def prepared(name: str, args: argparse.Namespace, workdir: Path) -> AsyncI
         url = await server.create_database()
         try:
             cached = await million_store(args.n)
-            loaded_in = await load_into_postgres(cached, url)
+            loaded_in = await load_into_postgres(
+                cached, url, spread_word=Spread(SPREAD_WORD, SPREAD_EVERY)
+            )
             await add_probe_stories(PostgresStore(url))
             connection = await asyncpg.connect(url)
             try:
                 await connection.execute("ANALYZE")  # as autovacuum would after the reload
+                sizes = {row[0]: row[1] for row in await connection.fetch(_SIZES)}
             finally:
                 await connection.close()
-            print(f"postgres: database ready in {time.perf_counter() - started:.1f} s")
-            yield Backend(name, DatabaseSettings(workdir / "unused.db", url=url), loaded_in)
+            print(f"postgres: database ready in {time.perf_counter() - started:.1f} s; {sizes}")
+            yield Backend(name, DatabaseSettings(workdir / "unused.db", url=url), loaded_in, sizes)
         finally:
             await server.drop_database(url)
     finally:
@@ -243,6 +263,7 @@ async def measure_backend(
     reader = emu.add_member(guild, "reader")
 
     bot = build_bot(backend.database, seeds)
+    search_kinds = searches_of(backend.name)
     runs: list[dict[str, Any]] = []
     profile_text = ""
     try:
@@ -286,7 +307,7 @@ async def measure_backend(
             for options in probes(rng, "topic", args.warmup):
                 await news(options)
                 await latest(options)
-            for kind in SEARCH_KINDS:
+            for kind in search_kinds:
                 for options in probes(rng, kind, max(2, args.warmup // 10)):
                     await news(options)
                     await latest(options)
@@ -301,7 +322,7 @@ async def measure_backend(
             for run in range(args.runs):
                 gc.collect()
                 samples: dict[str, list[float]] = {}
-                for kind in ("topic", "rare topic", *SEARCH_KINDS):
+                for kind in ("topic", "rare topic", *search_kinds):
                     count = args.requests if kind == "topic" else args.queries
                     for options in probes(rng, kind, count):
                         await timed(samples.setdefault(kind, []), lambda o=options: news(o))
@@ -348,6 +369,13 @@ async def measure_backend(
     return runs, stored, profile_text
 
 
+def searches_of(backend: str) -> tuple[str, ...]:
+    """The kinds of word search measured on `backend`."""
+    if backend == "postgres":
+        return SEARCH_KINDS
+    return tuple(kind for kind in SEARCH_KINDS if kind not in POSTGRES_ONLY_KINDS)
+
+
 def probes(rng: random.Random, kind: str, count: int) -> list[dict[str, Any]]:
     """`count` /news options of one kind: "topic" (the common topics, cycling, in the letter
     case a user might type), "rare topic", or a kind of word search (SEARCH_KINDS)."""
@@ -374,6 +402,8 @@ def search_words(rng: random.Random, kind: str) -> str:
             return f"{common} {other}"
         case "uncommon word":
             return UNCOMMON_WORD
+        case "uncommon word, spread":
+            return SPREAD_WORD
         case "rare word":
             return RARE_WORD
         case "absent word":
@@ -444,6 +474,7 @@ async def measure(args: argparse.Namespace) -> None:
         "probe_stories": {
             "rare": [RARE_STORIES, RARE_TOPIC, RARE_WORD],
             "uncommon": [UNCOMMON_STORIES, UNCOMMON_WORD],
+            "uncommon, spread (postgres)": [f"every {SPREAD_EVERY}th story", SPREAD_WORD],
             "absent": ABSENT_WORD,
         },
         "search_kinds": {kind: search_words(random.Random(1), kind) for kind in SEARCH_KINDS},
@@ -474,6 +505,7 @@ async def measure(args: argparse.Namespace) -> None:
         details[name] = {
             "stories_stored": stored,
             "load_seconds": backend.loaded_in,
+            "relation_bytes": backend.sizes,
             "pooled_ms": pooled,
             "per_run_ms": [
                 {kind: stats for kind, stats in run.items() if kind != "_raw"} for run in runs

@@ -59,6 +59,7 @@ POSTGRES_FIGURES = {
         "sqlite latest(6, rare word) p99",
         "postgres latest(6, rare word) p99",
         "postgres latest(6, phrase) p99",
+        "postgres latest(6, uncommon word, spread) p99",
         "postgres latest(6, common word, relevance) p99",
         "postgres count_matching(common word, cap=100) p99",
         "postgres load from the SQLite build",
