@@ -238,7 +238,8 @@ class SqliteBase:
         opened.append(connection)
         for pragma in _PRAGMAS:
             if not pragma.startswith("PRAGMA journal_mode"):
-                await connection.execute(pragma)
+                # Fetched to the end, so that no statement is left open on the connection.
+                await connection.execute_fetchall(pragma)
             elif await _switch_to_wal(connection) != "wal":
                 log.warning(
                     "%s: WAL is not available here; readers may wait for reloads", self._path
