@@ -18,10 +18,12 @@ import yaml
 
 from bot.discord_limits import MAX_SEND_RATE
 from bot.errors import SetupError
+from bot.log_format import formatter
 from bot.sharding import Shards, checked_shard_ids, parse_shard_ids
 
 DEFAULT_CONFIG_PATH = Path("config/newsbot.yaml")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LOG_FORMATS = ("text", "json")
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -114,6 +116,8 @@ class Settings:
     discord: DiscordSettings = DiscordSettings()
     digest: GlobalDigestSettings = GlobalDigestSettings()
     log_level: str = "INFO"
+    # "text" (lines for people) or "json" (one object per line, for log collectors).
+    log_format: str = "text"
     discord_token: Secret | None = None
     config_path: Path | None = None
 
@@ -128,7 +132,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     explicit = path or (Path(env["NEWSBOT_CONFIG"]) if env.get("NEWSBOT_CONFIG") else None)
     config_path = explicit or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
     raw = _read(config_path) if config_path else {}
-    unknown = set(raw) - {"seeds", "database", "discord", "digest", "log_level"}
+    unknown = set(raw) - {"seeds", "database", "discord", "digest", "log_level", "log_format"}
     if unknown:
         raise ConfigError(f"{config_path}: unknown setting {sorted(unknown)[0]!r}")
     seeds = _seed_settings(raw, env, config_path)
@@ -139,6 +143,10 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     log_level = log_level.upper()
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, not {log_level!r}")
+    log_format = env.get("NEWSBOT_LOG_FORMAT") or _string(raw, "log_format", _DEFAULT.log_format)
+    log_format = log_format.lower()
+    if log_format not in _LOG_FORMATS:
+        raise ConfigError(f"log_format must be text or json, not {log_format!r}")
     token = env.get("DISCORD_TOKEN", "").strip()
     return Settings(
         seeds=seeds,
@@ -146,6 +154,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         discord=discord,
         digest=digest,
         log_level=log_level,
+        log_format=log_format,
         discord_token=Secret(token) if token else None,
         config_path=config_path,
     )
@@ -395,8 +404,10 @@ def _positive_number(
     return float(value)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+def configure_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=level, handlers=[handler])
     # discord.http logs every request at DEBUG/INFO; warnings are what an operator needs.
     logging.getLogger("discord.http").setLevel(logging.WARNING)
     # APScheduler logs "Running job" and "executed successfully" at INFO for every tick, twice

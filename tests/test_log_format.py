@@ -1,0 +1,91 @@
+"""Log records as plain lines or, with `log_format: json`, one JSON object per line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import config
+from bot.config import ConfigError
+from bot.log_format import JsonFormatter, formatter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def record(message: str, **extra: object) -> logging.LogRecord:
+    made = logging.LogRecord("bot.poster", logging.WARNING, __file__, 1, message, (), None)
+    made.__dict__.update(extra)
+    made.created = 1_764_460_800.25  # 2025-11-30 00:00:00.250 UTC
+    return made
+
+
+def test_a_json_line_has_time_level_logger_message_and_the_events_fields() -> None:
+    line = JsonFormatter().format(record("digest posted\nto #news", server=42, digest="d-7"))
+
+    assert "\n" not in line
+    assert json.loads(line) == {
+        "time": "2025-11-30T00:00:00.250+00:00",
+        "level": "WARNING",
+        "logger": "bot.poster",
+        "message": "digest posted\nto #news",
+        "server": 42,
+        "digest": "d-7",
+    }
+
+
+def test_a_json_line_carries_the_traceback_in_one_field() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failed = record("send failed")
+        failed.exc_info = sys.exc_info()
+
+    entry = json.loads(JsonFormatter().format(failed))
+
+    assert entry["message"] == "send failed"
+    assert entry["exception"].startswith("Traceback") and "ValueError: boom" in entry["exception"]
+
+
+def test_text_stays_the_plain_line() -> None:
+    line = formatter("text").format(record("reloaded"))
+    assert line.endswith("WARNING bot.poster: reloaded")
+
+
+def test_log_format_comes_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "newsbot.yaml"
+    path.write_text("log_format: JSON\n")
+    assert config.load(path, environ={}).log_format == "json"
+    assert config.load(None, environ={"NEWSBOT_LOG_FORMAT": "text"}).log_format == "text"
+    with pytest.raises(ConfigError, match=r"^log_format must be text or json, not 'xml'$"):
+        config.load(None, environ={"NEWSBOT_LOG_FORMAT": "xml"})
+
+
+def test_every_line_newsbot_logs_with_json_is_an_object(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "NEWSBOT_LOG_FORMAT": "json",
+        "NEWSBOT_LOG_LEVEL": "DEBUG",  # terminal commands log only problems otherwise
+        "NEWSBOT_DB": str(tmp_path / "news.db"),
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-m", "bot", "seeds", "load"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    lines = loaded.stderr.splitlines()
+    assert lines
+    entries = [json.loads(line) for line in lines]
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    assert any(entry["logger"].startswith("bot") for entry in entries)
