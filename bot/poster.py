@@ -354,7 +354,9 @@ class DigestPoster:
                 return PostResult("claimed", f"the database refuses writes ({error})")
             if run is None:
                 return PostResult(None, "being posted by another newsbot process")
-            log.info("resuming the digest of %s for %s", run.guild_id, run.local_date)
+            log.info(
+                "resuming the digest of %s for %s", run.guild_id, run.local_date, extra=_about(run)
+            )
             return await self._deliver(run)
         finally:
             self._in_flight.discard(key)
@@ -374,7 +376,7 @@ class DigestPoster:
             await self._store.finish_digest_run(*key, "sent", detail, owner=run.owner)
         except PermanentFailure as failure:
             reason = str(failure)
-            log.warning("digest of %s switched off: %s", run.guild_id, reason)
+            log.warning("digest of %s switched off: %s", run.guild_id, reason, extra=_about(run))
             await self._store.finish_digest_run(*key, "failed", reason, owner=run.owner)
             await self._store.disable_digest(run.guild_id, reason)
             if announce:
@@ -382,16 +384,32 @@ class DigestPoster:
                 await self._tell_admins(run.guild_id, run.channel_id, reason)
             return PostResult("failed", reason)
         except TransientFailure as failure:
-            log.warning("digest of %s not posted yet (%s); will retry", run.guild_id, failure)
+            log.warning(
+                "digest of %s not posted yet (%s); will retry",
+                run.guild_id,
+                failure,
+                extra=_about(run),
+            )
             return PostResult("claimed", f"Discord is not answering ({failure}); retrying")
         except LeaseLost as lost:
-            log.warning("digest of %s left to another newsbot process: %s", run.guild_id, lost)
+            log.warning(
+                "digest of %s left to another newsbot process: %s",
+                run.guild_id,
+                lost,
+                extra=_about(run),
+            )
             return PostResult(None, "being posted by another newsbot process")
         except (StorageDown, StoreError) as error:
             self._pause(key, error)
             return PostResult("claimed", f"the database refuses writes ({error}); waiting")
         self._paused.pop(key, None)
-        log.info("digest posted: server %s, channel %s, %s", run.guild_id, run.channel_id, detail)
+        log.info(
+            "digest posted: server %s, channel %s, %s",
+            run.guild_id,
+            run.channel_id,
+            detail,
+            extra=_about(run),
+        )
         return PostResult("sent", detail)
 
     def _pause(self, key: tuple[int, date], error: Exception) -> None:
@@ -457,3 +475,12 @@ class DigestPoster:
 
 def _count(number: int, singular: str, plural: str | None = None) -> str:
     return f"{number} {singular if number == 1 else plural or singular + 's'}"
+
+
+def _about(run: DigestRun) -> dict[str, object]:
+    """What a log record of this digest is about, as fields of their own (log_format: json)."""
+    return {
+        "server": run.guild_id,
+        "channel": run.channel_id,
+        "digest": f"{run.guild_id}/{run.local_date.isoformat()}",
+    }

@@ -1102,6 +1102,10 @@ async def test_a_posted_digest_is_logged_once_at_info_with_server_channel_and_co
         f"digest posted: server {world.guild.id}, channel {world.channel.id}, "
         "4 stories in 1 message"
     ]
+    # As fields of their own too, for log_format: json.
+    [record] = posted
+    assert (record.server, record.channel) == (world.guild.id, world.channel.id)
+    assert record.digest == f"{world.guild.id}/2024-03-01"
 
 
 async def test_joining_and_leaving_a_server_is_logged(
