@@ -17,6 +17,7 @@ from typing import Any
 
 import discord
 import yarl
+from discord import app_commands
 from discord.backoff import ExponentialBackoff
 from discord.ext import commands
 from discord.gateway import ReconnectWebSocket
@@ -34,7 +35,7 @@ from bot.reload import SeedReloader
 from bot.sharding import Shards
 from bot.store import Store, StoreError, StoreLost, create_store
 from bot.topic_cache import TopicCache
-from bot.tree import NewsTree
+from bot.tree import NewsTree, log_command
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,13 @@ class NewsBot(commands.AutoShardedBot):
         self.stopped_by = error
         log.error("%s", error)
         await self.close()
+
+    async def on_app_command_completion(
+        self,
+        interaction: discord.Interaction,
+        command: app_commands.Command[Any, ..., Any] | app_commands.ContextMenu,
+    ) -> None:
+        log_command(interaction, "answered")
 
     async def on_ready(self) -> None:
         assert self.user is not None

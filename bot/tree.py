@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import discord
@@ -168,6 +169,33 @@ def permission_label(name: str) -> str:
     return name.replace("guild", "server").replace("_", " ").title()
 
 
+# Where interaction_check notes when a command started, for log_command.
+_STARTED = "newsbot_started"
+
+
+def log_command(interaction: discord.Interaction, outcome: str) -> None:
+    """One INFO line per command run: which, what came of it, how long it took, who and where
+    (as the record's own fields too); what was typed in its options only at DEBUG, since it
+    is the user's text."""
+    command = interaction.command.qualified_name if interaction.command else "?"
+    started = interaction.extras.get(_STARTED)
+    took = f" in {(time.monotonic() - started) * 1000:.0f} ms" if started is not None else ""
+    about: dict[str, object] = {"server": interaction.guild_id, "channel": interaction.channel_id}
+    log.info(
+        "/%s %s%s (user %s, server %s, channel %s)",
+        command,
+        outcome,
+        took,
+        interaction.user.id,
+        interaction.guild_id,
+        interaction.channel_id,
+        extra=about,
+    )
+    if log.isEnabledFor(logging.DEBUG):
+        options = {name: value for name, value in interaction.namespace}
+        log.debug("/%s options: %s", command, options, extra=about)
+
+
 async def handle_error(interaction: discord.Interaction, error: Exception) -> None:
     """Explain a user mistake, or log the unexpected and apologise. Never raises.
 
@@ -189,6 +217,8 @@ async def handle_error(interaction: discord.Interaction, error: Exception) -> No
             exc_info=original,
         )
         message = APOLOGY
+    if interaction.command is not None:  # not a button's or a menu's
+        log_command(interaction, "failed" if message in (APOLOGY, STOPPING) else "refused")
     try:
         await reply(interaction, message, ephemeral=True)
     except discord.HTTPException:
@@ -206,6 +236,7 @@ class NewsTree(app_commands.CommandTree):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         # Autocomplete sees half-typed values by design: only a command's run is checked.
         if interaction.type is discord.InteractionType.application_command:
+            interaction.extras[_STARTED] = time.monotonic()
             check_options(interaction)
         return True
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -21,6 +23,7 @@ from bot.tree import (
     option_rule,
     reply,
 )
+from tests.helpers import World
 
 
 async def _news_callback(interaction: discord.Interaction, topic: str) -> None:
@@ -210,6 +213,8 @@ class FakeInteraction:
         self.namespace = namespace if namespace is not None else Options(topic="AI")
         self.user = SimpleNamespace(id=1234)
         self.guild_id = 5678
+        self.channel_id = 9012
+        self.extras: dict[str, Any] = {}
         # What app_commands.Namespace reads from an interaction when it is built.
         self._state = None
         self.guild = None
@@ -355,3 +360,51 @@ def test_an_unresolvable_channel_is_explained_as_not_in_this_server() -> None:
     assert explain(error) == (
         "That channel is not in this server (or newsbot cannot see it). Nothing was done."
     )
+
+
+# --- what the log says about each command ------------------------------------------------------
+
+
+def tree_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "bot.tree"]
+
+
+async def until_logged(caplog: pytest.LogCaptureFixture, lines: int) -> None:
+    # A command's completion is logged by a listener, just after its answer.
+    for _ in range(500):
+        if len(tree_records(caplog)) >= lines:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not {lines} log lines from bot.tree within 5 s")
+
+
+async def test_every_command_is_logged_once_with_who_where_and_how_long(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="bot.tree"):
+        await (await world.invoke("news", {"query": '"facial recognition"'})).response()
+        await (await world.invoke("news", {"topic": "Computer Visoin"})).response()
+        await until_logged(caplog, 2)
+
+    answered, refused = sorted(tree_records(caplog), key=lambda r: "refused" in r.getMessage())
+    assert {answered.levelno, refused.levelno} == {logging.INFO}
+    assert re.fullmatch(
+        rf"/news answered in \d+ ms \(user {world.reader.id}, server {world.guild.id}, "
+        rf"channel {world.channel.id}\)",
+        answered.getMessage(),
+    )
+    assert refused.getMessage().startswith("/news refused in ")
+    assert (answered.server, answered.channel) == (world.guild.id, world.channel.id)
+    # What the user typed is theirs: not at INFO.
+    assert not any("facial" in r.getMessage() for r in tree_records(caplog))
+
+
+async def test_a_commands_options_are_logged_at_debug_only(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="bot.tree"):
+        await (await world.invoke("news", {"query": "facial recognition"})).response()
+        await until_logged(caplog, 2)
+
+    debug = [r.getMessage() for r in tree_records(caplog) if r.levelno == logging.DEBUG]
+    assert debug == ["/news options: {'query': 'facial recognition'}"]
