@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,7 +30,24 @@ from tests.discord_emulator import DiscordEmulator, RunningBot
 from tests.discord_emulator.interactions import InteractionHandle
 from tests.discord_emulator.state import Channel, Guild, Member
 
-SHIPPED_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_SEEDS = REPO / "seeds"
+
+
+def run_module(
+    module: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module args` in a process of its own, from the repository's root, its output
+    captured as text; whatever it exits with is the caller's to check."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @dataclass

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers import run_module
 from tests.postgres import EXTERNAL_URL_VARIABLE, MAINTENANCE_DATABASE, PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,15 +98,7 @@ def run_benchmark(
         **(environment or {}),
     }
 
-    finished = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", *arguments],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    finished = run_module(f"bench.{name}", *arguments, env=env, timeout=180)
 
     assert finished.returncode == 0, finished.stderr[-2000:]
     record: dict[str, Any] = json.loads((tmp_path / "results" / f"{name}.json").read_text())
@@ -125,16 +116,8 @@ def test_scale_out_benchmark_runs_and_writes_its_results(
     tiny = ["--processes", "2", "--shards-per-process", "1", "--servers", "6", "--runs", "1"]
     tiny += ["--due-margin", "3"]  # six servers' settings take well under a second to write
 
-    finished = subprocess.run(
-        [sys.executable, "-m", "bench.scale_out", *tiny],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        # The digests come due at the next minute once every shard is READY.
-        timeout=300,
-        check=False,
-    )
+    # The digests come due at the next minute once every shard is READY.
+    finished = run_module("bench.scale_out", *tiny, env=env, timeout=300)
 
     assert finished.returncode == 0, (finished.stdout + finished.stderr)[-3000:]
     record = json.loads((tmp_path / "results" / "scale_out.json").read_text())

@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import sqlite3
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +22,7 @@ from bot.store.sqlite import SqliteStore
 from bot.store.sqlite import connection as sqlite_connection
 from tests.discord_emulator import DiscordEmulator
 from tests.factories import SHIPPED_TITLES_NEWEST_FIRST
+from tests.helpers import run_module
 from tests.hostile_corpus import DAMAGED, GOOD, write_hostile_corpus
 from tests.odd_entries import write_odd_entries
 
@@ -72,15 +72,7 @@ def test_check_of_a_hostile_folder_gives_every_file_a_verdict_and_writes_nothing
     env = {**os.environ, "NEWSBOT_DB": str(environment)}
 
     # A separate process: a crash in a parser would kill it, not the test run.
-    finished = subprocess.run(
-        [sys.executable, "-m", "bot", "seeds", "check", str(folder), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env=env,
-        check=False,
-    )
+    finished = run_module("bot", "seeds", "check", str(folder), "--json", env=env)
 
     assert finished.returncode == 1, finished.stderr
     verdicts = {row["file"]: row for row in json.loads(finished.stdout)["files"]}
@@ -262,14 +254,7 @@ def test_bad_config_file_is_one_line(
 
 
 def test_python_dash_m_bot_is_the_same_command() -> None:
-    finished = subprocess.run(
-        [sys.executable, "-m", "bot", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        check=False,
-    )
+    finished = run_module("bot", "--help")
 
     assert finished.returncode == 0
     assert "seeds" in finished.stdout

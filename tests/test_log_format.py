@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,8 +13,7 @@ import pytest
 from bot import config
 from bot.config import ConfigError
 from bot.log_format import JsonFormatter, formatter
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_module
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
@@ -73,15 +71,7 @@ def test_every_line_newsbot_logs_with_json_is_an_object(tmp_path: Path) -> None:
         "NEWSBOT_LOG_LEVEL": "DEBUG",  # terminal commands log only problems otherwise
         "NEWSBOT_DB": str(tmp_path / "news.db"),
     }
-    loaded = subprocess.run(
-        [sys.executable, "-m", "bot", "seeds", "load"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    loaded = run_module("bot", "seeds", "load", env=env, timeout=120)
 
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     lines = loaded.stderr.splitlines()
