@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -404,9 +404,9 @@ def _positive_number(
     return float(value)
 
 
-def configure_logging(level: str, log_format: str = "text") -> None:
+def configure_logging(level: str, log_format: str = "text", secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(formatter(log_format))
+    handler.setFormatter(formatter(log_format, secrets))
     logging.basicConfig(level=level, handlers=[handler])
     # discord.http logs every request at DEBUG/INFO; warnings are what an operator needs.
     logging.getLogger("discord.http").setLevel(logging.WARNING)

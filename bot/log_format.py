@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def formatter(log_format: str) -> logging.Formatter:
-    """The formatter for `log_format` ("text" or "json", as the settings checked it)."""
-    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT)
+class Redacting(logging.Formatter):
+    """Another formatter's lines with every secret in them replaced: whatever a library logs
+    (a request, a payload, an exception's text), the token never reaches the log."""
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._secrets = [secret for secret in secrets if secret]
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = self._inner.format(record)
+        for secret in self._secrets:
+            line = line.replace(secret, REDACTED)
+        return line
+
+
+REDACTED = "[secret]"
+
+
+def formatter(log_format: str, secrets: Iterable[str] = ()) -> logging.Formatter:
+    """The formatter for `log_format` ("text" or "json", as the settings checked it), with
+    `secrets` (the token) never written."""
+    inner = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT)
+    return Redacting(inner, secrets)

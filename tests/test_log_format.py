@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,8 +14,9 @@ import pytest
 
 from bot import config
 from bot.config import ConfigError
-from bot.log_format import JsonFormatter, formatter
-from tests.helpers import run_module
+from bot.log_format import REDACTED, JsonFormatter, formatter
+from tests.discord_emulator import DiscordEmulator
+from tests.helpers import run_module, start_newsbot
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
@@ -79,3 +82,40 @@ def test_every_line_newsbot_logs_with_json_is_an_object(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in lines]
     assert {"time", "level", "logger", "message"} <= set(entries[0])
     assert any(entry["logger"].startswith("bot") for entry in entries)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_token_is_never_written_whatever_logs_it(log_format: str) -> None:
+    token = "MTA1.fake-token.xyz"
+    try:
+        raise RuntimeError(f"refused {token}")
+    except RuntimeError:
+        leaking = record(f"Authorization: Bot {token}")
+        leaking.exc_info = sys.exc_info()
+
+    line = formatter(log_format, [token]).format(leaking)
+
+    assert token not in line
+    assert line.count(REDACTED) == 2
+
+
+async def test_a_whole_run_at_debug_never_logs_the_token(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    reader = emu.add_member(guild, "reader")
+    process = await start_newsbot(emu, tmp_path, emu.token, NEWSBOT_LOG_LEVEL="DEBUG")
+    try:
+        await emu.wait_for_ready(timeout=30)
+        await (await emu.invoke(guild, channel, reader, "topics", {})).response(timeout=10)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+
+    logged = (out + err).decode()
+    # The run was logged, at DEBUG: the gateway's events and the REST requests included.
+    assert "bot.tree: /topics answered" in logged
+    assert "discord.gateway" in logged and len(logged.splitlines()) > 50
+    assert emu.token not in logged

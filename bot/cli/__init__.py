@@ -50,7 +50,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         settings = config.load(args.config)
         # Terminal commands print their own results; logs there are for problems (or DEBUG).
         quiet = args.command != "run" and settings.log_level != "DEBUG"
-        config.configure_logging("WARNING" if quiet else settings.log_level, settings.log_format)
+        token = settings.discord_token.reveal() if settings.discord_token else ""
+        config.configure_logging(
+            "WARNING" if quiet else settings.log_level, settings.log_format, [token]
+        )
         handler: Command = args.handler
         return asyncio.run(handler(args, Context(settings, stdout)))
     except Unrecoverable as error:
