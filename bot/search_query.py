@@ -91,6 +91,11 @@ class Query:
     def has_terms(self) -> bool:
         return bool(self.clauses)
 
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        """Every term, required or excluded."""
+        return tuple(term for clause in self.clauses for term in clause) + self.excluded
+
 
 def order_for(query: Query | None, asked: Order) -> Order:
     """The order results come in: relevance ranks matches of words, so a search without any
@@ -252,8 +257,7 @@ def tokens_of(text: str) -> tuple[str, ...]:
 
 def tokens_in(query: Query) -> set[str]:
     """Every token the query's terms hold, for a store to fold in one go."""
-    terms = [term for clause in query.clauses for term in clause] + list(query.excluded)
-    return {token for term in terms for token in term.tokens}
+    return {token for term in query.terms for token in term.tokens}
 
 
 def refold(query: Query, folded: dict[str, tuple[str, ...]]) -> Query | None:

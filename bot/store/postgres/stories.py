@@ -360,9 +360,7 @@ def _loose_tsquery(query: Query) -> str | None:
     tsquery matching at least what the word index fetches for `query`: each required term's
     tokens anywhere in the story (a term among alternatives by its first token alone);
     exclusions left out."""
-    if all(len(term.tokens) == 1 for clause in query.clauses for term in clause) and all(
-        len(term.tokens) == 1 for term in query.excluded
-    ):
+    if all(len(term.tokens) == 1 for term in query.terms):
         return None
     clauses: list[tuple[Term, ...]] = []
     for clause in query.clauses:

@@ -74,10 +74,9 @@ async def expansions(read: Read, query: Query) -> dict[str, tuple[str, ...]]:
 
 
 def _prefixes(query: Query) -> set[str]:
-    terms = [term for clause in query.clauses for term in clause] + list(query.excluded)
     return {
         term.tokens[-1]
-        for term in terms
+        for term in query.terms
         if is_prefix(term.tokens[-1]) and term.tokens[-1].isascii()
     }
 
