@@ -110,11 +110,24 @@ class GlobalDigestSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    # Where `newsbot run` serves /healthz, /readyz and /metrics, as host:port ([::1]:9108 for
+    # IPv6; port 0 lets the system pick one); None: it serves nothing.
+    listen: str | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to listen on, or None."""
+        return None if self.listen is None else split_listen(self.listen)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     seeds: SeedSettings = SeedSettings()
     database: DatabaseSettings = DatabaseSettings()
     discord: DiscordSettings = DiscordSettings()
     digest: GlobalDigestSettings = GlobalDigestSettings()
+    metrics: MetricsSettings = MetricsSettings()
     log_level: str = "INFO"
     # "text" (lines for people) or "json" (one object per line, for log collectors).
     log_format: str = "text"
@@ -132,13 +145,15 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     explicit = path or (Path(env["NEWSBOT_CONFIG"]) if env.get("NEWSBOT_CONFIG") else None)
     config_path = explicit or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
     raw = _read(config_path) if config_path else {}
-    unknown = set(raw) - {"seeds", "database", "discord", "digest", "log_level", "log_format"}
+    known = {"seeds", "database", "discord", "digest", "metrics", "log_level", "log_format"}
+    unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{config_path}: unknown setting {sorted(unknown)[0]!r}")
     seeds = _seed_settings(raw, env, config_path)
     database = _database_settings(raw, env, config_path)
     discord = _discord_settings(raw, env)
     digest = _digest_settings(raw)
+    metrics = _metrics_settings(raw, env)
     log_level = env.get("NEWSBOT_LOG_LEVEL") or _string(raw, "log_level", _DEFAULT.log_level)
     log_level = log_level.upper()
     if log_level not in _LOG_LEVELS:
@@ -153,6 +168,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         database=database,
         discord=discord,
         digest=digest,
+        metrics=metrics,
         log_level=log_level,
         log_format=log_format,
         discord_token=Secret(token) if token else None,
@@ -297,6 +313,34 @@ def _digest_settings(raw: Mapping[str, Any]) -> GlobalDigestSettings:
         send_rate=min(send_rate, float(MAX_SEND_RATE)),
         max_age_days=max_age_days,
     )
+
+
+def _metrics_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> MetricsSettings:
+    section = _section(raw, "metrics", {"listen"})
+    value = env.get("NEWSBOT_METRICS_LISTEN") or section.get("listen")
+    if value is None or value == "":
+        return MetricsSettings()
+    if not isinstance(value, str):
+        raise ConfigError(f"setting 'metrics.listen' must be host:port, not {value!r}")
+    try:
+        host, port = split_listen(value)
+    except ValueError as error:
+        raise ConfigError(f"setting 'metrics.listen' {error}") from None
+    return MetricsSettings(listen=f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """("127.0.0.1", 9108) from "127.0.0.1:9108", ("::1", 9108) from "[::1]:9108"; ValueError
+    saying what is wrong otherwise."""
+    text = value.strip()
+    host, colon, port_text = text.rpartition(":")
+    if text.startswith("["):
+        host = host[1:-1] if host.endswith("]") else ""
+    if not colon or not host or " " in host or (":" in host and not text.startswith("[")):
+        raise ValueError(f"must be host:port such as 127.0.0.1:9108 or [::1]:9108, not {value!r}")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be a number from 0 to 65535, not {port_text!r}")
+    return host, int(port_text)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -394,3 +394,65 @@ def test_impossible_shards_in_the_file_are_one_line(
         config.load(path, environ={})
 
     assert "\n" not in str(raised.value)
+
+
+# --- metrics.listen -----------------------------------------------------------------------------
+
+
+def test_the_health_listener_is_off_by_default() -> None:
+    shipped = config.load(REPO / "config" / "newsbot.yaml", environ={})
+
+    assert shipped.metrics.listen is None
+    assert shipped.metrics.address is None
+
+
+@pytest.mark.parametrize(
+    ("value", "address"),
+    [
+        ("127.0.0.1:9108", ("127.0.0.1", 9108)),
+        ("0.0.0.0:9108", ("0.0.0.0", 9108)),
+        ("[::1]:9108", ("::1", 9108)),
+        ("localhost:0", ("localhost", 0)),
+    ],
+)
+def test_metrics_listen_is_read_from_the_file_as_host_and_port(
+    tmp_path: Path, value: str, address: tuple[str, int]
+) -> None:
+    settings = config.load(write(tmp_path, f'metrics:\n  listen: "{value}"\n'), environ={})
+
+    assert settings.metrics.listen == value
+    assert settings.metrics.address == address
+
+
+def test_the_environment_overrides_metrics_listen(tmp_path: Path) -> None:
+    path = write(tmp_path, "metrics:\n  listen: 127.0.0.1:9108\n")
+
+    settings = config.load(path, environ={"NEWSBOT_METRICS_LISTEN": "0.0.0.0:9200"})
+
+    assert settings.metrics.address == ("0.0.0.0", 9200)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("localhost", "setting 'metrics.listen' must be host:port such as 127.0.0.1:9108"),
+        ("127.0.0.1:70000", "setting 'metrics.listen' port must be a number from 0 to 65535"),
+        ("127.0.0.1:http", "port must be a number from 0 to 65535, not 'http'"),
+        (":9108", "must be host:port"),
+        ("::1:9108", "must be host:port such as 127.0.0.1:9108 or [::1]:9108"),
+        ("[::1]", "must be host:port"),
+    ],
+)
+def test_a_malformed_metrics_listen_is_one_line_naming_the_setting(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, ""), environ={"NEWSBOT_METRICS_LISTEN": value})
+
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_metrics_listen_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'metrics\.listen' must be host:port, not 9108"):
+        config.load(write(tmp_path, "metrics:\n  listen: 9108\n"), environ={})
