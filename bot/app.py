@@ -28,7 +28,9 @@ from bot.command_sync import sync_if_changed
 from bot.config import DiscordSettings, SeedSettings, Settings
 from bot.delivery import REQUIRED_PERMISSIONS
 from bot.errors import Unrecoverable
+from bot.health import HealthServer
 from bot.identify import IdentifyPacer, SessionStarts
+from bot.metrics import Metrics
 from bot.pacing import SharedPacer, fallback_share
 from bot.poster import utc_now
 from bot.reload import SeedReloader
@@ -79,8 +81,12 @@ class NewsBot(commands.AutoShardedBot):
         clock: Callable[[], datetime] = utc_now,
         lease_renewal: float = LEASE_RENEWAL,
         database_watch: float = DATABASE_WATCH,
+        metrics: Metrics | None = None,
         **options: Any,
     ) -> None:
+        metrics = metrics or Metrics()
+        # discord.py waits out Discord's 429s itself: its HTTP session's trace counts them.
+        options.setdefault("http_trace", metrics.http_trace())
         # Slash commands need no privileged intent; guilds gives the channel and role cache.
         intents = discord.Intents.none()
         intents.guilds = True
@@ -99,6 +105,10 @@ class NewsBot(commands.AutoShardedBot):
         )
         self.settings = settings
         self.store = store
+        self.metrics = metrics
+        self.metrics.watch_gateway(lambda: self.latencies)
+        # GET /healthz, /readyz and /metrics, when settings.metrics.listen asks for them.
+        self.health: HealthServer | None = None
         self.reloader = reloader
         self.reload_seeds_at_start = reload_seeds_at_start
         self.schedule_digests = schedule_digests
@@ -117,7 +127,10 @@ class NewsBot(commands.AutoShardedBot):
         # Discord's global limit is the token's: digest sends, and the requests of logging in,
         # take their turn from one budget shared by every process on the database.
         self.send_pacer = SharedPacer(
-            store, settings.digest.send_rate, share=fallback_share(settings.discord.shards)
+            store,
+            settings.digest.send_rate,
+            share=fallback_share(settings.discord.shards),
+            metrics=metrics,
         )
         # The topic autocompletes' list, refreshed after every reload, here or elsewhere.
         self.topic_cache = TopicCache(store)
@@ -141,6 +154,7 @@ class NewsBot(commands.AutoShardedBot):
         )
         log.info("running %s", self.settings.discord.shards.describe())
         await self.store.open()
+        await self._listen_for_health()
         self._guard("database watch", self.database_watch, self.store.check_database)
         await self.store.watch_seed_reloads(self._seeds_reloaded_elsewhere)
         if self.schedule_digests:
@@ -149,6 +163,13 @@ class NewsBot(commands.AutoShardedBot):
             await self.load_extension(extension)
         if self.settings.discord.sync_commands == "auto":
             await sync_if_changed(self.tree, self.store)
+
+    async def _listen_for_health(self) -> None:
+        address = self.settings.metrics.address
+        if address is None:
+            return
+        self.health = HealthServer(self, *address)
+        await self.health.start()
 
     async def _take_leases(self) -> None:
         """One process per shard: a bot serving every server is the only one that may post
@@ -296,6 +317,9 @@ class NewsBot(commands.AutoShardedBot):
                 # login creates. There is no gateway and no cog; Client.close releases the rest.
                 await discord.Client.close(self)
         finally:
+            # The listener reads the store: it stops first.
+            if self.health is not None:
+                await self.health.stop()
             await self.topic_cache.close()
             await self.store.close()
 
@@ -355,24 +379,31 @@ def build_bot(
     injected. `options` go to discord.py's client (e.g. guild_ready_timeout); the keywords turn
     off what only a serving bot does, or move its clock and its guards' intervals (tests)."""
     store = create_store(settings.database)
+    # The bot's own registry: tests and benchmarks build many bots in one process.
+    metrics = Metrics()
     return NewsBot(
         settings,
         store,
-        seed_reloader(store, settings.seeds),
+        seed_reloader(store, settings.seeds, metrics=metrics),
         reload_seeds_at_start=reload_seeds_at_start,
         schedule_digests=schedule_digests,
         clock=clock,
         lease_renewal=lease_renewal,
         database_watch=database_watch,
+        metrics=metrics,
         **options,
     )
 
 
-def seed_reloader(store: Store, seeds: SeedSettings, folder: Path | None = None) -> SeedReloader:
-    """The reloader for the configured seed folder (or `folder`), with the configured limits."""
+def seed_reloader(
+    store: Store, seeds: SeedSettings, folder: Path | None = None, *, metrics: Metrics | None = None
+) -> SeedReloader:
+    """The reloader for the configured seed folder (or `folder`), with the configured limits;
+    its reloads are timed and counted in `metrics`, if given."""
     return SeedReloader(
         store,
         folder or seeds.folder,
         max_file_bytes=seeds.max_file_bytes,
         workers=seeds.workers,
+        metrics=metrics,
     )

@@ -16,6 +16,7 @@ import aiohttp
 import discord
 
 from bot.errors import DeliveryFailure
+from bot.metrics import Metrics
 from bot.tree import permission_label
 
 # Discord error codes that will not go away by retrying: the digest is switched off.
@@ -77,12 +78,13 @@ async def send_with_retries(
     *,
     pace: Callable[[], Awaitable[None]],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    metrics: Metrics | None = None,
 ) -> None:
     """Send, paced, trying again after each of `delays` while the failure is transient.
 
     Raises the PermanentFailure at once, or the last TransientFailure once the delays are used
     up. A repeat is safe: the message carries a deterministic nonce, and Discord drops a second
-    one with the same nonce."""
+    one with the same nonce. Each repeat is counted in `metrics` with its reason."""
     for delay in (*delays, None):
         await pace()
         try:
@@ -92,6 +94,9 @@ async def send_with_retries(
             failure = send_failure(error)
             if isinstance(failure, PermanentFailure) or delay is None:
                 raise failure from error
+            if metrics is not None:
+                status = error.status if isinstance(error, discord.HTTPException) else None
+                metrics.send_retried(status)
         await sleep(delay)
 
 

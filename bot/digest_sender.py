@@ -36,6 +36,7 @@ from bot.delivery import (
     send_failure,
     send_with_retries,
 )
+from bot.metrics import Metrics
 from bot.models import DigestRun, PlannedMessage
 from bot.pacing import Pacing
 from bot.store import LeaseLost, Store, StoreError, StoreLost
@@ -104,11 +105,13 @@ class DigestSender:
         alarm: StorageAlarm,
         retry_delays: Sequence[float] = RETRY_DELAYS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._pacer = pacer
         self._alarm = alarm
+        self._metrics = metrics or Metrics()
         self._retry_delays = tuple(retry_delays)
         self._sleep = sleep
         # Messages posted whose record the database refused: (guild, date) -> (index, id).
@@ -212,8 +215,14 @@ class DigestSender:
             posted.append(sent)
 
         await send_with_retries(
-            attempt, self._retry_delays, pace=self._pacer.acquire, sleep=self._sleep
+            attempt,
+            self._retry_delays,
+            pace=self._pacer.acquire,
+            sleep=self._sleep,
+            metrics=self._metrics,
         )
+        # Counted once however many tries it took (a repeat with the nonce posts nothing new).
+        self._metrics.messages_sent.labels("digest").inc()
         return posted[-1].id
 
     async def _record(self, run: DigestRun, index: int, message_id: int) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.discord_limits import GLOBAL_REQUESTS_PER_SECOND, SEND_HEADROOM
+from bot.metrics import Metrics
 from bot.sharding import Shards
 from bot.store.base import SendBudget, StoreError
 
@@ -113,6 +114,7 @@ class SharedPacer:
         batch: int | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         batch = burst_for(rate) if batch is None else batch
         if rate <= 0 or batch < 1 or not 0 < share <= 1:
@@ -123,8 +125,9 @@ class SharedPacer:
         # Wall-clock time: the instants go into the database and are compared across processes.
         self._clock = clock
         self._sleep = sleep
-        self._spacing = Pacer(rate, clock=clock, sleep=sleep)
-        self._fallback = Pacer(rate * share, clock=clock, sleep=sleep)
+        self._metrics = metrics or Metrics()
+        self._spacing = Pacer(rate, clock=clock, sleep=self._wait)
+        self._fallback = Pacer(rate * share, clock=clock, sleep=self._wait)
         self._slots = 0
         self._slots_until = 0.0
         # While the database fails: when to try it again (None: it works).
@@ -137,6 +140,12 @@ class SharedPacer:
         async with self._lock:
             if not await self._take_slot():
                 await self._fallback.acquire()
+
+    async def _wait(self, seconds: float) -> None:
+        """Every wait of a send for its turn, counted: how close the bot runs to Discord's
+        global limit (the database's own time is not a wait, and is not counted)."""
+        self._metrics.budget_waited(seconds)
+        await self._sleep(seconds)
 
     async def _take_slot(self) -> bool:
         """A slot from this process's batch, or from the shared budget (waiting for one);
@@ -169,7 +178,7 @@ class SharedPacer:
             else:
                 # At least a millisecond: a wait of less than the clock's resolution (a fraction
                 # of a slot lost to rounding) would not move the clock, and the loop would spin.
-                await self._sleep(max(grant.wait, MIN_WAIT))
+                await self._wait(max(grant.wait, MIN_WAIT))
 
 
 def burst_for(rate: float) -> int:

@@ -48,6 +48,7 @@ from bot.digest import (
 )
 from bot.digest_plan import Selection, select_digest
 from bot.digest_sender import RUN_LEASE, DigestSender, StorageAlarm, StorageDown
+from bot.metrics import Metrics
 from bot.models import DigestRun, DigestSettings, DigestStatus
 from bot.pacing import Pacer, Pacing, fallback_share
 from bot.sharding import Shards
@@ -126,8 +127,10 @@ class DigestPoster:
         default_max_age: timedelta | None = None,
         shards: Shards | None = None,
         send_rate: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or Metrics()
         # The servers this process serves: with several processes sharing the database, each
         # schedules, resumes, skips and switches off the digests of its own shards' servers.
         self._shards = shards or Shards()
@@ -146,6 +149,7 @@ class DigestPoster:
             alarm=self._alarm,
             retry_delays=retry_delays,
             sleep=sleep,
+            metrics=self._metrics,
         )
         # Digests being sent by this process: a tick never starts a second send of one.
         self._in_flight: set[tuple[int, date]] = set()
@@ -166,6 +170,8 @@ class DigestPoster:
         next is claimed once those are sent, until every due digest is. A minute's tick that
         comes while rounds go on is skipped (the scheduler runs one at a time): the next round
         looks at the clock again and takes whatever came due meanwhile."""
+        # The scheduler is alive (readiness asks), whatever this tick then finds to do.
+        self._metrics.digest_ticked()
         if not self._client.is_ready():
             # Before READY the server cache is empty: every channel would look deleted.
             return
@@ -379,6 +385,7 @@ class DigestPoster:
             log.warning("digest of %s switched off: %s", run.guild_id, reason, extra=_about(run))
             await self._store.finish_digest_run(*key, "failed", reason, owner=run.owner)
             await self._store.disable_digest(run.guild_id, reason)
+            self._metrics.digests_paused.inc()
             if announce:
                 # /digest now tells the admin who asked instead.
                 await self._tell_admins(run.guild_id, run.channel_id, reason)
@@ -390,6 +397,7 @@ class DigestPoster:
                 failure,
                 extra=_about(run),
             )
+            self._metrics.digests_failed.labels("discord").inc()
             return PostResult("claimed", f"Discord is not answering ({failure}); retrying")
         except LeaseLost as lost:
             log.warning(
@@ -401,8 +409,10 @@ class DigestPoster:
             return PostResult(None, "being posted by another newsbot process")
         except (StorageDown, StoreError) as error:
             self._pause(key, error)
+            self._metrics.digests_failed.labels("database").inc()
             return PostResult("claimed", f"the database refuses writes ({error}); waiting")
         self._paused.pop(key, None)
+        self._metrics.digests_posted.inc()
         log.info(
             "digest posted: server %s, channel %s, %s",
             run.guild_id,
@@ -454,6 +464,7 @@ class DigestPoster:
             except discord.HTTPException:
                 log.info("could not tell %s about its paused digest in #%s", guild_id, channel)
                 continue
+            self._metrics.messages_sent.labels("notice").inc()
             return
 
     async def _record_skipped(self, due: DueDigest, now: datetime) -> None:

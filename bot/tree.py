@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import Unrecoverable, UserError
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +177,14 @@ _STARTED = "newsbot_started"
 def log_command(interaction: discord.Interaction, outcome: str) -> None:
     """One INFO line per command run: which, what came of it, how long it took, who and where
     (as the record's own fields too); what was typed in its options only at DEBUG, since it
-    is the user's text."""
+    is the user's text. The same count and time go to the bot's metrics."""
     command = interaction.command.qualified_name if interaction.command else "?"
     started = interaction.extras.get(_STARTED)
-    took = f" in {(time.monotonic() - started) * 1000:.0f} ms" if started is not None else ""
+    seconds = time.monotonic() - started if started is not None else None
+    took = f" in {seconds * 1000:.0f} ms" if seconds is not None else ""
+    metrics = getattr(interaction.client, "metrics", None)
+    if isinstance(metrics, Metrics):  # newsbot's client; a bare one in some unit tests
+        metrics.command_done(command, outcome, seconds)
     about: dict[str, object] = {"server": interaction.guild_id, "channel": interaction.channel_id}
     log.info(
         "/%s %s%s (user %s, server %s, channel %s)",

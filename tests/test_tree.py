@@ -13,6 +13,7 @@ import discord
 import pytest
 from discord import app_commands
 
+from bot.metrics import Metrics
 from bot.tree import (
     APOLOGY,
     BadOptionValue,
@@ -215,6 +216,8 @@ class FakeInteraction:
         self.guild_id = 5678
         self.channel_id = 9012
         self.extras: dict[str, Any] = {}
+        # newsbot's client, as far as log_command reads it.
+        self.client = SimpleNamespace(metrics=Metrics())
         # What app_commands.Namespace reads from an interaction when it is built.
         self._state = None
         self.guild = None
@@ -262,6 +265,33 @@ async def test_a_user_mistake_is_not_logged_as_an_error(caplog: pytest.LogCaptur
         await handle_error(interaction, app_commands.NoPrivateMessage())
     assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
     assert interaction.sent() == [(("This command only works in a server.",), {"ephemeral": True})]
+
+
+async def test_refused_and_failed_commands_are_counted_by_command_and_outcome() -> None:
+    refused, failed = FakeInteraction(), FakeInteraction(command=SEEDS_RELOAD)
+    refused.extras["newsbot_started"] = 0.0  # as interaction_check notes it (monotonic)
+
+    await handle_error(refused, invoke_error(UserFacingError("No such topic.")))
+    await handle_error(failed, invoke_error(RuntimeError("boom"), SEEDS_RELOAD))
+
+    def count(interaction: FakeInteraction, command: str, outcome: str) -> float | None:
+        metrics: Metrics = interaction.client.metrics
+        labels = {"command": command, "outcome": outcome}
+        return metrics.registry.get_sample_value("newsbot_commands_total", labels)
+
+    assert count(refused, "news", "refused") == 1
+    assert count(failed, "seeds reload", "failed") == 1
+    latency = refused.client.metrics.registry.get_sample_value(
+        "newsbot_command_duration_seconds_count", {"command": "news"}
+    )
+    assert latency == 1
+    # No start noted, no time to tell: counted, not timed.
+    assert (
+        failed.client.metrics.registry.get_sample_value(
+            "newsbot_command_duration_seconds_count", {"command": "seeds reload"}
+        )
+        is None
+    )
 
 
 async def test_an_unexpected_error_is_logged_with_the_command_and_its_options(

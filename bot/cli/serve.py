@@ -92,9 +92,10 @@ async def run_bot(args: argparse.Namespace, context: Context) -> int:
 async def sync_commands(args: argparse.Namespace, context: Context) -> int:
     token = _token(context.settings)
     use_endpoints(context.settings.discord)
-    # This command decides what gets synced, so the start-up sync policy stays out of it.
+    # This command decides what gets synced, so the start-up sync policy stays out of it; it
+    # serves no health checks either (the running bot may hold their port).
     never = replace(context.settings.discord, sync_commands="never")
-    settings = replace(context.settings, discord=never)
+    settings = replace(context.settings, discord=never, metrics=config.MetricsSettings())
     bot = build_bot(settings, reload_seeds_at_start=False, schedule_digests=False)
     try:
         with discord_errors():

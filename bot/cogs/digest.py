@@ -72,6 +72,7 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
             send_rate=config.send_rate,
             default_max_age=timedelta(days=config.max_age_days),
             shards=bot.settings.discord.shards,
+            metrics=bot.metrics,
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._catch_up: asyncio.Task[None] | None = None

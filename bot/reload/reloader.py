@@ -8,6 +8,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from bot.metrics import Metrics
 from bot.models import Problem, SeedResult, Story
 from bot.reload.plan import (
     ParsedSeed,
@@ -64,12 +66,14 @@ class SeedReloader:
         *,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         workers: int = 0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._folder = folder
         self._max_file_bytes = max_file_bytes
         self._workers = _worker_count(workers)
         self._lock = asyncio.Lock()
+        self._metrics = metrics
 
     @property
     def folder(self) -> Path:
@@ -83,7 +87,18 @@ class SeedReloader:
             if dry_run:
                 return await self._reload_until_current(dry_run)
             async with self._store.task_lock(SEEDS_RELOAD, failing="reload not applied to"):
-                return await self._reload_until_current(dry_run)
+                started = time.monotonic()
+                report = await self._reload_until_current(dry_run)
+                await self._measured(report, time.monotonic() - started)
+                return report
+
+    async def _measured(self, report: ReloadReport, seconds: float) -> None:
+        """An applied reload in the metrics: how long it took, its files by verdict, and the
+        stories stored now."""
+        if self._metrics is None:
+            return
+        self._metrics.reloaded(seconds, verdicts(report))
+        self._metrics.stories.set(await self._store.story_count())
 
     async def _reload_until_current(self, dry_run: bool) -> ReloadReport:
         """The reload, planned again if the seed index changed before it was applied (a
@@ -145,6 +160,17 @@ class SeedReloader:
             story = await self._store.story(change.story_id)
             retired[position] = replace(change, title=story.title if story else "")
         return replace(report, retired=tuple(retired))
+
+
+def verdicts(report: ReloadReport) -> dict[str, int]:
+    """A reload's files by verdict, in the words an operator uses (bot.metrics)."""
+    return {
+        "added": len(report.added),
+        "changed": len(report.updated),
+        "unchanged": report.unchanged,
+        "rejected": len(report.rejected),
+        "removed": len(report.retired),
+    }
 
 
 @asynccontextmanager
