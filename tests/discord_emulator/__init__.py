@@ -126,8 +126,10 @@ Nonces
 Gateway
     ``await wait_for_ready(*, shard=None) -> GatewaySession``, ``await
     wait_for_resume(count=1)``, ``await drop_gateway(code=4000)``, ``async with
-    gateway_outage(code=4000):`` (drop and hold every reconnect until the block ends, so events
-    queue for RESUME replay), ``await request_reconnect()`` (op 7), ``await
+    gateway_outage(code=4000, refuse=False):`` (drop and hold every reconnect until the block
+    ends, so events queue for RESUME replay; ``refuse=True`` answers each reconnect's handshake
+    503 instead, as Discord does while its gateway is down: discord.py logs an ERROR "Attempting
+    a reconnect" and backs off), ``await request_reconnect()`` (op 7), ``await
     invalidate_session(resumable=False)`` (op 9), ``await
     send_malformed_frame(text=TRUNCATED_DISPATCH)`` (one TEXT frame that is not JSON). Each
     control takes ``shard=k`` for the connected session of shard ``k`` (default: the newest).

@@ -814,9 +814,9 @@ class DiscordEmulator:
 
     @contextlib.asynccontextmanager
     async def gateway_outage(
-        self, code: int = 4000, *, shard: int | None = None
+        self, code: int = 4000, *, shard: int | None = None, refuse: bool = False
     ) -> AsyncIterator[None]:
-        async with self.gateway.outage(code, shard=shard):
+        async with self.gateway.outage(code, shard=shard, refuse=refuse):
             yield
 
     async def request_reconnect(self, *, shard: int | None = None) -> None:

@@ -156,7 +156,7 @@ class GatewayRecord:
     """One thing that happened on the gateway, for tests to assert on."""
 
     # connect, identify, refused, token_reset, resume, invalid_session, reconnect, drop, close,
-    # opcode, malformed
+    # opcode, malformed, connection_refused (during an outage that refuses connections)
     kind: str
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -186,6 +186,8 @@ class Gateway:
         """When each ``shard_id % max_concurrency`` bucket last started a session."""
         self._gate = asyncio.Event()
         self._gate.set()
+        # During an outage that refuses connections: the HTTP status every new one gets.
+        self._refusing: int | None = None
 
     # --- observation ---------------------------------------------------------------------------
 
@@ -266,13 +268,19 @@ class Gateway:
         await self._close(conn, code)
 
     @contextlib.asynccontextmanager
-    async def outage(self, code: int = 4000, *, shard: int | None = None) -> AsyncIterator[None]:
-        """Drop the socket and hold reconnections (before HELLO) until the block exits."""
+    async def outage(
+        self, code: int = 4000, *, shard: int | None = None, refuse: bool = False
+    ) -> AsyncIterator[None]:
+        """Drop the socket and hold reconnections (before HELLO) until the block exits; with
+        ``refuse``, answer each one 503 instead of upgrading it, as Discord's front end does
+        while the gateway is down (the client fails its handshake and backs off)."""
         self._gate.clear()
+        self._refusing = 503 if refuse else None
         try:
             await self.drop(code, shard=shard)
             yield
         finally:
+            self._refusing = None
             self._gate.set()
 
     async def request_reconnect(self, *, shard: int | None = None) -> None:
@@ -307,7 +315,11 @@ class Gateway:
 
     # --- websocket handler ---------------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self._refusing is not None:
+            self.log.append(GatewayRecord("connection_refused", {"status": self._refusing}))
+            self.emu.notify()
+            return web.Response(status=self._refusing, text="upstream connect error")
         ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024, timeout=5.0)
         await ws.prepare(request)
         conn = Connection(ws=ws, path=request.path, query=dict(request.query))

@@ -1208,3 +1208,29 @@ async def test_dropping_one_shard_resumes_that_shard_only(
     assert [r.session_id for r in emu.gateway.resumes] == [one.id]
     assert shards == [(0, 2), (1, 2)] and emu.gateway.identifies == 2
     assert emu.gateway.session_start_limit()["remaining"] == 998  # a RESUME starts no session
+
+
+async def test_an_outage_that_refuses_connections_fails_their_handshake_until_it_ends(
+    world: World, bot: Bot
+) -> None:
+    emu = world.emu
+    # What discord.py logs, at ERROR, each time its reconnect fails.
+    bot.run.allow_error("Attempting a reconnect")
+    async with emu.gateway_outage(code=4000, refuse=True):
+        await emu.wait_until(
+            lambda: any(r.kind == "connection_refused" for r in emu.gateway.log),
+            5,
+            what="the client's reconnect refused",
+        )
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(emu.gateway_url)
+        assert refused.value.status == 503
+        assert not emu.gateway.connected
+        emu.user_message(world.channel, world.alice, "sent during the outage")
+
+    # discord.py backs off between tries (up to 2 s, then 4 s): the next one resumes.
+    await emu.wait_for_resume(timeout=10)
+    await asyncio.wait_for(bot.seen.message_event.wait(), 10)
+    assert bot.seen.messages == ["sent during the outage"]
+    assert emu.gateway.identifies == 1
