@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -165,9 +166,11 @@ class HealthServer:
         except OSError as error:
             await runner.cleanup()
             where = f"[{self._host}]" if ":" in self._host else self._host
+            # asyncio words it "error while attempting to bind on address (...)": the system's
+            # own words are shorter and say the same.
+            reason = os.strerror(error.errno) if error.errno else str(error)
             raise ListenError(
-                f"cannot listen for health and metrics on {where}:{self._port}: "
-                f"{error.strerror or error}"
+                f"cannot listen for health and metrics on {where}:{self._port}: {reason}"
             ) from None
         self._runner = runner
         self._lag = asyncio.create_task(watch_loop_lag(self._bot.metrics), name="newsbot loop lag")

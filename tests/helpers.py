@@ -22,6 +22,7 @@ from bot.config import (
     DatabaseSettings,
     DiscordSettings,
     GlobalDigestSettings,
+    MetricsSettings,
     SeedSettings,
     Settings,
 )
@@ -110,6 +111,7 @@ def build_newsbot(
     workers: int = 1,
     database: Path | None = None,
     digest: GlobalDigestSettings | None = None,
+    metrics_listen: str | None = None,
     **discord: Any,
 ) -> NewsBot:
     """newsbot as `main()` builds it (through the same factory); by default the digest
@@ -119,6 +121,7 @@ def build_newsbot(
         database=DatabaseSettings(database or root / "news.db"),
         discord=DiscordSettings(**discord),
         digest=digest or GlobalDigestSettings(),
+        metrics=MetricsSettings(listen=metrics_listen),
     )
     overrides: dict[str, Any] = {"clock": clock} if clock else {}
     # A short guild_ready_timeout: discord.py otherwise waits 2 s of quiet before on_ready.
