@@ -23,6 +23,14 @@ RUN pip install -c requirements.lock.txt . \
 COPY config ./config
 COPY seeds ./seeds
 
+# /healthz, /readyz and /metrics (README: Health and metrics), on every interface of the
+# container: publish the port only where Prometheus or the orchestrator can reach it.
+ENV NEWSBOT_METRICS_LISTEN=0.0.0.0:9108
+EXPOSE 9108
+# Alive while the bot's event loop answers; Python's urllib, since slim images have no curl.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=4)"]
+
 USER newsbot
 VOLUME ["/app/data"]
 ENTRYPOINT ["newsbot"]

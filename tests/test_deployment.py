@@ -105,3 +105,15 @@ def test_the_image_mounts_the_folders_its_configuration_reads() -> None:
 )
 def test_the_image_is_built_the_way_the_readme_promises(line: str) -> None:
     assert line in DOCKERFILE.read_text()
+
+
+def test_the_image_health_check_asks_the_listener_the_image_turns_on() -> None:
+    text = DOCKERFILE.read_text()
+    [listen] = re.findall(r"^ENV NEWSBOT_METRICS_LISTEN=(\S+)$", text, flags=re.MULTILINE)
+    settings = config.load(ROOT / "config" / "newsbot.yaml", {"NEWSBOT_METRICS_LISTEN": listen})
+    assert settings.metrics.address is not None
+    _, port = settings.metrics.address
+    [check] = re.findall(r"^HEALTHCHECK .*\\\n\s+CMD (.+)$", text, flags=re.MULTILINE)
+    assert f"'http://127.0.0.1:{port}/healthz'" in check
+    assert "urllib.request" in check  # slim images have no curl
+    assert f"EXPOSE {port}" in text
