@@ -22,6 +22,7 @@ from bot.delivery import (
     send_failure,
     send_with_retries,
 )
+from bot.metrics import Metrics
 
 EVERYTHING = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
 TEXT_ONLY = discord.Permissions(view_channel=True, send_messages=True)
@@ -109,6 +110,26 @@ async def test_a_transient_failure_is_retried_after_each_delay_and_every_try_is_
 
     assert send.calls == 3
     assert record.events == ["pace", "sleep 1", "pace", "sleep 2", "pace"]
+
+
+async def test_each_retry_is_counted_with_its_reason() -> None:
+    send = FlakySend(
+        http_error(discord.HTTPException, 429),
+        http_error(discord.DiscordServerError, 503),
+        TimeoutError(),
+    )
+    record = Recorder()
+    metrics = Metrics()
+
+    await send_with_retries(
+        send, (1.0, 1.0, 1.0), pace=record.pace, sleep=record.sleep, metrics=metrics
+    )
+
+    retries = {
+        reason: metrics.registry.get_sample_value("newsbot_send_retries_total", {"reason": reason})
+        for reason in ("rate_limited", "server_error", "network")
+    }
+    assert retries == {"rate_limited": 1, "server_error": 1, "network": 1}
 
 
 async def test_a_transient_failure_is_given_up_once_the_delays_are_used_up() -> None:

@@ -12,14 +12,16 @@ import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time
 from pathlib import Path
+from time import sleep as blocking_sleep
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.health import Cached, Part, gateway_part, readiness, scheduler_part
-from bot.metrics import LOOP_LAG_WINDOW, Metrics
+from bot.metrics import LOOP_LAG_WINDOW, Metrics, watch_loop_lag
 from bot.models import DigestSettings
+from bot.poster import DigestPoster
 from bot.store import StoreError
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD
@@ -334,3 +336,69 @@ async def test_a_port_in_use_stops_newsbot_run_with_one_line(
         f"newsbot: error: cannot listen for health and metrics on 127.0.0.1:{port}: "
         "Address already in use"
     )
+
+
+# --- what the digest poster counts --------------------------------------------------------------
+
+
+def sample(world: World, name: str, **labels: str) -> float | None:
+    return world.bot.metrics.registry.get_sample_value(name, labels)
+
+
+async def due_at_eight(world: World, clock: FakeClock) -> None:
+    await world.store.save_digest_settings(
+        DigestSettings(
+            world.guild.id,
+            world.channel.id,
+            time(8),
+            "UTC",
+            effective_from=datetime(2024, 2, 1, tzinfo=UTC),
+        )
+    )
+    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+
+async def test_a_digest_switched_off_is_counted_paused_with_the_admins_notice(
+    world: World, clock: FakeClock
+) -> None:
+    world.emu.add_channel(world.guild, "lobby")
+    await due_at_eight(world, clock)
+    world.emu.fail_next("POST", f"/channels/{world.channel.id}/messages", 403, code=50013)
+
+    await world.bot.get_cog("Digest").poster.tick()  # type: ignore[union-attr]
+
+    assert sample(world, "newsbot_digests_paused_total") == 1
+    assert sample(world, "newsbot_digests_posted_total") == 0
+    assert sample(world, "newsbot_messages_sent_total", kind="notice") == 1
+    assert sample(world, "newsbot_messages_sent_total", kind="digest") == 0
+
+
+async def test_a_digest_discord_failed_is_counted_and_each_tick_is_noted(
+    world: World, clock: FakeClock
+) -> None:
+    await due_at_eight(world, clock)
+    # No retries: a 503 (which discord.py does not retry either) stops the run at once.
+    poster = DigestPoster(
+        world.store, world.bot, clock=clock, retry_delays=(), metrics=world.bot.metrics
+    )
+    world.emu.fail_next("POST", f"/channels/{world.channel.id}/messages", 503)
+    assert sample(world, "newsbot_digest_last_tick_timestamp_seconds") == 0
+
+    await poster.tick()
+
+    assert sample(world, "newsbot_digests_failed_total", reason="discord") == 1
+    assert sample(world, "newsbot_digests_posted_total") == 0
+    assert sample(world, "newsbot_digest_last_tick_timestamp_seconds") > 0
+
+
+async def test_the_loop_lag_watcher_sees_a_callback_that_blocks_the_loop() -> None:
+    metrics = Metrics()
+    watcher = asyncio.create_task(watch_loop_lag(metrics, interval=0.01))
+    await asyncio.sleep(0)  # the watcher starts its first sleep
+    # What a blocking call in a handler does to every other task (blocking is the point).
+    blocking_sleep(0.05)  # noqa: ASYNC251
+    await asyncio.sleep(0.05)
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+
+    assert metrics.loop_lag_max._value.get() > 0

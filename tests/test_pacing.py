@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.discord_limits import MAX_SEND_RATE, SEND_HEADROOM
+from bot.metrics import Metrics
 from bot.pacing import (
     RETRY_DATABASE,
     Pacer,
@@ -173,6 +174,23 @@ async def test_a_process_takes_slots_from_the_database_a_batch_at_a_time() -> No
         await pacer.acquire()
 
     assert budget.takes == 3
+
+
+async def test_every_wait_for_the_send_budget_is_counted_with_its_time() -> None:
+    time = FakeTime()
+    budget = FailingBudget()
+    budget.failing = False
+    metrics = Metrics()
+    pacer = shared(budget, time, rate=10.0, batch=10, metrics=metrics)
+
+    for _ in range(4):
+        await pacer.acquire()
+
+    # The first send goes at once; each of the other three waits a tenth of a second.
+    waits = metrics.registry.get_sample_value("newsbot_send_budget_waits_total")
+    waited = metrics.registry.get_sample_value("newsbot_send_budget_wait_seconds_total")
+    assert (waits, waited) == (len(time.sleeps), pytest.approx(sum(time.sleeps)))
+    assert waits == 3
 
 
 @pytest.mark.parametrize(
