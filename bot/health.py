@@ -41,7 +41,7 @@ SCHEDULER_SILENCE = 150.0
 DATABASE_CHECK_TTL = 5.0
 # Seconds a database check may take before it counts as failed (a locked or hung database).
 DATABASE_CHECK_TIMEOUT = 3.0
-# Seconds a story count is reused by /metrics.
+# Seconds a story count (at a scrape, or after a reload) is reused by /metrics.
 STORY_COUNT_TTL = 30.0
 # Where the database check writes (one row of the store's state, overwritten each time).
 PROBE_KEY = "readiness-probe"
@@ -143,7 +143,6 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
         self._lag: asyncio.Task[None] | None = None
         self._database = Cached(self._probe_database, DATABASE_CHECK_TTL)
-        self._stories = Cached(bot.store.story_count, STORY_COUNT_TTL)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -218,13 +217,14 @@ class HealthServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         metrics = self._bot.metrics
-        try:
-            stories = await self._stories.get()
-        except (StoreError, TimeoutError):
-            pass  # the gauge keeps its last value; /readyz tells what is wrong
-        else:
-            assert isinstance(stories, int)
-            metrics.stories.set(stories)
+        # Counted again once the last count (a reload's, or a scrape's) is old: another
+        # process may have reloaded meanwhile.
+        if metrics.seconds_since_story_count() >= STORY_COUNT_TTL:
+            try:
+                async with asyncio.timeout(DATABASE_CHECK_TIMEOUT):
+                    metrics.stories_counted(await self._bot.store.story_count())
+            except (StoreError, TimeoutError):
+                pass  # the gauge keeps its last value; /readyz says what is wrong
         # Exactly Prometheus's content type: web.Response(text=...) would add its own charset.
         return web.Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}

@@ -140,6 +140,8 @@ class Metrics:
             self.send_retries.labels(reason)
         # Monotonic: when the digest scheduler last ticked; until it does, when this started.
         self.last_tick_at = clock()
+        # Monotonic: when the stories were last counted (never yet: -inf).
+        self.stories_counted_at = float("-inf")
         self._lags: deque[tuple[float, float]] = deque()
 
     # --- recording --------------------------------------------------------------------------
@@ -155,6 +157,13 @@ class Metrics:
 
     def seconds_since_tick(self) -> float:
         return self._clock() - self.last_tick_at
+
+    def stories_counted(self, count: int) -> None:
+        self.stories.set(count)
+        self.stories_counted_at = self._clock()
+
+    def seconds_since_story_count(self) -> float:
+        return self._clock() - self.stories_counted_at
 
     def send_retried(self, status: int | None) -> None:
         """A send is tried again after an HTTP `status`, or a network failure (None)."""

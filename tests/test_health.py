@@ -9,6 +9,7 @@ import itertools
 import os
 import shutil
 import socket
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -18,14 +19,21 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.health import Cached, Part, gateway_part, readiness, scheduler_part
+from bot.health import (
+    STORY_COUNT_TTL,
+    Cached,
+    Part,
+    gateway_part,
+    readiness,
+    scheduler_part,
+)
 from bot.metrics import LOOP_LAG_WINDOW, Metrics, watch_loop_lag
 from bot.models import DigestSettings
 from bot.poster import DigestPoster
 from bot.store import StoreError
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD
-from tests.helpers import SHIPPED_SEEDS, FakeClock, World, build_newsbot, start_newsbot
+from tests.helpers import REPO, SHIPPED_SEEDS, FakeClock, World, build_newsbot, start_newsbot
 
 # How long /readyz may take to notice a gateway outage.
 OUTAGE_NOTICED = 10.0
@@ -269,6 +277,18 @@ async def test_metrics_count_the_digest_posted_and_the_commands_answered(
     assert ("newsbot_gateway_latency_seconds", (("shard", "0"),)) in found
 
 
+async def test_stories_are_counted_at_a_scrape_once_the_last_count_is_old(served: World) -> None:
+    metrics, url = served.bot.metrics, f"{base_url(served)}/metrics"
+    stored = await served.store.story_count()
+    # Counted after the start-up reload: a scrape soon after reuses that count.
+    metrics.stories.set(-1)
+    assert samples((await get(url))[1])["newsbot_stories", ()] == -1
+
+    metrics.stories_counted_at -= STORY_COUNT_TTL
+
+    assert samples((await get(url))[1])["newsbot_stories", ()] == stored
+
+
 def listening_sockets() -> set[tuple[str, int]]:
     """The (address, port) of every TCP socket this process listens on (Linux's /proc)."""
     inodes = set()
@@ -315,6 +335,22 @@ async def test_without_metrics_listen_nothing_listens(
         assert listening_sockets() == before
 
 
+async def test_the_listener_stops_when_newsbot_closes(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    discord_emulator.add_guild("Readers")
+    bot = build_newsbot(
+        tmp_path, SHIPPED_SEEDS, reload_seeds_at_start=False, metrics_listen="127.0.0.1:0"
+    )
+    async with running_bot(bot, discord_emulator):
+        assert bot.health is not None
+        host, port = bot.health.address
+        assert (await get(f"http://{host}:{port}/healthz"))[0] == 200
+
+    with pytest.raises(aiohttp.ClientConnectorError):
+        await get(f"http://{host}:{port}/healthz")
+
+
 async def test_a_port_in_use_stops_newsbot_run_with_one_line(
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
@@ -336,6 +372,31 @@ async def test_a_port_in_use_stops_newsbot_run_with_one_line(
         f"newsbot: error: cannot listen for health and metrics on 127.0.0.1:{port}: "
         "Address already in use"
     )
+
+
+async def test_newsbot_sync_serves_nothing_beside_a_running_bot(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    guild = emu.add_guild("Dev")
+    with socket.socket() as taken:  # the running bot's listener, as far as sync can tell
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            **os.environ,
+            "DISCORD_TOKEN": emu.token,
+            "DISCORD_API_BASE": emu.api_base,
+            "DISCORD_GATEWAY_URL": emu.gateway_url,
+            "NEWSBOT_DB": str(tmp_path / "news.db"),
+            "NEWSBOT_METRICS_LISTEN": f"127.0.0.1:{taken.getsockname()[1]}",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "sync", "--guild", str(guild.id),
+            cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 0, stderr.decode()
 
 
 # --- what the digest poster counts --------------------------------------------------------------

@@ -98,7 +98,7 @@ class SeedReloader:
         if self._metrics is None:
             return
         self._metrics.reloaded(seconds, verdicts(report))
-        self._metrics.stories.set(await self._store.story_count())
+        self._metrics.stories_counted(await self._store.story_count())
 
     async def _reload_until_current(self, dry_run: bool) -> ReloadReport:
         """The reload, planned again if the seed index changed before it was applied (a
