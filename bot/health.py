@@ -101,13 +101,13 @@ class Watched(Protocol):
     def shards(self) -> Mapping[int, discord.ShardInfo]: ...
 
 
-class Cached:
-    """An async check or count whose last result (or error) is reused for `ttl` seconds; one
-    run at a time, however many requests wait for it."""
+class CachedCheck:
+    """An async check whose verdict (passed, or the error it raised) is reused for `ttl`
+    seconds; one run at a time, however many requests wait for it."""
 
     def __init__(
         self,
-        run: Callable[[], Awaitable[object]],
+        run: Callable[[], Awaitable[None]],
         ttl: float,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -116,21 +116,20 @@ class Cached:
         self._ttl = ttl
         self._clock = clock
         self._until = float("-inf")
-        self._result: object = None
-        self._error: BaseException | None = None
+        self._error: StoreError | TimeoutError | None = None
         self._lock = asyncio.Lock()
 
-    async def get(self) -> object:
+    async def check(self) -> None:
         async with self._lock:
             if self._clock() >= self._until:
                 try:
-                    self._result, self._error = await self._run(), None
+                    await self._run()
+                    self._error = None
                 except (StoreError, TimeoutError) as error:
-                    self._result, self._error = None, error
+                    self._error = error
                 self._until = self._clock() + self._ttl
         if self._error is not None:
             raise self._error
-        return self._result
 
 
 class HealthServer:
@@ -142,7 +141,7 @@ class HealthServer:
         self._port = port
         self._runner: web.AppRunner | None = None
         self._lag: asyncio.Task[None] | None = None
-        self._database = Cached(self._probe_database, DATABASE_CHECK_TTL)
+        self._database = CachedCheck(self._probe_database, DATABASE_CHECK_TTL)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -195,7 +194,7 @@ class HealthServer:
 
     async def _database_part(self) -> Part:
         try:
-            await self._database.get()
+            await self._database.check()
         except TimeoutError:
             return Part("database", False, f"no answer in {DATABASE_CHECK_TIMEOUT:.0f} s")
         except StoreError as error:

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.health import (
     STORY_COUNT_TTL,
-    Cached,
+    CachedCheck,
     Part,
     gateway_part,
     readiness,
@@ -103,18 +103,18 @@ async def test_a_database_check_is_reused_for_its_ttl_failure_included() -> None
         if len(calls) == 2:
             raise StoreError("disk I/O error")
 
-    cached = Cached(check, 5.0, clock=lambda: now[0])
-    await asyncio.gather(cached.get(), cached.get(), cached.get())
+    cached = CachedCheck(check, 5.0, clock=lambda: now[0])
+    await asyncio.gather(cached.check(), cached.check(), cached.check())
     now[0] = 4.9
-    await cached.get()
+    await cached.check()
     assert calls == [0.0]
 
     now[0] = 5.0
     for _ in range(2):
         with pytest.raises(StoreError, match="disk I/O error"):
-            await cached.get()
+            await cached.check()
     now[0] = 10.0
-    await cached.get()
+    await cached.check()
     assert calls == [0.0, 5.0, 10.0]
 
 
