@@ -35,6 +35,7 @@ from bot.store import (
     SeedBookkeeping,
     SeedIndex,
     StaleReload,
+    StoreError,
     StoryReader,
     TaskLocks,
 )
@@ -98,7 +99,11 @@ class SeedReloader:
         if self._metrics is None:
             return
         self._metrics.reloaded(seconds, verdicts(report))
-        self._metrics.stories_counted(await self._store.story_count())
+        try:
+            self._metrics.stories_counted(await self._store.story_count())
+        except StoreError as error:
+            # The reload is applied all the same: the next scrape counts the stories.
+            log.debug("could not count the stories after a reload: %s", error)
 
     async def _reload_until_current(self, dry_run: bool) -> ReloadReport:
         """The reload, planned again if the seed index changed before it was applied (a
