@@ -208,6 +208,42 @@ async def test_readyz_turns_503_naming_the_gateway_during_an_outage(served: Worl
     assert body == "gateway: disconnected (shard 0)\n"
 
 
+async def caught_up(metrics: Metrics) -> None:
+    """Until the digest cog's catch-up tick, right after on_ready, has begun."""
+    for _ in range(200):
+        if metrics.registry.get_sample_value("newsbot_digest_last_tick_timestamp_seconds"):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no digest tick within 2 s of on_ready")
+
+
+async def test_readyz_names_a_digest_scheduler_that_stopped_ticking(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    discord_emulator.add_guild("Readers")
+    bot = build_newsbot(
+        tmp_path,
+        SHIPPED_SEEDS,
+        reload_seeds_at_start=False,
+        schedule_digests=True,
+        metrics_listen="127.0.0.1:0",
+    )
+    async with running_bot(bot, discord_emulator):
+        assert bot.health is not None
+        host, port = bot.health.address
+        url = f"http://{host}:{port}/readyz"
+        assert await get(url) == (200, "ready\n")
+        # The scheduler stops; its last tick (the catch-up one at start) was 200 s ago.
+        bot.get_cog("Digest").scheduler.shutdown(wait=False)  # type: ignore[union-attr]
+        await caught_up(bot.metrics)
+        bot.metrics.last_tick_at -= 200
+
+        status, body = await get(url)
+
+    assert status == 503
+    assert body.startswith("scheduler: no digest tick for 20")
+
+
 async def test_readyz_names_the_database_when_it_cannot_be_written(served: World) -> None:
     url = base_url(served)
     # The store closed under the bot: its probe's write fails.
