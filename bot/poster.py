@@ -179,6 +179,9 @@ class DigestPoster:
         # unfinished (a send that failed for now), leaving it to the next tick as before.
         handled: set[tuple[int, date]] = set()
         while True:
+            # A long fan-out is rounds of one lease each: each is a sign of life too, since
+            # the scheduler skips the minutes' ticks meanwhile.
+            self._metrics.digest_ticked()
             budget = ClaimBudget(self._claim_cap)
             async with self._tick_lock:
                 now = self._clock()

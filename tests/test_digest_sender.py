@@ -20,6 +20,7 @@ import pytest
 from bot.delivery import TransientFailure, send_failure
 from bot.digest import due_digests
 from bot.digest_sender import NONCE_TRUST, RUN_LEASE, DigestSender, StorageAlarm
+from bot.metrics import Metrics
 from bot.models import DigestRun, DigestSettings, PlannedMessage
 from bot.pacing import Pacer
 from bot.poster import DigestPoster
@@ -290,8 +291,14 @@ async def test_a_tick_claims_a_run_lease_of_messages_at_a_time_and_the_rest_once
         lambda: all(world.bot.get_channel(c.id) for c in channels), timeout=10, what="guilds"
     )
     rate = 4 / RUN_LEASE.total_seconds()
+    metrics = TickCount()
     poster = DigestPoster(
-        world.store, world.bot, clock=clock, pacer=Pacer(1000.0, burst=100), send_rate=rate
+        world.store,
+        world.bot,
+        clock=clock,
+        pacer=Pacer(1000.0, burst=100),
+        send_rate=rate,
+        metrics=metrics,
     )
     clock.now = DUE
     # What the ledger held today when each digest was claimed.
@@ -312,6 +319,18 @@ async def test_a_tick_claims_a_run_lease_of_messages_at_a_time_and_the_rest_once
     # in the same tick; so is the third.
     assert seen_at_claims == [[], ["sent"], ["sent", "sent"]]
     assert [len(posts(world, channel)) for channel in channels] == [3, 3, 3]
+    # The tick, and each of its three rounds: signs of life for /readyz while the minutes'
+    # ticks are skipped.
+    assert metrics.ticks == 1 + 3
+
+
+class TickCount(Metrics):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ticks = 0
+
+    def digest_ticked(self) -> None:
+        self.ticks += 1
 
 
 async def test_a_resumed_digest_sends_what_was_claimed_whatever_happened_to_its_stories(
