@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from watchfiles import Change
 
-from bot.reload import ReloadReport, scan_folder
+from bot.reload import ReloadReport, scan_folder, watch
 from bot.reload.watch import Debouncer, SeedWatcher, seed_change_filter
 from bot.store import LockedElsewhere, TaskHolder
 from bot.store.postgres import PostgresStore
@@ -256,7 +256,7 @@ async def test_starting_and_stopping_twice_is_the_same_as_once(
     await watcher.stop()
     await watcher.stop()
 
-    assert not watcher.running and not watcher.watching
+    assert not (watcher.running or watcher.leading or watcher.watching)
     # Stopped: the lock is free again, for this store too.
     async with store.task_lock("seed-watch"):
         pass
@@ -282,11 +282,13 @@ async def test_one_process_of_a_database_watches_and_another_takes_over_when_it_
             write_seeds(folder, 2)
             await eventually(lambda: reloads[0].seen == [2])
 
-            assert not second.watching
+            assert not second.leading
             await first.stop()
             await eventually(lambda: second.watching)
+            # Taking over, it reloads once for whatever changed while nobody watched.
+            await eventually(lambda: reloads[1].seen == [2])
             write_seeds(folder, 3, "more")
-            await eventually(lambda: reloads[1].seen == [5])
+            await eventually(lambda: reloads[1].seen == [2, 5])
     finally:
         await first.stop()
         await second.stop()
@@ -297,3 +299,47 @@ async def test_one_process_of_a_database_watches_and_another_takes_over_when_it_
     watchers = [r for r in caplog.records if "this newsbot process watches" in r.getMessage()]
     assert len(watchers) == 2
     assert f"pid {os.getpid()} on" in caplog.text
+
+
+async def test_a_failing_watch_is_logged_and_watching_starts_again(
+    folder: Path,
+    store: SqliteStore,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_awatch = watch.awatch
+    calls: list[Path] = []
+
+    def failing_once(path: Path, **options: object) -> object:
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(28, "inotify watch limit reached")
+        return real_awatch(path, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(watch, "awatch", failing_once)
+    reload = CountingReloader(folder)
+    watcher = watcher_of(folder, store, reload, lock_period=0.1)
+
+    with caplog.at_level(logging.INFO, logger="bot.reload.watch"):
+        watcher.start()
+        await eventually(lambda: watcher.watching)
+        assert len(calls) == 2
+        await eventually(lambda: reload.seen == [0])  # catching up on what it missed
+        write_seeds(folder, 1)
+        await eventually(lambda: reload.seen == [0, 1])
+    await watcher.stop()
+
+    [failure] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert failure.getMessage() == f"watching the seed folder {folder} failed; trying again"
+
+
+async def test_started_to_catch_up_it_reloads_once_for_what_changed_before(
+    folder: Path, store: SqliteStore
+) -> None:
+    write_seeds(folder, 4)
+    reload = CountingReloader(folder)
+    watcher = watcher_of(folder, store, reload)
+
+    watcher.start(catch_up=True)
+    await eventually(lambda: reload.seen == [4])
+    await watcher.stop()

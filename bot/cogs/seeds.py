@@ -51,7 +51,7 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
             # Watching starts with the reload at start, not after it, so that nothing changed
             # meanwhile is missed: a change reloads once that reload is done (SeedReloader
             # runs one at a time).
-            self.start_watching()
+            self.watcher.start(catch_up=not self.bot.reload_seeds_at_start)
 
     async def cog_unload(self) -> None:
         await self.stop_watching()
@@ -60,9 +60,10 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
             await asyncio.gather(self.startup_reload, return_exceptions=True)
 
     def start_watching(self) -> None:
-        """Reload on its own when the seed folder changes (seeds.watch); nothing if it does
-        already. With several processes on one database, only one of them watches."""
-        self.watcher.start()
+        """Reload on its own when the seed folder changes (seeds.watch), and once now for what
+        changed while it did not; nothing if it watches already. With several processes on
+        one database, only one of them watches."""
+        self.watcher.start(catch_up=True)
 
     async def stop_watching(self) -> None:
         """No longer reload on changes; nothing if not watching."""

@@ -146,8 +146,10 @@ class SeedWatcher:
         # where a bare cancellation would wait out the thread's timeout.
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._watching = False
-        # Reloads this watcher ran (applied or not), for tests and a health check.
+        # Whether this process holds the seed-watch lock, and whether the folder's watch is set.
+        self._leading = False
+        self._folder_watched = False
+        # Reloads this watcher finished (applied or not), for tests and a health check.
         self.reloads = 0
 
     @property
@@ -156,16 +158,23 @@ class SeedWatcher:
         return self._task is not None
 
     @property
-    def watching(self) -> bool:
-        """Whether this process is the one watching the folder now."""
-        return self._watching
+    def leading(self) -> bool:
+        """Whether this process is the one of its database that watches the folder."""
+        return self._leading
 
-    def start(self) -> None:
-        """Start watching (or waiting for the seed-watch lock); nothing if already started."""
+    @property
+    def watching(self) -> bool:
+        """Whether the folder is watched now: this process leads and the folder is there."""
+        return self._leading and self._folder_watched
+
+    def start(self, *, catch_up: bool = False) -> None:
+        """Start watching (or waiting for the seed-watch lock); nothing if already started.
+        `catch_up`: reload once at the start, for what changed while nobody watched (not
+        needed when a reload runs anyway, as at newsbot's start)."""
         if self._task is not None:
             return
         self._stop = asyncio.Event()
-        self._task = asyncio.create_task(self._lead(), name="newsbot seed folder watch")
+        self._task = asyncio.create_task(self._lead(catch_up), name="newsbot seed folder watch")
 
     async def stop(self) -> None:
         """Stop watching and give the lock up; nothing if not started. A reload under way is
@@ -177,7 +186,7 @@ class SeedWatcher:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
-    async def _lead(self) -> None:
+    async def _lead(self, catch_up: bool) -> None:
         """Watch while holding the seed-watch lock; while another process holds it, try again
         every lock period (a holder that stops releases it; one that dies, after its lease)."""
         told_elsewhere = False
@@ -186,11 +195,11 @@ class SeedWatcher:
                 async with self._locks.task_lock(SEED_WATCH, failing="cannot watch seeds with"):
                     told_elsewhere = False
                     log.info("this newsbot process watches the seed folder %s", self.folder)
-                    self._watching = True
+                    self._leading = True
                     try:
-                        await self._watch()
+                        await self._watch(catch_up)
                     finally:
-                        self._watching = False
+                        self._leading = False
             except LockedElsewhere as busy:
                 if not told_elsewhere:
                     log.info(
@@ -201,11 +210,19 @@ class SeedWatcher:
                     told_elsewhere = True
             except StoreError as error:
                 log.warning("cannot watch the seed folder: %s; trying again", error)
+            except Exception:
+                # The operating system's watch failing (too many watches, say) must not end
+                # watching for good without a word.
+                log.exception("watching the seed folder %s failed; trying again", self.folder)
+            # Whoever watched meanwhile (another process, or none) may have missed changes: a
+            # process that died in the middle of a copy, say.
+            catch_up = True
             await asyncio.sleep(self._lock_period)
 
-    async def _watch(self) -> None:
-        # Changes seen by an earlier spell of watching were reloaded by whoever watched since.
+    async def _watch(self, catch_up: bool) -> None:
         self._debouncer = Debouncer(self._settle, self._max_wait)
+        if catch_up:
+            self._changed(1)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._collect_changes())
             tasks.create_task(self._reload_when_due())
@@ -241,11 +258,21 @@ class SeedWatcher:
             rust_timeout=int(self._folder_check * 1000),
             yield_on_timeout=True,
         )
-        async for changes in batches:
-            if changes:
-                self._changed(len(changes))
-            if await self._folder_identity() != identity:
-                return
+        # The iterator's first step sets the operating system's watch up, then waits in a
+        # thread: once that step has run, no change is missed (`watching` says so).
+        next_batch = asyncio.ensure_future(anext(batches, None))
+        await asyncio.sleep(0)
+        self._folder_watched = True
+        try:
+            while (changes := await next_batch) is not None:
+                if changes:
+                    self._changed(len(changes))
+                if await self._folder_identity() != identity:
+                    return
+                next_batch = asyncio.ensure_future(anext(batches, None))
+        finally:
+            self._folder_watched = False
+            await batches.aclose()
 
     async def _wait_for_folder(self) -> None:
         # Nothing announces a folder's creation where its parent is not watched: look again.
@@ -262,6 +289,7 @@ class SeedWatcher:
         self._wake.set()
 
     async def _reload_when_due(self) -> None:
+        """Reload whenever the debouncer says, one at a time."""
         while True:
             delay = self._debouncer.due_in(self._clock())
             if delay is None or delay > 0:
@@ -271,12 +299,12 @@ class SeedWatcher:
                 continue
             taken = self._debouncer.start_reload()
             retry_in = await self._reload_changes(taken)
+            self.reloads += 1
             self._debouncer.finish_reload(self._clock(), taken=taken, retry_in=retry_in)
 
     async def _reload_changes(self, changes: int) -> float | None:
         """One reload of `changes` changes; how soon to try them again when it was not
         applied (another process was reloading), else None."""
-        self.reloads += 1
         started = time.perf_counter()
         try:
             report = await self._reload()

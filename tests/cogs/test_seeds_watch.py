@@ -134,18 +134,18 @@ async def test_watching_is_off_by_default_and_can_be_switched_on_and_off(
 ) -> None:
     cog = cog_of(unwatched.bot)
     assert not cog.watcher.running
+    await asyncio.to_thread(drop_stories, unwatched.seeds, 2)
 
     cog.start_watching()
     cog.start_watching()
-    await within(5, lambda: cog.watcher.watching)
-    await asyncio.to_thread(drop_stories, unwatched.seeds, 2)
+    # Switched on, it first catches up on what changed while it was off.
     await within(10, lambda: cog.watcher.reloads == 1)
+    assert await unwatched.store.story_count() == 7
+    await within(5, lambda: cog.watcher.watching)
+    await asyncio.to_thread(drop_stories, unwatched.seeds, 5)
+    await within(10, lambda: cog.watcher.reloads == 2)
     await cog.stop_watching()
     await cog.stop_watching()
 
     assert not cog.watcher.running and not cog.watcher.watching
-    assert await unwatched.store.story_count() == 7
-    cog.start_watching()  # and on again
-    await within(5, lambda: cog.watcher.watching)
-    await asyncio.to_thread(drop_stories, unwatched.seeds, 3)
-    await within(10, lambda: cog.watcher.reloads == 2)
+    assert await unwatched.store.story_count() == 10
