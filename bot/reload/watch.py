@@ -178,7 +178,7 @@ class SeedWatcher:
 
     async def stop(self) -> None:
         """Stop watching and give the lock up; nothing if not started. A reload under way is
-        cancelled: it is one transaction, so nothing of it stays."""
+        cancelled, as the reload at start is when newsbot stops."""
         task, self._task = self._task, None
         if task is None:
             return
@@ -257,6 +257,9 @@ class SeedWatcher:
             stop_event=self._stop,
             rust_timeout=int(self._folder_check * 1000),
             yield_on_timeout=True,
+            # An unreadable subfolder is skipped by the scan (and reported): not a reason to
+            # watch nothing at all.
+            ignore_permission_denied=True,
         )
         # The iterator's first step sets the operating system's watch up, then waits in a
         # thread: once that step has run, no change is missed (`watching` says so).
