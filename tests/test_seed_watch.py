@@ -169,10 +169,10 @@ async def test_ten_thousand_files_written_over_seconds_are_one_reload(
     # Ten batches of a thousand with short pauses: a copy that takes a few seconds.
     for batch in range(10):
         await asyncio.to_thread(write_seeds, folder, 1000, f"batch{batch}")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
     await eventually(lambda: bool(reload.seen))
     # Whatever was still on its way would have made a second reload by now.
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(1.5)
     await watcher.stop()
 
     assert reload.seen == [10_000]
@@ -189,7 +189,7 @@ async def test_hidden_and_editor_files_make_no_reload(folder: Path, store: Sqlit
     (folder / ".drafts" / "story.md").write_text("draft")
     write_seeds(folder, 1)  # and one that counts, to know the others were seen by now
     await eventually(lambda: bool(reload.seen))
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)
     await watcher.stop()
 
     assert reload.seen == [1]
@@ -228,7 +228,7 @@ async def test_a_deleted_folder_is_one_warning_and_watched_again_once_back(
         await eventually(lambda: reload.seen == [2])
         shutil.rmtree(folder)
         await eventually(lambda: "cannot be reloaded" in caplog.text)
-        await asyncio.sleep(1.0)  # long enough for any more warnings
+        await asyncio.sleep(0.5)  # long enough for any more warnings
         await asyncio.to_thread(folder.mkdir)
         write_seeds(folder, 5)
         await eventually(lambda: reload.seen[-1:] == [5])

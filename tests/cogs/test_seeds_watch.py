@@ -101,7 +101,7 @@ async def test_a_hundred_dropped_files_are_answered_by_news_after_one_reload(
         await asyncio.wait_for(count_stored(), timeout=5)
         reply = await (await watched.invoke("news", {"topic": "watched", "count": 3})).response()
         # Long enough for a second reload to show, were there one.
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(1.5)
 
     assert [embed["title"] for embed in reply.embeds] == [
         "Watched story 099",
