@@ -52,6 +52,8 @@ class SeedSettings:
     max_file_bytes: int = 256 * 1024
     # Worker processes for parsing large reloads; 0 means one per CPU core.
     workers: int = 0
+    # Reload on its own when files in the folder change (bot.reload.watch).
+    watch: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +181,13 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
 def _seed_settings(
     raw: Mapping[str, Any], env: Mapping[str, str], config_path: Path | None
 ) -> SeedSettings:
-    section = _section(raw, "seeds", {"folder", "max_file_bytes", "workers"})
+    section = _section(raw, "seeds", {"folder", "max_file_bytes", "workers", "watch"})
     default = _DEFAULT.seeds
     return SeedSettings(
         folder=_path(env, "NEWSBOT_SEEDS", section, "seeds.folder", config_path, default.folder),
         max_file_bytes=_positive_int(section, "seeds.max_file_bytes", default.max_file_bytes),
         workers=_positive_int(section, "seeds.workers", default.workers, allow_zero=True),
+        watch=_switch(env, "NEWSBOT_SEEDS_WATCH", section, "seeds.watch", default.watch),
     )
 
 
@@ -406,6 +409,24 @@ def _positive_int(
     return value
 
 
+_SWITCH_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _switch(
+    env: Mapping[str, str], variable: str, raw: Mapping[str, Any], name: str, default: bool
+) -> bool:
+    """An on/off setting: true or false in the file; in the environment also yes/no, 1/0."""
+    if env.get(variable):
+        word = env[variable].strip().lower()
+        if word not in _SWITCH_WORDS:
+            raise ConfigError(f"{variable} must be true or false (or yes/no, 1/0), not {word!r}")
+        return _SWITCH_WORDS[word]
+    value = raw.get(name.rsplit(".", 1)[-1], default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"setting {name!r} must be true or false, not {value!r}")
+    return value
+
+
 def _snowflake(raw: Mapping[str, Any], name: str) -> int | None:
     value = raw.get(name.rsplit(".", 1)[-1])
     if value is None:
@@ -457,6 +478,8 @@ def configure_logging(level: str, log_format: str = "text", secrets: Iterable[st
     # APScheduler logs "Running job" and "executed successfully" at INFO for every tick, twice
     # a minute; newsbot logs what a tick did that matters (a digest posted) itself.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # watchfiles says "N changes detected" at INFO; the seed watch logs the reload they cause.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     # newsbot never joins voice, so discord.py's warnings about missing voice libraries are noise.
     logging.getLogger("discord.client").addFilter(
         lambda record: "voice will NOT be supported" not in record.getMessage()

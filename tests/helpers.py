@@ -109,6 +109,7 @@ def build_newsbot(
     schedule_digests: bool = False,
     reload_seeds_at_start: bool = True,
     workers: int = 1,
+    watch_seeds: bool = False,
     database: Path | None = None,
     digest: GlobalDigestSettings | None = None,
     metrics_listen: str | None = None,
@@ -117,7 +118,7 @@ def build_newsbot(
     """newsbot as `main()` builds it (through the same factory); by default the digest
     scheduler is off so that tests drive each tick themselves with a fake clock."""
     settings = Settings(
-        seeds=SeedSettings(folder=seeds, workers=workers),
+        seeds=SeedSettings(folder=seeds, workers=workers, watch=watch_seeds),
         database=DatabaseSettings(database or root / "news.db"),
         discord=DiscordSettings(**discord),
         digest=digest or GlobalDigestSettings(),

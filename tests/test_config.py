@@ -456,3 +456,43 @@ def test_a_malformed_metrics_listen_is_one_line_naming_the_setting(
 def test_metrics_listen_that_is_not_text_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'metrics\.listen' must be host:port, not 9108"):
         config.load(write(tmp_path, "metrics:\n  listen: 9108\n"), environ={})
+
+
+def test_seed_watching_is_off_unless_switched_on_in_the_file(tmp_path: Path) -> None:
+    assert not config.load(write(tmp_path, "seeds:\n  folder: x\n"), environ={}).seeds.watch
+
+    settings = config.load(write(tmp_path, "seeds:\n  watch: true\n"), environ={})
+
+    assert settings.seeds.watch
+
+
+@pytest.mark.parametrize(
+    ("word", "watch"),
+    [("true", True), ("YES", True), ("1", True), ("false", False), ("no", False), ("0", False)],
+)
+def test_seed_watching_from_the_environment_overrides_the_file(
+    tmp_path: Path, word: str, watch: bool
+) -> None:
+    path = write(tmp_path, f"seeds:\n  watch: {str(not watch).lower()}\n")
+
+    settings = config.load(path, environ={"NEWSBOT_SEEDS_WATCH": word})
+
+    assert settings.seeds.watch is watch
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "message"),
+    [
+        ("", {"NEWSBOT_SEEDS_WATCH": "sometimes"}, "NEWSBOT_SEEDS_WATCH must be true or false"),
+        ("seeds:\n  watch: often\n", {}, "setting 'seeds.watch' must be true or false"),
+        ("seeds:\n  watch: 1\n", {}, "setting 'seeds.watch' must be true or false"),
+    ],
+)
+def test_a_seed_watch_switch_that_is_neither_on_nor_off_is_one_clear_line(
+    tmp_path: Path, text: str, environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, text or "log_level: INFO\n"), environ=environ)
+
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -1,4 +1,5 @@
-"""/seeds reload and /seeds status (newsbot's operator only), and the reload at start.
+"""/seeds reload and /seeds status (newsbot's operator only), the reload at start, and the
+seed folder watch (seeds.watch) that reloads on its own when files change.
 
 The seed folder is shared by every server newsbot serves, so only whoever runs newsbot may
 reload it or see where it lives (see bot/checks.py).
@@ -16,7 +17,8 @@ from discord.ext import commands
 
 from bot.checks import operator_only
 from bot.embeds import reload_report_embed, seed_status_embed, when
-from bot.reload import SeedFolderError, SeedFolderMissing
+from bot.reload import ReloadReport, SeedFolderError, SeedFolderMissing
+from bot.reload.watch import SeedWatcher
 from bot.store import LockedElsewhere, StoreLost, TaskHolder
 from bot.tree import UserFacingError, reply
 
@@ -38,17 +40,50 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
         self.store = bot.store
         # Public so that tests (and a future health check) can wait for the first reload.
         self.startup_reload: asyncio.Task[None] | None = None
+        self.watcher = SeedWatcher(self.reloader.folder, self._reload_on_change, self.store)
 
     async def cog_load(self) -> None:
         # Serve the seed folder as it is now without delaying login: an unchanged folder takes
         # a moment, a large new one a while, and commands answer from the store meanwhile.
         if self.bot.reload_seeds_at_start:
             self.startup_reload = asyncio.create_task(self._reload_at_start(), name="seed reload")
+        if self.bot.settings.seeds.watch:
+            # Watching starts with the reload at start, not after it, so that nothing changed
+            # meanwhile is missed: a change reloads once that reload is done (SeedReloader
+            # runs one at a time).
+            self.watcher.start(catch_up=not self.bot.reload_seeds_at_start)
 
     async def cog_unload(self) -> None:
+        await self.stop_watching()
         if self.startup_reload is not None and not self.startup_reload.done():
             self.startup_reload.cancel()
             await asyncio.gather(self.startup_reload, return_exceptions=True)
+
+    def start_watching(self) -> None:
+        """Reload on its own when the seed folder changes (seeds.watch), and once now for what
+        changed while it did not; nothing if it watches already. With several processes on
+        one database, only one of them watches."""
+        self.watcher.start(catch_up=True)
+
+    async def stop_watching(self) -> None:
+        """No longer reload on changes; nothing if not watching."""
+        await self.watcher.stop()
+
+    async def _reload_on_change(self) -> ReloadReport:
+        """The watcher's reload: SeedReloader.reload's errors are the watcher's to log."""
+        try:
+            report = await self.reloader.reload()
+        except StoreLost as error:
+            self.bot.dispatch("unrecoverable_error", error)
+            raise
+        await self._reloaded(report)
+        return report
+
+    async def _reloaded(self, report: ReloadReport) -> None:
+        """After a reload this process applied: topics follow it, rejected files are named."""
+        await self.bot.topic_cache.refresh()
+        for rejection in report.rejected:
+            log.warning("seed %s rejected: %s", rejection.source, rejection.reason)
 
     async def _reload_at_start(self) -> None:
         try:
@@ -71,9 +106,7 @@ class Seeds(commands.GroupCog, group_name="seeds", group_description="Manage new
         except Exception:
             log.exception("reloading the seeds at start failed; serving the stored stories")
             return
-        await self.bot.topic_cache.refresh()
-        for rejection in report.rejected:
-            log.warning("seed %s rejected: %s", rejection.source, rejection.reason)
+        await self._reloaded(report)
 
     @app_commands.command(name="reload")
     @app_commands.describe(dry_run="Only report what would change")

@@ -80,7 +80,7 @@ def scan_folder(folder: Path) -> FolderScan:
             skipped[prefix.rstrip("/")] = f"cannot read folder: {error.strerror}"
             continue
         for entry in entries:
-            if entry.name.startswith("."):
+            if passed_over(entry.name):
                 continue
             if not _is_utf8(entry.name):
                 skipped[prefix + _display_name(entry.name)] = "file name is not valid UTF-8"
@@ -102,6 +102,17 @@ def scan_folder(folder: Path) -> FolderScan:
             else:
                 skipped[path] = f"not a regular file ({_file_kind(found.st_mode)})"
     return FolderScan(dict(sorted(files.items())), dict(sorted(skipped.items())))
+
+
+def passed_over(name: str) -> bool:
+    """Whether a scan passes over an entry by its name alone, with all it holds: hidden names,
+    which editors' swap, lock and temporary files have (.story.md.swp, .#story.md)."""
+    return name.startswith(".")
+
+
+def passed_over_path(relative: str) -> bool:
+    """Whether a '/'-separated path below the seed folder is one a scan never reaches."""
+    return any(passed_over(part) for part in relative.split("/") if part)
 
 
 def _revisit_reason(link: str) -> str:

@@ -1,0 +1,151 @@
+"""seeds.watch end to end: files dropped into the seed folder are answered by /news and offered
+by the topic autocomplete without anyone reloading, in one reload; the watch can be switched
+on and off while the bot runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from bot.app import NewsBot
+from bot.cogs.seeds import Seeds
+from bot.store.sqlite import SqliteStore
+from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.discord_emulator.state import MANAGE_GUILD
+from tests.helpers import SHIPPED_SEEDS, World, build_newsbot
+
+
+async def within(seconds: float, condition: Callable[[], bool]) -> None:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + seconds
+    while not condition():
+        assert loop.time() < give_up, f"not within {seconds} s"
+        await asyncio.sleep(0.05)
+
+
+async def watching_world(
+    emu: DiscordEmulator, tmp_path: Path, *, watch_seeds: bool
+) -> AsyncIterator[World]:
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    reader = emu.add_member(guild, "reader")
+    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SHIPPED_SEEDS, seeds)
+    bot = build_newsbot(tmp_path, seeds, watch_seeds=watch_seeds)
+    async with running_bot(bot, emu, loggers=("discord", "bot")) as run:
+        await cog_of(bot).startup_reload  # type: ignore[misc]
+        yield World(emu, bot, bot.store, seeds, guild, channel, reader, admin, run)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def watched(discord_emulator: DiscordEmulator, tmp_path: Path) -> AsyncIterator[World]:
+    """newsbot with seeds.watch on, the shipped seeds loaded."""
+    async for world in watching_world(discord_emulator, tmp_path, watch_seeds=True):
+        yield world
+
+
+@pytest.fixture
+async def unwatched(discord_emulator: DiscordEmulator, tmp_path: Path) -> AsyncIterator[World]:
+    """newsbot with seeds.watch off (the default)."""
+    async for world in watching_world(discord_emulator, tmp_path, watch_seeds=False):
+        yield world
+
+
+def cog_of(bot: NewsBot) -> Seeds:
+    # load_extension imports the cog's module anew: its class is not this module's Seeds.
+    return cast(Seeds, bot.get_cog("Seeds"))
+
+
+def drop_stories(folder: Path, count: int, topic: str = "Watched") -> None:
+    for number in range(count):
+        (folder / f"watched-{number:03}.md").write_text(
+            f'---\ntitle: "Watched story {number:03}"\n'
+            f"publishedDateTime: 2024-02-01T00:{number // 60:02}:{number % 60:02}Z\n"
+            f'webUrl: "https://watched.example.com/{number}"\ntopics: [{topic}]\n---\n'
+        )
+
+
+async def generation(store: SqliteStore) -> int:
+    return (await store.seed_index()).generation
+
+
+async def offered(world: World, typed: str) -> list[str]:
+    choices = await world.emu.autocomplete(
+        world.guild, world.channel, world.reader, "news", focused="topic", value=typed
+    )
+    return [choice["value"] for choice in choices]
+
+
+async def test_a_hundred_dropped_files_are_answered_by_news_after_one_reload(
+    watched: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    watcher = cog_of(watched.bot).watcher
+    await within(5, lambda: watcher.watching)
+    before = await generation(watched.store)
+    stored: list[int] = [0]
+
+    async def count_stored() -> None:
+        while stored[0] < 105:
+            stored[0] = await watched.store.story_count()
+            await asyncio.sleep(0.05)
+
+    with caplog.at_level(logging.INFO, logger="bot.reload.watch"):
+        await asyncio.to_thread(drop_stories, watched.seeds, 100)
+        await asyncio.wait_for(count_stored(), timeout=5)
+        reply = await (await watched.invoke("news", {"topic": "watched", "count": 3})).response()
+        # Long enough for a second reload to show, were there one.
+        await asyncio.sleep(1.5)
+
+    assert [embed["title"] for embed in reply.embeds] == [
+        "Watched story 099",
+        "Watched story 098",
+        "Watched story 097",
+    ]
+    assert await generation(watched.store) == before + 1
+    assert watcher.reloads == 1
+    [line] = [r.getMessage() for r in caplog.records if "seed folder changed" in r.getMessage()]
+    assert "reloaded in" in line and "100 added, 0 updated, 5 unchanged" in line
+    assert await offered(watched, "watch") == ["Watched"]
+
+
+async def test_a_rejected_dropped_file_is_named_in_a_warning(
+    watched: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    watcher = cog_of(watched.bot).watcher
+    await within(5, lambda: watcher.watching)
+
+    with caplog.at_level(logging.INFO, logger="bot"):
+        await asyncio.to_thread((watched.seeds / "broken.md").write_text, "---\ntitle: [\n---\n")
+        await within(10, lambda: "seed folder changed" in caplog.text)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [w for w in warnings if w.startswith("seed broken.md rejected: ")]
+
+
+async def test_watching_is_off_by_default_and_can_be_switched_on_and_off(
+    unwatched: World,
+) -> None:
+    cog = cog_of(unwatched.bot)
+    assert not cog.watcher.running
+    await asyncio.to_thread(drop_stories, unwatched.seeds, 2)
+
+    cog.start_watching()
+    cog.start_watching()
+    # Switched on, it first catches up on what changed while it was off.
+    await within(10, lambda: cog.watcher.reloads == 1)
+    assert await unwatched.store.story_count() == 7
+    await within(5, lambda: cog.watcher.watching)
+    await asyncio.to_thread(drop_stories, unwatched.seeds, 5)
+    await within(10, lambda: cog.watcher.reloads == 2)
+    await cog.stop_watching()
+    await cog.stop_watching()
+
+    assert not cog.watcher.running and not cog.watcher.watching
+    assert await unwatched.store.story_count() == 10
