@@ -236,12 +236,11 @@ def _positive(value: object) -> int | None:
 
 
 def seed_name(entry: Entry, home: str) -> str:
-    """The file name from the entry's identity: its id (RSS guid, Atom id), else its link, else
-    its title and date. A bare id ("42") is only unique within its feed, so the feed's home
-    joins it; a URI id is the same entry in whichever feed carries it."""
-    identity = entry.get("id") or entry.get("link")
-    if not identity:
-        identity = f"{_text_of(entry, 'title')}\n{entry.get('published') or entry.get('updated')}"
+    """The file name from the entry's identity: its id (RSS guid, Atom id), else its link (an
+    entry without a link is never a story, so no weaker identity such as title and date is
+    needed). A bare id ("42") is only unique within its feed, so the feed's home joins it; a
+    URI id is the same entry in whichever feed carries it."""
+    identity = str(entry.get("id") or entry.get("link") or "")
     if not _URI_SCHEME.match(identity):
         identity = f"{home}\n{identity}"
     digest = hashlib.blake2b(identity.encode("utf-8"), digest_size=10).hexdigest()

@@ -4,6 +4,7 @@ cap, redirects followed; a feed that cannot be read is FeedUnavailable, naming w
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,7 @@ async def download(url: str, session: aiohttp.ClientSession) -> FeedBytes:
     except aiohttp.TooManyRedirects:
         raise FeedUnavailable(f"more than {MAX_REDIRECTS} redirects") from None
     except aiohttp.ClientConnectorError as error:
-        reason = error.os_error.strerror or str(error.os_error)
+        reason = _os_reason(error.os_error)
         raise FeedUnavailable(f"cannot connect to {error.host}:{error.port}: {reason}") from None
     except aiohttp.ClientError as error:
         raise FeedUnavailable(_one_line(error)) from None
@@ -113,6 +114,13 @@ def read_file(path: Path) -> bytes:
     if len(data) > MAX_FEED_BYTES:
         raise FeedUnavailable(_too_large())
     return data
+
+
+def _os_reason(error: OSError) -> str:
+    # asyncio's "Connect call failed ('127.0.0.1', 80)" carries the errno but no strerror.
+    if error.errno:
+        return os.strerror(error.errno)
+    return error.strerror or _one_line(error)
 
 
 def _too_large() -> str:
