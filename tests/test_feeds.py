@@ -132,6 +132,17 @@ def test_entry_missing_a_required_field_is_skipped(fields: dict[str, Any], reaso
     assert [item.reason for item in conversion.skipped] == [reason]
 
 
+def test_an_entry_the_seed_parser_would_reject_is_skipped_with_its_reason() -> None:
+    parsed = parse_feed((FEEDS / "atom.xml").read_bytes())
+
+    conversion = convert_feed(parsed, max_file_bytes=100)
+
+    assert conversion.seeds == ()
+    assert {item.reason for item in conversion.skipped} == {
+        "file is larger than the 100-byte limit"
+    }
+
+
 def test_date_is_read_from_updated_when_the_entry_has_no_published() -> None:
     updated = datetime(2026, 10, 1, 8, 0, tzinfo=UTC).timetuple()
     story = loaded(seed_file(entry(published_parsed=None, updated_parsed=updated), SOURCE).data)

@@ -69,7 +69,7 @@ class FeedSource:
 
 
 class _Skip(Exception):
-    pass
+    """The entry cannot be a story: the message says why."""
 
 
 def parse_feed(data: bytes, headers: Mapping[str, str] | None = None) -> Any:
