@@ -2,15 +2,16 @@
 terminal.
 
 Every error ends in one line on stderr, never a traceback. Exit codes: 0 done; 1 `seeds check`
-rejected a file; 2 a mistake or a problem the user can fix (bad arguments, missing folder or
-database, bad config, a busy database, Discord refusing a request); 3 Discord cannot be reached
-or is failing (try again later); 70 a bug in newsbot (the traceback is logged at DEBUG);
-75 `run` stopped because its database was deleted or replaced, or another newsbot took it over
-(restart it), or `seeds load` found another process reloading (try again); 130 interrupted.
+rejected a file or `seeds import` could not read a feed; 2 a mistake or a problem the user can
+fix (bad arguments, missing folder or database, bad config, a busy database, Discord refusing a
+request); 3 Discord cannot be reached or is failing (try again later); 70 a bug in newsbot (the
+traceback is logged at DEBUG); 75 `run` stopped because its database was deleted or replaced,
+or another newsbot took it over (restart it), or `seeds load` found another process reloading
+(try again); 130 interrupted.
 
-The package: `parser` (arguments), `serve` (run, sync), `seeds` (seeds check|load), `reading`
-(news, topics, digest preview), `render` (one text and one JSON renderer per report), `common`
-(exit codes, errors, the opened store).
+The package: `parser` (arguments), `serve` (run, sync), `seeds` (seeds check|load|import),
+`reading` (news, topics, digest preview), `render` (one text and one JSON renderer per report),
+`common` (exit codes, errors, the opened store); bot.feeds does the work of `seeds import`.
 """
 
 from __future__ import annotations

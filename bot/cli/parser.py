@@ -10,9 +10,10 @@ from typing import NoReturn, TypeAlias
 from bot import version
 from bot.cli.common import EXIT_USAGE
 from bot.cli.reading import digest_preview, show_news, show_topics
-from bot.cli.seeds import seeds_check, seeds_load
+from bot.cli.seeds import seeds_check, seeds_import, seeds_load
 from bot.cli.serve import run_bot, sync_commands
 from bot.digest import parse_max_age
+from bot.feeds import NotAWebURL, check_source
 from bot.search_query import Order
 
 
@@ -66,6 +67,33 @@ def _add_seed_commands(commands: Subcommands) -> None:
     load.add_argument("path", nargs="?", type=Path, help="seed folder (default: from config)")
     load.add_argument("--json", action="store_true", help="print the report as JSON")
     load.set_defaults(handler=seeds_load)
+    _add_seeds_import(seed_commands)
+
+
+def _add_seeds_import(seed_commands: Subcommands) -> None:
+    feeds = seed_commands.add_parser(
+        "import",
+        help="turn RSS or Atom feeds into seed files",
+        description="Turn RSS or Atom feeds into seed files in the seed folder: one file per "
+        "entry, named after the entry's id, so importing again rewrites nothing that did not "
+        "change. Exit code 1 when any feed could not be read; the others are imported anyway.",
+    )
+    feeds.add_argument(
+        "feeds", nargs="+", type=_feed, metavar="FEED", help="an http(s) URL or a file"
+    )
+    feeds.add_argument(
+        "--topic",
+        dest="topics",
+        action="append",
+        default=[],
+        metavar="TOPIC",
+        help="add this topic to every story, besides the entry's own categories (repeatable)",
+    )
+    feeds.add_argument(
+        "--folder", type=Path, metavar="DIR", help="seed folder to write to (default: from config)"
+    )
+    feeds.add_argument("--json", action="store_true", help="print the report as JSON")
+    feeds.set_defaults(handler=seeds_import)
 
 
 def _add_reading_commands(commands: Subcommands) -> None:
@@ -127,6 +155,13 @@ def _count(text: str) -> int:
 
 def _snowflake(text: str) -> int:
     return _whole_number(text, 1, 2**64 - 1)
+
+
+def _feed(text: str) -> str:
+    try:
+        return check_source(text)
+    except NotAWebURL as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _max_age(text: str) -> timedelta:

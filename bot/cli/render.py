@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from bot.digest import too_old_note
 from bot.digest_plan import Selection
 from bot.embeds import news_heading
+from bot.feeds import FeedReport
 from bot.models import SeedResult, Story, TopicCount
 from bot.reload import ReloadReport
 from bot.reports import describe_reload, duplicate_line
@@ -118,6 +119,67 @@ def reload_text(report: ReloadReport, stored: int) -> list[str]:
     for section in described.sections:
         lines.extend(f"  {section.label:8} {line}" for line in section.lines)
     return lines
+
+
+# --- seeds import -----------------------------------------------------------------------------
+
+
+def import_summary(reports: Sequence[FeedReport]) -> dict[str, int]:
+    return {
+        "feeds": len(reports),
+        "failed": sum(1 for report in reports if report.error),
+        "new": sum(len(report.new) for report in reports),
+        "updated": sum(len(report.updated) for report in reports),
+        "unchanged": sum(len(report.unchanged) for report in reports),
+        "skipped": sum(len(report.skipped) for report in reports),
+    }
+
+
+def import_json(folder: str, reports: Sequence[FeedReport]) -> dict[str, Any]:
+    return {
+        "folder": folder,
+        "summary": import_summary(reports),
+        "feeds": [
+            {
+                "feed": report.feed,
+                "status": "failed" if report.error else "ok",
+                "error": report.error,
+                "new": report.new,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "skipped": [
+                    {"entry": skipped.entry, "reason": skipped.reason} for skipped in report.skipped
+                ],
+            }
+            for report in reports
+        ],
+    }
+
+
+def import_failures(reports: Sequence[FeedReport]) -> list[str]:
+    """One line per feed that could not be imported: the feed and why."""
+    return [f"{report.feed}: {report.error}" for report in reports if report.error]
+
+
+def import_text(folder: str, reports: Sequence[FeedReport]) -> list[str]:
+    """A line per feed imported, with its skipped entries, and the total. A failed feed's line
+    is import_failures', which goes to stderr: said once, where errors go."""
+    lines: list[str] = []
+    for report in reports:
+        if report.error:
+            continue
+        lines.append(f"{report.feed}: {_import_counts(import_summary([report]))}")
+        lines.extend(f"  skipped {item.entry}: {item.reason}" for item in report.skipped)
+    total = import_summary(reports)
+    feeds = f"{total['feeds']} feed{'' if total['feeds'] == 1 else 's'}"
+    lines.append(
+        f"Imported {feeds} into {folder}: {_import_counts(total)}; {total['failed']} failed"
+    )
+    return lines
+
+
+def _import_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[key]} {key}" for key in ("new", "updated", "unchanged", "skipped"))
 
 
 # --- news, topics -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`newsbot seeds check` and `newsbot seeds load`."""
+"""`newsbot seeds check`, `newsbot seeds load` and `newsbot seeds import`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ from bot.cli.render import (
     check_json,
     check_row,
     check_text,
+    import_failures,
+    import_json,
+    import_text,
     reload_json,
     reload_text,
     write_json,
     write_lines,
 )
+from bot.feeds import import_feeds
 from bot.reload import check_folder
+from bot.reload.scan import SeedFolderError, SeedFolderMissing
 from bot.store import LockedElsewhere, TaskHolder
 
 
@@ -50,6 +55,28 @@ async def seeds_load(args: argparse.Namespace, context: Context) -> int:
     else:
         write_lines(context.out, reload_text(report, stored))
     return EXIT_OK
+
+
+async def seeds_import(args: argparse.Namespace, context: Context) -> int:
+    settings = context.settings.seeds
+    folder = args.folder or settings.folder
+    # Checked first: a mistyped folder or an unmounted volume must not fill a new folder.
+    if not folder.is_dir():
+        raise (
+            SeedFolderError(folder, "is not a folder")
+            if folder.exists()
+            else (SeedFolderMissing(folder))
+        )
+    reports = await import_feeds(args.feeds, folder, args.topics, settings.max_file_bytes)
+    # Failures go to stderr as well, so that a cron job sending stdout to /dev/null still
+    # mails them.
+    for line in import_failures(reports):
+        print(f"newsbot: error: {line}", file=sys.stderr)
+    if args.json:
+        write_json(context.out, import_json(str(folder), reports))
+    else:
+        write_lines(context.out, import_text(str(folder), reports))
+    return EXIT_REJECTED if any(report.error for report in reports) else EXIT_OK
 
 
 def reload_elsewhere(holder: TaskHolder) -> str:
