@@ -14,11 +14,15 @@ from typing import cast
 import pytest
 
 from bot.app import NewsBot
+from bot.cli import main
+from bot.cli.common import EXIT_REJECTED
 from bot.cogs.seeds import Seeds
 from bot.store.sqlite import SqliteStore
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD
 from tests.helpers import SHIPPED_SEEDS, World, build_newsbot
+
+FEEDS = Path(__file__).resolve().parent.parent / "feeds"
 
 
 async def within(seconds: float, condition: Callable[[], bool]) -> None:
@@ -149,3 +153,34 @@ async def test_watching_is_off_by_default_and_can_be_switched_on_and_off(
 
     assert not cog.watcher.running and not cog.watcher.watching
     assert await unwatched.store.story_count() == 10
+
+
+async def test_feeds_imported_into_the_watched_folder_are_answered_by_news(
+    watched: World,
+) -> None:
+    watcher = cog_of(watched.bot).watcher
+    await within(5, lambda: watcher.watching)
+    feeds = sorted(str(feed) for feed in FEEDS.glob("*.xml"))
+
+    # `newsbot seeds import tests/feeds/*.xml`, the malformed feed included: it is reported,
+    # the others are imported.
+    code = await asyncio.to_thread(
+        main, ["seeds", "import", *feeds, "--folder", str(watched.seeds), "--topic", "Imported"]
+    )
+
+    assert code == EXIT_REJECTED
+    titles: list[str] = []
+
+    async def answered() -> None:
+        while len(titles) < 4:
+            await asyncio.sleep(0.1)
+            reply = await (await watched.invoke("news", {"topic": "imported"})).response()
+            titles[:] = [embed["title"] for embed in reply.embeds]
+
+    await asyncio.wait_for(answered(), timeout=10)
+    assert sorted(titles) == [
+        "Ferry timetable – winter changes",
+        "Grafting old apple varieties",
+        "Lighthouse keepers vote to repaint the tower",
+        "Weather station back online",
+    ]
