@@ -23,7 +23,8 @@ RUN pip install -c requirements.lock.txt . \
 COPY config ./config
 COPY seeds ./seeds
 
-USER newsbot
+# The newsbot user by its uid: a runtime can verify that a number is not root (runAsNonRoot).
+USER 10001
 VOLUME ["/app/data"]
 ENTRYPOINT ["newsbot"]
 CMD ["run"]
