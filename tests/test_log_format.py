@@ -8,15 +8,18 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 
 from bot import config
 from bot.config import ConfigError
-from bot.log_format import REDACTED, JsonFormatter, formatter
-from tests.discord_emulator import DiscordEmulator
-from tests.helpers import run_module, start_newsbot
+from bot.log_format import LIBRARY_FLOORS, REDACTED, JsonFormatter, formatter, set_log_level
+from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.helpers import SHIPPED_SEEDS, build_newsbot, run_module, start_newsbot
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
@@ -115,7 +118,79 @@ async def test_a_whole_run_at_debug_never_logs_the_token(
         out, err = await asyncio.wait_for(process.communicate(), 30)
 
     logged = (out + err).decode()
-    # The run was logged, at DEBUG: the gateway's events and the REST requests included.
+    # The run was logged, at DEBUG: the gateway's events included (the payloads where a token
+    # could hide).
     assert "bot.tree: /topics answered" in logged
-    assert "discord.gateway" in logged and len(logged.splitlines()) > 50
+    assert "discord.gateway: For Shard ID 0: WebSocket Event:" in logged
     assert emu.token not in logged
+
+
+# --- how much the libraries say -----------------------------------------------------------------
+
+
+@pytest.fixture
+def log_levels() -> Iterator[None]:
+    """The levels set_log_level changes, put back after the test."""
+    names = ["", *LIBRARY_FLOORS]
+    saved = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def loggers_in(log: str) -> set[str]:
+    """The logger of every line of a text log ("date time LEVEL logger: message")."""
+    return {line.split()[3].rstrip(":") for line in log.splitlines() if len(line.split()) > 3}
+
+
+@pytest.mark.usefixtures("log_levels")
+async def test_digest_ticks_at_info_log_nothing_from_the_scheduler(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_log_level("INFO")
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, schedule_digests=True)
+    async with running_bot(bot, discord_emulator, loggers=("discord", "bot")):
+        scheduler = bot.get_cog("Digest").scheduler  # type: ignore[union-attr]
+        [tick] = scheduler.get_jobs()
+        for _ in range(2):
+            ran = asyncio.get_running_loop().create_future()
+
+            def done(event: JobExecutionEvent, ran: asyncio.Future[None] = ran) -> None:
+                ran.get_loop().call_soon_threadsafe(ran.set_result, None)
+
+            scheduler.add_listener(done, EVENT_JOB_EXECUTED)
+            tick.modify(next_run_time=datetime.now(UTC))  # the minute's tick, now
+            await asyncio.wait_for(ran, 10)
+            scheduler.remove_listener(done)
+
+    logged = {record.name for record in caplog.records}
+    assert "bot.app" in logged  # newsbot's INFO lines are there...
+    assert not {name for name in logged if name.startswith("apscheduler")}  # ...the ticks' not
+
+
+async def test_at_debug_newsbot_says_more_but_not_each_database_statement(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    reader = emu.add_member(guild, "reader")
+    process = await start_newsbot(emu, tmp_path, emu.token, NEWSBOT_LOG_LEVEL="DEBUG")
+    try:
+        await emu.wait_for_ready(timeout=30)
+        await (await emu.invoke(guild, channel, reader, "news", {})).response(timeout=10)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+
+    logged = err.decode()
+    assert " DEBUG   bot." in logged
+    assert "aiosqlite" not in loggers_in(logged)
+
+
+@pytest.mark.usefixtures("log_levels")
+def test_a_library_never_says_more_than_newsbots_own_level() -> None:
+    set_log_level("WARNING")
+
+    assert not logging.getLogger("aiosqlite").isEnabledFor(logging.INFO)
+    assert logging.getLogger("bot.poster").getEffectiveLevel() == logging.WARNING
