@@ -167,6 +167,11 @@ class DigestPoster:
         self._stopping = False
         self._stop_grace = stop_grace
 
+    def set_send_rate(self, send_rate: float) -> None:
+        """How many digest messages a second the pacer now sends (a settings reload changed
+        it there): a round's claims are sized to what that rate sends within a run lease."""
+        self._claim_cap = claim_cap(send_rate, fallback_share(self._shards))
+
     # --- stopping -------------------------------------------------------------------------------
 
     async def stop(self) -> None:

@@ -1,6 +1,7 @@
 """`newsbot run` and the signals a supervisor sends it, as real processes against the emulator:
 SIGTERM stops it gracefully (the digest message in flight is answered and recorded, nothing
-after it is sent, exit 0), and the next start sends the rest of the digest exactly once."""
+after it is sent, exit 0), and the next start sends the rest of the digest exactly once;
+SIGHUP reloads the settings that can change while it runs, and says what changed."""
 
 from __future__ import annotations
 
@@ -77,6 +78,26 @@ async def stop(process: asyncio.subprocess.Process) -> str:
     return err.decode()
 
 
+class Log:
+    """A running newsbot's log, read line by line as it comes."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stderr is not None
+        self._stream = process.stderr
+        self.lines: list[str] = []
+
+    async def until(self, text: str) -> str:
+        """The next line containing `text` (those before it are kept in `lines` too)."""
+        async with asyncio.timeout(30):
+            while True:
+                line = (await self._stream.readline()).decode()
+                if not line:
+                    raise AssertionError(f"newsbot ended without logging {text!r}: {self.lines}")
+                self.lines.append(line.rstrip("\n"))
+                if text in line:
+                    return self.lines[-1]
+
+
 async def test_sigterm_during_a_digest_send_records_that_message_and_the_next_start_sends_the_rest(
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
@@ -111,3 +132,49 @@ async def test_sigterm_during_a_digest_send_records_that_message_and_the_next_st
     status, recorded = ledger(tmp_path)
     assert status == "sent"
     assert [message.id for message in posts(emu, channel)] == recorded
+
+
+async def test_sighup_applies_the_reloadable_settings_and_names_the_rest(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    reader = emu.add_member(guild, "reader")
+    path = tmp_path / "newsbot.yaml"
+    path.write_text("log_level: INFO\n")
+    process = await start_newsbot(emu, tmp_path, emu.token, config=path)
+    log = Log(process)
+    try:
+        await log.until("bot.app: logged in as")
+        path.write_text(
+            "log_level: DEBUG\ndigest:\n  send_rate: 10\ndiscord:\n  page_timeout: 60\n"
+        )
+        process.send_signal(signal.SIGHUP)
+        applied = await log.until("bot.settings_reload")
+        restart = await log.until("bot.settings_reload")
+        before = len(log.lines)
+        await (await emu.invoke(guild, channel, reader, "topics", {})).response(timeout=10)
+        debug = await log.until("bot.tree: /topics options")
+        path.write_text("log_level: [DEBUG\n")
+        process.send_signal(signal.SIGHUP)
+        refused = await log.until("bot.settings_reload")
+    finally:
+        await stop(process)
+
+    assert process.returncode == 0
+    assert applied.endswith(
+        f" INFO    bot.settings_reload: settings reloaded from {path}: digest.send_rate 45.0 ->"
+        " 10.0, log_level INFO -> DEBUG"
+    )
+    assert restart.endswith(
+        " WARNING bot.settings_reload: settings changed that take effect only after a restart:"
+        " discord.page_timeout 180.0 -> 60.0"
+    )
+    # DEBUG from the reload on, not before it.
+    assert not [line for line in log.lines[: before - 2] if " DEBUG " in line]
+    assert " DEBUG   bot.tree: " in debug
+    assert refused.endswith(
+        " ERROR   bot.settings_reload: settings not reloaded, the running ones stay: config file"
+        f" {path} is not valid YAML (line 2)"
+    )
