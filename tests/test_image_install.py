@@ -98,7 +98,10 @@ class Image:
         """A RUN step, one `&&` part at a time; a part the replay does not know fails."""
         for part in (piece.strip() for piece in command.split("&&")):
             if part.startswith(PIP_INSTALL):
-                pip = [str(self.venv / "bin" / "pip"), "--disable-pip-version-check", "-q"]
+                # This test's pip, installing into the image's environment (`--python`): the
+                # same install, without seeding the environment with a pip of its own first.
+                pip = [sys.executable, "-m", "pip", "--python", str(self.venv / "bin" / "python")]
+                pip += ["--disable-pip-version-check", "-q"]
                 installed = subprocess.run(
                     [*pip, *shlex.split(part)[1:]],
                     cwd=self.workdir,
@@ -117,7 +120,8 @@ class Image:
                 pytest.fail(f"the Dockerfile runs {part!r}, which this test does not mirror")
 
     def build(self, dockerfile: str) -> None:
-        subprocess.run([image_python(), "-m", "venv", str(self.venv)], check=True, timeout=120)
+        venv = [image_python(), "-m", "venv", "--without-pip", str(self.venv)]
+        subprocess.run(venv, check=True, timeout=120)
         for step in steps(dockerfile):
             if step.instruction == "WORKDIR":
                 self.workdir = self.path(step.arguments)
