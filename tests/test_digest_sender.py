@@ -386,7 +386,7 @@ async def test_a_stop_gives_up_on_an_answer_that_does_not_come_within_its_grace(
     await three_message_digest(world)
     clock.now = DUE
     discord_follows(world, clock)
-    world.emu.after_create("delay", delay=2.0, channel=world.channel)
+    world.emu.after_create("delay", delay=1.0, channel=world.channel)
     poster = DigestPoster(world.store, world.bot, clock=clock, stop_grace=0.1)
     tick = asyncio.create_task(poster.tick())
     await until(lambda: len(posted_messages(world)) == 1)

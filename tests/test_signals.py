@@ -23,7 +23,7 @@ from tests.helpers import start_newsbot
 # A digest this long takes several messages (at most 10 embeds each).
 DIGEST_STORIES = 25
 # How long the emulator holds the answer to the digest's first message: SIGTERM comes meanwhile.
-HELD_ANSWER = 1.5
+HELD_ANSWER = 2.0
 # What a supervisor gives newsbot between SIGTERM and SIGKILL (newsbot.service: 15 s).
 STOP_WITHIN = 10.0
 
