@@ -114,8 +114,11 @@ class Image:
             elif part.startswith("mkdir -p "):
                 for folder in shlex.split(part)[2:]:
                     self.path(folder).mkdir(parents=True, exist_ok=True)
-            elif part.startswith(("useradd ", "chown ")):
+            elif part.startswith("useradd "):
                 pass  # the image's user: this test runs the bot as UNPRIVILEGED instead
+            elif part.startswith("chown "):
+                for path in shlex.split(part)[2:]:
+                    give_to_unprivileged(self.path(path))
             else:
                 pytest.fail(f"the Dockerfile runs {part!r}, which this test does not mirror")
 
@@ -130,6 +133,13 @@ class Image:
                 self.copy(*sources_and_destination(step))
             elif step.instruction == "RUN":
                 self.run(step.arguments)
+
+
+def give_to_unprivileged(path: Path) -> None:
+    """What the image's `chown newsbot` does, for the user this test runs newsbot as."""
+    if os.geteuid() == 0:
+        user = pwd.getpwnam(UNPRIVILEGED)
+        os.chown(path, user.pw_uid, user.pw_gid)
 
 
 def as_unprivileged() -> dict[str, Any]:
