@@ -31,7 +31,8 @@ EXPOSE 9108
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=4)"]
 
-USER newsbot
+# The newsbot user by its uid: a runtime can verify that a number is not root (runAsNonRoot).
+USER 10001
 VOLUME ["/app/data"]
 ENTRYPOINT ["newsbot"]
 CMD ["run"]

@@ -18,7 +18,7 @@ import yaml
 
 from bot.discord_limits import MAX_SEND_RATE
 from bot.errors import SetupError
-from bot.log_format import formatter
+from bot.log_format import formatter, set_log_level
 from bot.sharding import Shards, checked_shard_ids, parse_shard_ids
 
 DEFAULT_CONFIG_PATH = Path("config/newsbot.yaml")
@@ -473,13 +473,7 @@ def configure_logging(level: str, log_format: str = "text", secrets: Iterable[st
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(log_format, secrets))
     logging.basicConfig(level=level, handlers=[handler])
-    # discord.http logs every request at DEBUG/INFO; warnings are what an operator needs.
-    logging.getLogger("discord.http").setLevel(logging.WARNING)
-    # APScheduler logs "Running job" and "executed successfully" at INFO for every tick, twice
-    # a minute; newsbot logs what a tick did that matters (a digest posted) itself.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # watchfiles says "N changes detected" at INFO; the seed watch logs the reload they cause.
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    set_log_level(level)
     # newsbot never joins voice, so discord.py's warnings about missing voice libraries are noise.
     logging.getLogger("discord.client").addFilter(
         lambda record: "voice will NOT be supported" not in record.getMessage()

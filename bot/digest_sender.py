@@ -68,6 +68,11 @@ class StorageDown(Exception):
     """The database refused a write the run needs: the run stops here, to resume later."""
 
 
+class Stopping(Exception):
+    """newsbot is shutting down: the run stops before its next message, to resume at the next
+    start (the run stays claimed, its sent messages recorded)."""
+
+
 class StorageAlarm:
     """One ERROR line when the database starts refusing writes, one INFO when it accepts them
     again: an outage of ten minutes is one message to the operator, not one per try."""
@@ -117,11 +122,18 @@ class DigestSender:
         # Messages posted whose record the database refused: (guild, date) -> (index, id).
         # Recorded first when the run resumes, without asking Discord again.
         self._unrecorded: dict[tuple[int, date], tuple[int, int]] = {}
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Begin no further message: a message already begun is still sent and recorded."""
+        self._stopping = True
 
     async def send(self, run: DigestRun, channel: discord.TextChannel) -> None:
         """Send the run's messages from the first unrecorded one. Raises PermanentFailure,
-        TransientFailure, LeaseLost or StorageDown when it stops early."""
+        TransientFailure, LeaseLost, StorageDown or Stopping when it stops early."""
         for message in run.messages[run.sent_messages :]:
+            if self._stopping:
+                raise Stopping(f"stopped before message {message.index}")
             await self._send_one(run, channel, message)
 
     async def _send_one(

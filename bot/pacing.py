@@ -116,23 +116,37 @@ class SharedPacer:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: Metrics | None = None,
     ) -> None:
-        batch = burst_for(rate) if batch is None else batch
-        if rate <= 0 or batch < 1 or not 0 < share <= 1:
+        if rate <= 0 or (batch is not None and batch < 1) or not 0 < share <= 1:
             raise ValueError("rate must be positive, batch at least 1 and share in (0, 1]")
         self._budget = budget
-        self._rate = shared_rate(rate, batch)
-        self._batch = batch
+        self._fixed_batch = batch
+        self._share = share
         # Wall-clock time: the instants go into the database and are compared across processes.
         self._clock = clock
         self._sleep = sleep
         self._metrics = metrics or Metrics()
-        self._spacing = Pacer(rate, clock=clock, sleep=self._wait)
-        self._fallback = Pacer(rate * share, clock=clock, sleep=self._wait)
+        self.set_rate(rate)
         self._slots = 0
         self._slots_until = 0.0
         # While the database fails: when to try it again (None: it works).
         self._retry_at: float | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def rate(self) -> float:
+        """Acquisitions a second this process spaces its sends at."""
+        return 1.0 / self._spacing.interval
+
+    def set_rate(self, rate: float) -> None:
+        """Pace at `rate` from now on (at start, and when the settings are reloaded): the
+        batch, the shared budget's refill, the spacing and the fallback all follow it. Slots
+        already taken stay usable for their short lifetime."""
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self._batch = burst_for(rate) if self._fixed_batch is None else self._fixed_batch
+        self._rate = shared_rate(rate, self._batch)
+        self._spacing = Pacer(rate, clock=self._clock, sleep=self._wait)
+        self._fallback = Pacer(rate * self._share, clock=self._clock, sleep=self._wait)
 
     async def acquire(self) -> None:
         # Spaced first, then the slot: a slot is used the moment it is taken.

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -47,7 +48,7 @@ from bot.digest import (
     local_date_of,
 )
 from bot.digest_plan import Selection, select_digest
-from bot.digest_sender import RUN_LEASE, DigestSender, StorageAlarm, StorageDown
+from bot.digest_sender import RUN_LEASE, DigestSender, Stopping, StorageAlarm, StorageDown
 from bot.metrics import Metrics
 from bot.models import DigestRun, DigestSettings, DigestStatus
 from bot.pacing import Pacer, Pacing, fallback_share
@@ -65,6 +66,10 @@ STORAGE_BACKOFF = (timedelta(minutes=1), timedelta(minutes=2))
 # Ticks come a minute apart, each a moment after the minute: a wait of n minutes that started
 # during one tick is over at the tick n minutes later, not the one after.
 TICK_SLACK = timedelta(seconds=30)
+# How long a stopping newsbot waits for the digest messages being sent to be answered and
+# recorded: inside the 10 s a supervisor (systemd, Docker) gives before it kills. A message
+# still unanswered then is settled at the next start, by its nonce or the channel's history.
+STOP_GRACE = 8.0
 
 
 def utc_now() -> datetime:
@@ -128,6 +133,7 @@ class DigestPoster:
         shards: Shards | None = None,
         send_rate: float | None = None,
         metrics: Metrics | None = None,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         self._store = store
         self._metrics = metrics or Metrics()
@@ -160,6 +166,47 @@ class DigestPoster:
         # before the first send; a few at a time keep sends (and users' commands) flowing.
         self._preparing = asyncio.Semaphore(4)
         self._tick_lock = asyncio.Lock()
+        # Ticks and /digest now posts under way: what stop() waits for.
+        self._active: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._stop_grace = stop_grace
+
+    def set_send_rate(self, send_rate: float) -> None:
+        """How many digest messages a second the pacer now sends (a settings reload changed
+        it there): a round's claims are sized to what that rate sends within a run lease."""
+        self._claim_cap = claim_cap(send_rate, fallback_share(self._shards))
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Claim and begin nothing more, and let the messages being sent finish and be recorded,
+        for at most the stop grace; then cancel what is left. A digest stopped between two
+        messages stays claimed with what it sent recorded: the next start sends the rest."""
+        self._stopping = True
+        self._sender.stop()
+        active = self._active - {asyncio.current_task()}
+        if not active:
+            return
+        _, late = await asyncio.wait(active, timeout=self._stop_grace)
+        if late:
+            log.warning(
+                "stopping: a digest message still unanswered after %.0f s is left for the next"
+                " start to settle",
+                self._stop_grace,
+            )
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    @asynccontextmanager
+    async def _tracked(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        self._active.add(task)
+        try:
+            yield
+        finally:
+            self._active.discard(task)
 
     # --- the scheduler's entry point --------------------------------------------------------------
 
@@ -175,10 +222,14 @@ class DigestPoster:
         if not self._client.is_ready():
             # Before READY the server cache is empty: every channel would look deleted.
             return
+        async with self._tracked():
+            await self._tick_rounds()
+
+    async def _tick_rounds(self) -> None:
         # Digests this tick has taken up: a later round does not resume one that is still
         # unfinished (a send that failed for now), leaving it to the next tick as before.
         handled: set[tuple[int, date]] = set()
-        while True:
+        while not self._stopping:
             # A long fan-out is rounds of one lease each: each is a sign of life too, since
             # the scheduler skips the minutes' ticks meanwhile.
             self._metrics.digest_ticked()
@@ -248,7 +299,8 @@ class DigestPoster:
             return PostResult(None, existing.detail, existing=existing)
         attempt = 0 if existing is None else existing.attempt + 1
         due = DueDigest(settings, local_date, now, "post")
-        result = await self._post(due, manual=True, attempt=attempt)
+        async with self._tracked():
+            result = await self._post(due, manual=True, attempt=attempt)
         if result.status == "sent" and not settings.enabled and settings.disabled_reason:
             resumed = replace(settings, enabled=True, disabled_reason=None, effective_from=now)
             await self._store.save_digest_settings(resumed)
@@ -340,6 +392,8 @@ class DigestPoster:
         run = replace(run, messages=selection.planned_messages(settings.guild_id, attempt))
         if budget is not None and not budget.take(len(run.messages)):
             return PostResult(None, "waits for the next round: this one's claims fill a lease")
+        if self._stopping:
+            return PostResult(None, "newsbot is stopping")
         claim = self._store.reclaim_digest_run if manual else self._store.add_digest_run
         return run if await claim(run) else None
 
@@ -414,6 +468,14 @@ class DigestPoster:
             self._pause(key, error)
             self._metrics.digests_failed.labels("database").inc()
             return PostResult("claimed", f"the database refuses writes ({error}); waiting")
+        except Stopping as stopped:
+            log.info(
+                "digest of %s %s: newsbot is stopping; the rest is sent when it starts again",
+                run.guild_id,
+                stopped,
+                extra=_about(run),
+            )
+            return PostResult("claimed", "newsbot stopped; the rest follows when it starts")
         self._paused.pop(key, None)
         self._metrics.digests_posted.inc()
         log.info(

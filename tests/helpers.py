@@ -136,10 +136,10 @@ def build_newsbot(
 
 
 async def start_newsbot(
-    emu: DiscordEmulator, tmp_path: Path, token: str, **settings: str
+    emu: DiscordEmulator, tmp_path: Path, token: str, *, config: Path | None = None, **settings: str
 ) -> asyncio.subprocess.Process:
-    """`newsbot run` as a user starts it, on `tmp_path`'s database and seeds; `settings` are
-    more environment variables (NEWSBOT_SHARD_IDS="0")."""
+    """`newsbot run` as a user starts it, on `tmp_path`'s database and seeds, with the shipped
+    config file or `config`; `settings` are more environment variables (NEWSBOT_SHARD_IDS="0")."""
     seeds = tmp_path / "seeds"
     if not seeds.exists():
         shutil.copytree(SHIPPED_SEEDS, seeds)
@@ -157,6 +157,7 @@ async def start_newsbot(
         sys.executable,
         "-m",
         "bot",
+        *(["--config", str(config)] if config else []),
         "run",
         cwd=SHIPPED_SEEDS.parent,
         env=env,

@@ -1,13 +1,19 @@
 """The shipped deployment files (Dockerfile, compose.yaml) describe a newsbot that starts: every
 process gets settings newsbot accepts, the processes share the shards exactly once, and the
-paths the image mounts are the ones its configuration reads.
+paths the image mounts are the ones its configuration reads. Both files pass their linters:
+hadolint for the Dockerfile, the Compose specification's JSON schema for compose.yaml (.ci/run
+runs the same two commands).
 
 No Docker daemon is needed: the files are read as data and the settings through bot.config.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -52,6 +58,57 @@ def settings_of(service: dict[str, Any]) -> config.Settings:
 def workdir() -> Path:
     found = re.findall(r"^WORKDIR\s+(\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)
     return Path(found[-1])
+
+
+def tool(name: str) -> str:
+    """The linter installed with the test extras (next to this Python, or on PATH). Under CI a
+    missing one fails the test: CI cannot pass without linting."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed: CI lints the deployment files with it")
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    return found
+
+
+def lint(command: list[str]) -> str:
+    """What a linter objects to, or "" when it accepts the file."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    return "" if done.returncode == 0 else (done.stdout + done.stderr).strip() or "refused"
+
+
+def hadolint(dockerfile: Path) -> str:
+    return lint([tool("hadolint"), "--no-color", str(dockerfile)])
+
+
+def compose_schema(compose_file: Path) -> str:
+    # The schema ships inside check-jsonschema: nothing is fetched at check time.
+    return lint(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose_file)]
+    )
+
+
+def test_hadolint_accepts_the_dockerfile() -> None:
+    assert hadolint(DOCKERFILE) == ""
+
+
+def test_hadolint_refuses_a_dockerfile_that_runs_as_a_user_name(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text(DOCKERFILE.read_text().replace("USER 10001", "USER newsbot"))
+
+    assert "DL3066" in hadolint(bad)
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    assert compose_schema(COMPOSE) == ""
+
+
+def test_the_compose_schema_refuses_a_misspelt_service_key(tmp_path: Path) -> None:
+    bad = tmp_path / "compose.yaml"
+    bad.write_text(COMPOSE.read_text().replace("depends_on:", "depend_on:", 1))
+
+    assert "depend_on" in compose_schema(bad)
 
 
 def test_every_newsbot_process_gets_settings_newsbot_accepts() -> None:
@@ -100,7 +157,6 @@ def test_the_image_mounts_the_folders_its_configuration_reads() -> None:
     "line",
     [
         pytest.param("pip install -c requirements.lock.txt", id="installs-from-the-lock"),
-        pytest.param("USER newsbot", id="runs-as-a-non-root-user"),
     ],
 )
 def test_the_image_is_built_the_way_the_readme_promises(line: str) -> None:
@@ -117,3 +173,11 @@ def test_the_image_health_check_asks_the_listener_the_image_turns_on() -> None:
     assert f"'http://127.0.0.1:{port}/healthz'" in check
     assert "urllib.request" in check  # slim images have no curl
     assert f"EXPOSE {port}" in text
+
+
+def test_the_image_runs_as_the_unprivileged_user_it_creates() -> None:
+    text = DOCKERFILE.read_text()
+    (uid,) = re.findall(r"useradd .*--uid (\d+)", text)
+    # Numeric, so that a runtime (Kubernetes' runAsNonRoot) can tell it is not root.
+    assert re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE) == [uid]
+    assert int(uid) != 0

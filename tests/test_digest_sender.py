@@ -399,6 +399,30 @@ async def test_a_message_created_but_answered_badly_is_posted_once(
     assert run.status == "sent" and [m.message_id for m in run.messages] == [m.id for m in messages]
 
 
+async def test_a_stop_gives_up_on_an_answer_that_does_not_come_within_its_grace(
+    world: World, clock: FakeClock
+) -> None:
+    await three_message_digest(world)
+    clock.now = DUE
+    discord_follows(world, clock)
+    world.emu.after_create("delay", delay=1.0, channel=world.channel)
+    poster = DigestPoster(world.store, world.bot, clock=clock, stop_grace=0.1)
+    tick = asyncio.create_task(poster.tick())
+    await until(lambda: len(posted_messages(world)) == 1)
+
+    await poster.stop()
+
+    assert tick.done()  # given up on, not waited for
+    stopped = await ledger(world)
+    assert stopped.status == "claimed"
+    assert stopped.messages[0].attempted_at is not None and stopped.messages[0].message_id is None
+    # The next start settles the unanswered message (by its nonce) and sends the rest.
+    await DigestPoster(world.store, world.bot, clock=clock).tick()
+    assert len(posted_messages(world)) == 3
+    assert sorted(story_counts(world).values()) == [1] * 5
+    assert (await ledger(world)).status == "sent"
+
+
 @pytest.mark.parametrize("restart_after", [WITHIN_WINDOW, BEYOND_WINDOW], ids=["within", "beyond"])
 async def test_killed_mid_fan_out_and_restarted_no_channel_gets_a_message_twice(
     world: World, clock: FakeClock, restart_after: timedelta

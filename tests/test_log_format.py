@@ -8,15 +8,18 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 
 from bot import config
 from bot.config import ConfigError
-from bot.log_format import REDACTED, JsonFormatter, formatter
-from tests.discord_emulator import DiscordEmulator
-from tests.helpers import run_module, start_newsbot
+from bot.log_format import LIBRARY_FLOORS, REDACTED, JsonFormatter, formatter, set_log_level
+from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.helpers import SHIPPED_SEEDS, build_newsbot, run_module, start_newsbot
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
@@ -99,7 +102,12 @@ def test_the_token_is_never_written_whatever_logs_it(log_format: str) -> None:
     assert line.count(REDACTED) == 2
 
 
-async def test_a_whole_run_at_debug_never_logs_the_token(
+def loggers_in(log: str) -> set[str]:
+    """The logger of every line of a text log ("date time LEVEL logger: message")."""
+    return {line.split()[3].rstrip(":") for line in log.splitlines() if len(line.split()) > 3}
+
+
+async def test_a_whole_run_at_debug_logs_newsbots_detail_but_not_the_token_nor_each_statement(
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
     emu = discord_emulator
@@ -115,7 +123,57 @@ async def test_a_whole_run_at_debug_never_logs_the_token(
         out, err = await asyncio.wait_for(process.communicate(), 30)
 
     logged = (out + err).decode()
-    # The run was logged, at DEBUG: the gateway's events and the REST requests included.
+    # The run was logged, at DEBUG: the gateway's events included (the payloads where a token
+    # could hide).
     assert "bot.tree: /topics answered" in logged
-    assert "discord.gateway" in logged and len(logged.splitlines()) > 50
+    assert "discord.gateway: For Shard ID 0: WebSocket Event:" in logged
+    assert " DEBUG   bot.tree: /topics options" in logged
     assert emu.token not in logged
+    # aiosqlite's two lines per statement would drown newsbot's own (log_format.LIBRARY_FLOORS).
+    assert "aiosqlite" not in loggers_in(logged)
+
+
+# --- how much the libraries say -----------------------------------------------------------------
+
+
+@pytest.fixture
+def log_levels() -> Iterator[None]:
+    """The levels set_log_level changes, put back after the test."""
+    names = ["", *LIBRARY_FLOORS]
+    saved = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("log_levels")
+async def test_digest_ticks_at_info_log_nothing_from_the_scheduler(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_log_level("INFO")
+    bot = build_newsbot(tmp_path, SHIPPED_SEEDS, schedule_digests=True)
+    async with running_bot(bot, discord_emulator, loggers=("discord", "bot")):
+        scheduler = bot.get_cog("Digest").scheduler  # type: ignore[union-attr]
+        [tick] = scheduler.get_jobs()
+        for _ in range(2):
+            ran = asyncio.get_running_loop().create_future()
+
+            def done(event: JobExecutionEvent, ran: asyncio.Future[None] = ran) -> None:
+                ran.get_loop().call_soon_threadsafe(ran.set_result, None)
+
+            scheduler.add_listener(done, EVENT_JOB_EXECUTED)
+            tick.modify(next_run_time=datetime.now(UTC))  # the minute's tick, now
+            await asyncio.wait_for(ran, 10)
+            scheduler.remove_listener(done)
+
+    logged = {record.name for record in caplog.records}
+    assert "bot.app" in logged  # newsbot's INFO lines are there...
+    assert not {name for name in logged if name.startswith("apscheduler")}  # ...the ticks' not
+
+
+@pytest.mark.usefixtures("log_levels")
+def test_a_library_never_says_more_than_newsbots_own_level() -> None:
+    set_log_level("WARNING")
+
+    assert not logging.getLogger("aiosqlite").isEnabledFor(logging.INFO)
+    assert logging.getLogger("bot.poster").getEffectiveLevel() == logging.WARNING

@@ -193,6 +193,20 @@ async def test_every_wait_for_the_send_budget_is_counted_with_its_time() -> None
     assert waits == 3
 
 
+async def test_a_new_rate_paces_the_sends_after_it() -> None:
+    time = FakeTime()
+    budget = FailingBudget()
+    budget.failing = False
+    pacer = shared(budget, time, rate=40.0)
+
+    pacer.set_rate(4.0)
+    for _ in range(3):
+        await pacer.acquire()
+
+    assert pacer.rate == 4.0
+    assert time.sleeps == [0.25, 0.25]
+
+
 @pytest.mark.parametrize(
     "gap",
     [

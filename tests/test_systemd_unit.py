@@ -67,3 +67,7 @@ def test_only_the_database_folder_the_shipped_configuration_uses_is_writable() -
     settings = config.load(ROOT / "config" / "newsbot.yaml", environ={})
     database_folder = settings.database.path.parent.resolve().relative_to(ROOT)
     assert unit["ReadWritePaths"].split() == [f"{INSTALLED_AT}/{database_folder}"]
+
+
+def test_systemctl_reload_sends_newsbot_sighup_which_reloads_its_settings() -> None:
+    assert service()["ExecReload"] == "/bin/kill -HUP $MAINPID"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,9 @@ import discord
 from bot import command_sync, config
 from bot.app import build_bot, invite_url, use_endpoints
 from bot.cli.common import EXIT_OK, Context, DiscordUnavailable, UserError, one_line
+from bot.settings_reload import SettingsReloader
+
+log = logging.getLogger(__name__)
 
 # Discord's JSON error code for a server the bot is not in (with 403 Forbidden).
 MISSING_ACCESS = 50001
@@ -68,22 +72,33 @@ def discord_errors() -> Iterator[None]:
 
 
 async def run_bot(args: argparse.Namespace, context: Context) -> int:
-    """Run until SIGINT or SIGTERM, then close the gateway and the database and exit 0; or
-    until the bot stops on its own (database or lease lost), and exit 75 (see bot.cli)."""
+    """Run until SIGINT or SIGTERM, then stop gracefully (the digest message being sent is
+    answered and recorded, nothing more is begun), close the gateway and the database and exit
+    0; or until the bot stops on its own (database or lease lost), and exit 75 (see bot.cli).
+    SIGHUP reloads the settings that can change while it runs (bot.settings_reload)."""
     token = _token(context.settings)
     use_endpoints(context.settings.discord)
     bot = build_bot(context.settings)
+    reloader = SettingsReloader(bot, args.config)
     loop = asyncio.get_running_loop()
-    stopping: list[asyncio.Task[None]] = []
+    pending: list[asyncio.Task[None]] = []
+
+    def stop(signum: signal.Signals) -> None:
+        log.info("%s: stopping", signum.name)
+        pending.append(loop.create_task(bot.close()))
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: stopping.append(loop.create_task(bot.close())))
+        loop.add_signal_handler(signum, stop, signum)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: pending.append(loop.create_task(reloader.reload()))
+    )
     try:
         with discord_errors():
             await bot.start(token)
     finally:
         if not bot.is_closed():
             await bot.close()
-        await asyncio.gather(*stopping)
+        await asyncio.gather(*pending)
     if bot.stopped_by is not None:
         raise bot.stopped_by
     return EXIT_OK

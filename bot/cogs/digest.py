@@ -92,6 +92,9 @@ class Digest(commands.GroupCog, group_name="digest", group_description="This ser
         self._catch_up = asyncio.create_task(self._tick_when_ready(), name="digest catch-up")
 
     async def cog_unload(self) -> None:
+        # Stopping (SIGTERM): the digest message being sent is answered and recorded first,
+        # so that the next start neither repeats nor has to look for it (bounded: STOP_GRACE).
+        await self.poster.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._catch_up is not None and not self._catch_up.done():
