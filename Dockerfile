@@ -1,6 +1,6 @@
 # newsbot's image: the bot installed from the lock file, run as an unprivileged user.
 # Build: docker build -t newsbot .   Run one process: see compose.yaml, or
-#   docker run --rm -e DISCORD_TOKEN -v newsbot-data:/app/data newsbot
+#   docker run --rm -e DISCORD_TOKEN -v newsbot-data:/app/data -v "$PWD/seeds:/app/seeds:ro" newsbot
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -33,6 +33,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
 
 # The newsbot user by its uid: a runtime can verify that a number is not root (runAsNonRoot).
 USER 10001
-VOLUME ["/app/data"]
+# The database, and the seed folder (mount your own over the shipped examples, read-only unless
+# `newsbot seeds import` writes into it from this container).
+VOLUME ["/app/data", "/app/seeds"]
 ENTRYPOINT ["newsbot"]
 CMD ["run"]

@@ -164,7 +164,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     log_format = log_format.lower()
     if log_format not in _LOG_FORMATS:
         raise ConfigError(f"log_format must be text or json, not {log_format!r}")
-    token = env.get("DISCORD_TOKEN", "").strip()
+    token = _secret(env, "DISCORD_TOKEN")
     return Settings(
         seeds=seeds,
         database=database,
@@ -176,6 +176,26 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         discord_token=Secret(token) if token else None,
         config_path=config_path,
     )
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """A secret from the environment variable `name`, or from the file that `name`_FILE names
+    (Docker and Compose secrets, systemd credentials: /run/secrets/..., never in the process's
+    environment); "" when neither is set. The value is never part of an error message."""
+    direct = env.get(name, "").strip()
+    file_name = env.get(f"{name}_FILE", "").strip()
+    if not file_name:
+        return direct
+    if direct:
+        raise ConfigError(f"set {name} or {name}_FILE, not both")
+    try:
+        value = Path(file_name).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8"
+        raise ConfigError(f"{name}_FILE: cannot read {file_name}: {reason}") from None
+    if not value:
+        raise ConfigError(f"{name}_FILE: {file_name} is empty")
+    return value
 
 
 def _seed_settings(
@@ -198,7 +218,7 @@ def _database_settings(
     default = _DEFAULT.database
     return DatabaseSettings(
         path=_path(env, "NEWSBOT_DB", section, "database.path", config_path, default.path),
-        url=_database_url(env.get("NEWSBOT_DATABASE_URL") or section.get("url")),
+        url=_database_url(_secret(env, "NEWSBOT_DATABASE_URL") or section.get("url")),
     )
 
 

@@ -129,6 +129,57 @@ def test_token_comes_from_the_environment_and_never_shows(tmp_path: Path) -> Non
     assert "sekret" not in f"{settings.discord_token}"
 
 
+def test_token_can_come_from_a_secret_file_instead(tmp_path: Path) -> None:
+    secret = tmp_path / "discord_token"
+    secret.write_text("sekret.from.file\n")
+
+    settings = config.load(write(tmp_path, ""), environ={"DISCORD_TOKEN_FILE": str(secret)})
+
+    assert settings.discord_token is not None
+    assert settings.discord_token.reveal() == "sekret.from.file"
+
+
+def test_database_url_can_come_from_a_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "database_url"
+    secret.write_text("postgresql://newsbot:pw@db/newsbot\n")
+
+    settings = config.load(write(tmp_path, ""), environ={"NEWSBOT_DATABASE_URL_FILE": str(secret)})
+
+    assert settings.database.url == "postgresql://newsbot:pw@db/newsbot"
+
+
+@pytest.mark.parametrize(
+    ("content", "environ", "message"),
+    [
+        pytest.param(
+            None,
+            {},
+            "DISCORD_TOKEN_FILE: cannot read {file}: No such file or directory",
+            id="missing",
+        ),
+        pytest.param(" \n", {}, "DISCORD_TOKEN_FILE: {file} is empty", id="empty"),
+        pytest.param(
+            "sekret",
+            {"DISCORD_TOKEN": "other"},
+            "set DISCORD_TOKEN or DISCORD_TOKEN_FILE, not both",
+            id="both",
+        ),
+    ],
+)
+def test_a_token_file_that_cannot_serve_is_one_line_without_the_token(
+    tmp_path: Path, content: str | None, environ: dict[str, str], message: str
+) -> None:
+    secret = tmp_path / "discord_token"
+    if content is not None:
+        secret.write_text(content)
+
+    with pytest.raises(ConfigError) as raised:
+        config.load(write(tmp_path, ""), environ={"DISCORD_TOKEN_FILE": str(secret), **environ})
+
+    assert str(raised.value) == message.format(file=secret)
+    assert "sekret" not in str(raised.value) and "other" not in str(raised.value)
+
+
 def test_token_in_a_log_line_is_masked(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
         logging.getLogger("test").info("token is %s", Secret("sekret"))

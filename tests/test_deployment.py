@@ -150,7 +150,7 @@ def test_the_image_mounts_the_folders_its_configuration_reads() -> None:
     for service in newsbot_services().values():
         targets = [volume.split(":")[1] for volume in service["volumes"]]
         assert str(seeds) in targets
-    assert f'VOLUME ["{data}"]' in DOCKERFILE.read_text()
+    assert f'VOLUME ["{data}", "{seeds}"]' in DOCKERFILE.read_text()
 
 
 @pytest.mark.parametrize(
