@@ -11,17 +11,15 @@ server with a news channel, a reader and an admin (Manage Server).
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.discord_emulator import DiscordEmulator, running_bot
+from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.fixtures import discord_emulator
-from tests.discord_emulator.state import MANAGE_GUILD
-from tests.helpers import SHIPPED_SEEDS, FakeClock, World, build_newsbot
+from tests.helpers import FakeClock, World, serving
 from tests.postgres import PostgresServer, start_or_give_up
 
 __all__ = ["discord_emulator", "world"]
@@ -43,19 +41,10 @@ def page_timeout() -> float:
 async def world(
     discord_emulator: DiscordEmulator, tmp_path: Path, page_timeout: float, clock: FakeClock
 ) -> AsyncIterator[World]:
-    emu = discord_emulator
-    guild = emu.add_guild("Readers")
-    channel = emu.add_channel(guild, "news")
-    reader = emu.add_member(guild, "reader")
-    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
-    seeds = tmp_path / "seeds"
-    shutil.copytree(SHIPPED_SEEDS, seeds)
-    bot = build_newsbot(tmp_path, seeds, clock=clock, page_timeout=page_timeout)
-    async with running_bot(bot, emu, loggers=("discord", "bot")) as run:
-        startup = bot.get_cog("Seeds").startup_reload  # type: ignore[union-attr]
-        if startup is not None:
-            await startup
-        yield World(emu, bot, bot.store, seeds, guild, channel, reader, admin, run)  # type: ignore[arg-type]
+    async with serving(
+        discord_emulator, tmp_path, clock=clock, page_timeout=page_timeout
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,9 +28,9 @@ from bot.config import (
     Settings,
 )
 from bot.store.sqlite import SqliteStore
-from tests.discord_emulator import DiscordEmulator, RunningBot
+from tests.discord_emulator import DiscordEmulator, RunningBot, running_bot
 from tests.discord_emulator.interactions import InteractionHandle
-from tests.discord_emulator.state import Channel, Guild, Member
+from tests.discord_emulator.state import MANAGE_GUILD, Channel, Guild, Member
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_SEEDS = REPO / "seeds"
@@ -85,6 +86,25 @@ class World:
             force=force,
             raw_options=dict(raw_options or {}),
         )
+
+
+@asynccontextmanager
+async def serving(emu: DiscordEmulator, root: Path, **build_options: Any) -> AsyncIterator[World]:
+    """newsbot (`build_newsbot(root, ..., **build_options)`) running against the emulator with
+    a copy of the shipped seeds loaded, in a server with a news channel, a reader and an admin
+    (Manage Server): the `world` fixture, and the fixtures that vary its settings."""
+    guild = emu.add_guild("Readers")
+    channel = emu.add_channel(guild, "news")
+    reader = emu.add_member(guild, "reader")
+    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    seeds = root / "seeds"
+    shutil.copytree(SHIPPED_SEEDS, seeds)
+    bot = build_newsbot(root, seeds, **build_options)
+    async with running_bot(bot, emu, loggers=("discord", "bot")) as run:
+        startup = bot.get_cog("Seeds").startup_reload  # type: ignore[union-attr]
+        if startup is not None:
+            await startup
+        yield World(emu, bot, bot.store, seeds, guild, channel, reader, admin, run)  # type: ignore[arg-type]
 
 
 class FakeClock:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import shutil
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -32,8 +31,15 @@ from bot.models import DigestSettings
 from bot.poster import DigestPoster
 from bot.store import StoreError
 from tests.discord_emulator import DiscordEmulator, running_bot
-from tests.discord_emulator.state import MANAGE_GUILD
-from tests.helpers import REPO, SHIPPED_SEEDS, FakeClock, World, build_newsbot, start_newsbot
+from tests.helpers import (
+    REPO,
+    SHIPPED_SEEDS,
+    FakeClock,
+    World,
+    build_newsbot,
+    serving,
+    start_newsbot,
+)
 
 # How long /readyz may take to notice a gateway outage.
 OUTAGE_NOTICED = 10.0
@@ -172,19 +178,10 @@ async def served(
     discord_emulator: DiscordEmulator, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[World]:
     """The `world` fixture's newsbot, serving health and metrics on a port the system picks."""
-    emu = discord_emulator
-    guild = emu.add_guild("Readers")
-    channel = emu.add_channel(guild, "news")
-    reader = emu.add_member(guild, "reader")
-    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
-    seeds = tmp_path / "seeds"
-    shutil.copytree(SHIPPED_SEEDS, seeds)
-    bot = build_newsbot(tmp_path, seeds, clock=clock, metrics_listen="127.0.0.1:0")
-    async with running_bot(bot, emu, loggers=("discord", "bot")) as run:
-        startup = bot.get_cog("Seeds").startup_reload  # type: ignore[union-attr]
-        if startup is not None:
-            await startup
-        yield World(emu, bot, bot.store, seeds, guild, channel, reader, admin, run)  # type: ignore[arg-type]
+    async with serving(
+        discord_emulator, tmp_path, clock=clock, metrics_listen="127.0.0.1:0"
+    ) as world:
+        yield world
 
 
 def base_url(world: World) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import cast
@@ -18,9 +17,8 @@ from bot.cli import main
 from bot.cli.common import EXIT_REJECTED
 from bot.cogs.seeds import Seeds
 from bot.store.sqlite import SqliteStore
-from tests.discord_emulator import DiscordEmulator, running_bot
-from tests.discord_emulator.state import MANAGE_GUILD
-from tests.helpers import SHIPPED_SEEDS, World, build_newsbot
+from tests.discord_emulator import DiscordEmulator
+from tests.helpers import World, serving
 
 FEEDS = Path(__file__).resolve().parent.parent / "feeds"
 
@@ -33,32 +31,17 @@ async def within(seconds: float, condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.05)
 
 
-async def watching_world(
-    emu: DiscordEmulator, tmp_path: Path, *, watch_seeds: bool
-) -> AsyncIterator[World]:
-    guild = emu.add_guild("Readers")
-    channel = emu.add_channel(guild, "news")
-    reader = emu.add_member(guild, "reader")
-    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
-    seeds = tmp_path / "seeds"
-    shutil.copytree(SHIPPED_SEEDS, seeds)
-    bot = build_newsbot(tmp_path, seeds, watch_seeds=watch_seeds)
-    async with running_bot(bot, emu, loggers=("discord", "bot")) as run:
-        await cog_of(bot).startup_reload  # type: ignore[misc]
-        yield World(emu, bot, bot.store, seeds, guild, channel, reader, admin, run)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 async def watched(discord_emulator: DiscordEmulator, tmp_path: Path) -> AsyncIterator[World]:
     """newsbot with seeds.watch on, the shipped seeds loaded."""
-    async for world in watching_world(discord_emulator, tmp_path, watch_seeds=True):
+    async with serving(discord_emulator, tmp_path, watch_seeds=True) as world:
         yield world
 
 
 @pytest.fixture
 async def unwatched(discord_emulator: DiscordEmulator, tmp_path: Path) -> AsyncIterator[World]:
     """newsbot with seeds.watch off (the default)."""
-    async for world in watching_world(discord_emulator, tmp_path, watch_seeds=False):
+    async with serving(discord_emulator, tmp_path) as world:
         yield world
 
 
