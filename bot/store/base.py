@@ -191,8 +191,9 @@ class StoryReader(Protocol):
     ) -> list[Story]:
         """Newest first (published_at, then id, descending), optionally on a topic (any case)
         and/or matching `query` in title or excerpt (its own `topic` is the caller's to
-        resolve and pass as `topic`). With a query, `order` RELEVANCE ranks the newest
-        RELEVANCE_WINDOW matches by the engine's score, newest first among equals."""
+        resolve and pass as `topic`; a query of a topic alone lists like none). With a query,
+        `order` RELEVANCE ranks the newest RELEVANCE_WINDOW matches by the engine's score,
+        newest first among equals."""
         ...
 
     async def count_matching(self, query: Query, *, topic: str | None = None, cap: int) -> int:

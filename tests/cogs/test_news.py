@@ -560,6 +560,13 @@ async def test_topic_in_the_query_narrows_like_the_topic_option(world: World) ->
     assert on_topic.content.startswith("Stories on **Computer Vision** with *facial*, newest")
 
 
+async def test_a_query_of_a_topic_alone_lists_that_topics_newest(world: World) -> None:
+    alone = await (await world.invoke("news", {"query": "topic:ai"})).response()
+    option = await (await world.invoke("news", {"topic": "AI"})).response()
+
+    assert titles(alone.embeds) == titles(option.embeds) != []
+
+
 async def test_unknown_topic_in_the_query_suggests_close_matches(world: World) -> None:
     reply = await (await world.invoke("news", {"query": "topic:Computer-Visoin ban"})).response()
 

@@ -164,6 +164,21 @@ async def test_latest_on_topic_ignores_case_and_spacing(store: Store) -> None:
     assert await store.latest(10, topic="Robotics") == []
 
 
+async def test_a_search_of_a_topic_alone_lists_the_topics_newest(store: Store) -> None:
+    await reload(
+        store,
+        [
+            story_at(1, title="older ai", topics=("AI",)),
+            story_at(2, title="space", topics=("Space",)),
+            story_at(3, title="newer ai", topics=("AI",)),
+        ],
+    )
+    alone = parse_query("topic:AI")
+
+    assert titles(await store.latest(10, topic="AI", query=alone)) == ["newer ai", "older ai"]
+    assert titles(await store.latest(1, offset=1, topic="AI", query=alone)) == ["older ai"]
+
+
 async def test_latest_on_topic_follows_a_changed_publication_time(store: Store) -> None:
     await reload(store, [story_at(1, title="a"), story_at(2, title="b")])
     await reload(store, [story_at(1, minutes=60, title="a")])

@@ -240,7 +240,8 @@ class StoriesMixin(PostgresBase):
         query: Query | None = None,
         order: Order = Order.NEWEST,
     ) -> list[Story]:
-        if query is None:
+        if query is None or not query.has_terms:
+            # No query, or a topic alone: the (topic's) stories, newest first.
             statement = _latest_statement(limit, offset, topic)
         else:
             search = await self._search(query)

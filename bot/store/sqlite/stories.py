@@ -71,6 +71,8 @@ class StoriesMixin(SqliteBase):
         query: Query | None = None,
         order: Order = Order.NEWEST,
     ) -> list[Story]:
+        if query is not None and not query.has_terms:
+            query = None  # a topic alone: the topic's stories, newest first
         statement = await self._latest_statement(limit, offset, topic, query, order)
         if statement is None:
             return []
