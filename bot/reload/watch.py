@@ -26,7 +26,7 @@ from watchfiles import Change, awatch
 
 from bot.reload.plan import ReloadReport
 from bot.reload.scan import SeedFolderError, passed_over_path
-from bot.store import LockedElsewhere, StoreError, TaskLocks
+from bot.store import LockedElsewhere, StoreError, TaskLease, TaskLocks
 from bot.store.leases import TASK_LOCK_SECONDS
 
 log = logging.getLogger(__name__)
@@ -192,12 +192,14 @@ class SeedWatcher:
         told_elsewhere = False
         while True:
             try:
-                async with self._locks.task_lock(SEED_WATCH, failing="cannot watch seeds with"):
+                async with self._locks.task_lock(
+                    SEED_WATCH, failing="cannot watch seeds with"
+                ) as lease:
                     told_elsewhere = False
                     log.info("this newsbot process watches the seed folder %s", self.folder)
                     self._leading = True
                     try:
-                        await self._watch(catch_up)
+                        await self._watch_while_held(catch_up, lease)
                     finally:
                         self._leading = False
             except LockedElsewhere as busy:
@@ -218,6 +220,25 @@ class SeedWatcher:
             # process that died in the middle of a copy, say.
             catch_up = True
             await asyncio.sleep(self._lock_period)
+
+    async def _watch_while_held(self, catch_up: bool, lease: TaskLease) -> None:
+        """Watch until the seed-watch lock is lost: a process that could not renew it (its
+        database out of reach) and found it taken over leaves the folder to the new holder,
+        rather than both reloading on every change."""
+        watching = asyncio.create_task(self._watch(catch_up), name="newsbot seed folder changes")
+        lost = asyncio.create_task(lease.lost.wait(), name="newsbot seed-watch lease")
+        try:
+            await asyncio.wait({watching, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watching, lost):
+                task.cancel()
+            await asyncio.gather(watching, lost, return_exceptions=True)
+        if lost.done() and not lost.cancelled():
+            log.warning(
+                "another newsbot process took the seed folder watch over; this one stops watching"
+            )
+            return
+        watching.result()  # its error, if it failed
 
     async def _watch(self, catch_up: bool) -> None:
         self._debouncer = Debouncer(self._settle, self._max_wait)

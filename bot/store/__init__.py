@@ -23,6 +23,7 @@ from bot.store.base import (
     StoreLost,
     StoryReader,
     TaskHolder,
+    TaskLease,
     TaskLocks,
 )
 
@@ -67,6 +68,7 @@ __all__ = [
     "StoreLost",
     "StoryReader",
     "TaskHolder",
+    "TaskLease",
     "TaskLocks",
     "create_store",
 ]

@@ -8,6 +8,7 @@ dataclasses from bot.models.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -84,6 +85,15 @@ class TaskHolder(NamedTuple):
     @property
     def since(self) -> datetime:
         return datetime.fromtimestamp(self.started_at, UTC)
+
+
+class TaskLease:
+    """A task lock as its holder sees it while it holds it: `lost` is set when another process
+    took the lock over (its lease ran out while this one could not renew it). Most tasks stay
+    correct without it; one that runs for as long as it holds the lock stops on it."""
+
+    def __init__(self) -> None:
+        self.lost = asyncio.Event()
 
 
 class LockedElsewhere(StoreError):
@@ -402,13 +412,14 @@ class TaskLocks(Protocol):
 
     def task_lock(
         self, name: str, *, failing: str | None = None
-    ) -> AbstractAsyncContextManager[None]:
+    ) -> AbstractAsyncContextManager[TaskLease]:
         """Hold the lock named `name` for the block (the store must be open): taken when free,
         expired, or held by a holder known to be dead (this host, its process gone); renewed
         while held, so that a long task keeps it and a crashed one blocks for no longer than
         its short lease; released after. Raises LockedElsewhere naming the live holder (also
         when this very store holds it already); a database failure while taking it is a
-        StoreError starting with `failing` (say, "reload not applied to") and the database."""
+        StoreError starting with `failing` (say, "reload not applied to") and the database.
+        The block gets the TaskLease, which says when the lock was lost."""
         ...
 
 

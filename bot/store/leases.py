@@ -38,6 +38,7 @@ from bot.store.base import (
     LockedElsewhere,
     StoreError,
     TaskHolder,
+    TaskLease,
     of_this_process,
 )
 
@@ -286,28 +287,32 @@ class TaskLocking:
 
     def task_lock(
         self, name: str, *, failing: str | None = None
-    ) -> AbstractAsyncContextManager[None]:
+    ) -> AbstractAsyncContextManager[TaskLease]:
         return self._held_task_lock(name, failing or f"cannot take the {name} lock of")
 
     @asynccontextmanager
-    async def _held_task_lock(self, name: str, failing: str) -> AsyncIterator[None]:
+    async def _held_task_lock(self, name: str, failing: str) -> AsyncIterator[TaskLease]:
         now = int(self._clock())
         wanted = TaskHolder(
             name, self._owner, socket.gethostname(), os.getpid(), now, now + self.task_lock_seconds
         )
         await self._take_task_row(wanted, partial(task_take_over, now=now), failing)
-        heartbeat = asyncio.create_task(self._keep_task_lock(name), name=f"newsbot {name} lock")
+        lease = TaskLease()
+        heartbeat = asyncio.create_task(
+            self._keep_task_lock(name, lease), name=f"newsbot {name} lock"
+        )
         try:
-            yield
+            yield lease
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             await release_quietly(partial(self._release_task_row, name), f"the {name} lock")
 
-    async def _keep_task_lock(self, name: str) -> None:
-        """The heartbeat: push the lock's expiry on while the task runs. A lost lock is only
-        said: the tasks it guards stay correct on their own (a reload is one transaction that
-        checks its generation), the lock only spares the others the work."""
+    async def _keep_task_lock(self, name: str, lease: TaskLease) -> None:
+        """The heartbeat: push the lock's expiry on while the task runs. A lost lock is said,
+        and set on the lease: most tasks stay correct on their own (a reload is one transaction
+        that checks its generation, the lock only spares the others the work); one that lasts
+        as long as it holds the lock (the seed watch) stops."""
         while True:
             await asyncio.sleep(self.task_lock_renewal)
             until = int(self._clock()) + self.task_lock_seconds
@@ -318,6 +323,7 @@ class TaskLocking:
                 continue
             if not kept:
                 log.warning("the %s lock expired and was taken by another process", name)
+                lease.lost.set()
                 return
 
     async def _take_task_row(

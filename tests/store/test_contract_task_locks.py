@@ -90,6 +90,30 @@ async def test_an_expired_task_lock_is_taken_over(process: Opener, seconds: Seco
     assert refusal.holder.owner == second.owner
 
 
+async def test_a_holder_whose_lock_was_taken_over_learns_it_at_its_next_renewal(
+    process: Opener, seconds: Seconds
+) -> None:
+    holder, other = await process(), await process()
+    holder.task_lock_renewal = 0.05  # type: ignore[attr-defined]  # the backends' knob
+    async with holder.task_lock("seed-watch") as lease:
+        assert not lease.lost.is_set()
+        seconds.now = START + 30  # its lease ran out while it could not renew it
+        async with other.task_lock("seed-watch"):
+            await asyncio.wait_for(lease.lost.wait(), timeout=5)
+
+
+async def test_a_held_lock_is_not_lost_while_its_holder_renews_it(
+    process: Opener, seconds: Seconds
+) -> None:
+    holder = await process()
+    holder.task_lock_renewal = 0.01  # type: ignore[attr-defined]  # the backends' knob
+    async with holder.task_lock("seed-watch") as lease:
+        seconds.now = START + 25
+        await asyncio.sleep(0.1)  # several renewals
+
+        assert not lease.lost.is_set()
+
+
 async def test_a_task_lock_of_a_dead_process_on_this_host_is_taken_over_at_once(
     process: Opener, dead_pid: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
