@@ -381,6 +381,20 @@ async def test_hidden_files_are_ignored_and_subfolders_are_read(
     assert report.rejected == ()
 
 
+async def test_editor_backups_are_not_seeds(store: SqliteStore, tmp_path: Path) -> None:
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    (folder / "a.txt").write_text(story_file("https://n.example.com/a", "Edited title"))
+    for backup in ("a.txt~", "#a.txt#"):
+        (folder / backup).write_text(story_file("https://n.example.com/a", "Title before"))
+
+    report = await SeedReloader(store, folder, workers=1).reload()
+
+    assert [change.source for change in report.added] == ["a.txt"]
+    assert report.duplicates == ()
+    assert await titles(store) == {"Edited title"}
+
+
 async def test_odd_entries_are_reported_and_skipped_and_the_rest_loads(
     store: SqliteStore, tmp_path: Path
 ) -> None:

@@ -106,8 +106,14 @@ def scan_folder(folder: Path) -> FolderScan:
 
 def passed_over(name: str) -> bool:
     """Whether a scan passes over an entry by its name alone, with all it holds: hidden names,
-    which editors' swap, lock and temporary files have (.story.md.swp, .#story.md)."""
-    return name.startswith(".")
+    which editors' swap, lock and temporary files have (.story.md.swp, .#story.md), and
+    editors' backups (story.md~, #story.md#): an older copy of a story loaded beside it would
+    make its link a duplicate, and might be the copy kept."""
+    return (
+        name.startswith(".")
+        or name.endswith("~")
+        or (len(name) > 1 and name.startswith("#") and name.endswith("#"))
+    )
 
 
 def passed_over_path(relative: str) -> bool:
