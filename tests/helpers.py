@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.app import NewsBot, build_bot
 from bot.config import (
@@ -88,15 +88,31 @@ class World:
         )
 
 
+class ReadersServer(NamedTuple):
+    guild: Guild
+    channel: Channel
+    reader: Member
+    admin: Member
+
+
+def readers_server(emu: DiscordEmulator) -> ReadersServer:
+    """The server tests serve: "Readers", with a #news channel, a reader and an admin (Manage
+    Server)."""
+    guild = emu.add_guild("Readers")
+    return ReadersServer(
+        guild,
+        emu.add_channel(guild, "news"),
+        emu.add_member(guild, "reader"),
+        emu.add_member(guild, "admin", permissions=MANAGE_GUILD),
+    )
+
+
 @asynccontextmanager
 async def serving(emu: DiscordEmulator, root: Path, **build_options: Any) -> AsyncIterator[World]:
     """newsbot (`build_newsbot(root, ..., **build_options)`) running against the emulator with
     a copy of the shipped seeds loaded, in a server with a news channel, a reader and an admin
     (Manage Server): the `world` fixture, and the fixtures that vary its settings."""
-    guild = emu.add_guild("Readers")
-    channel = emu.add_channel(guild, "news")
-    reader = emu.add_member(guild, "reader")
-    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    guild, channel, reader, admin = readers_server(emu)
     seeds = root / "seeds"
     shutil.copytree(SHIPPED_SEEDS, seeds)
     bot = build_newsbot(root, seeds, **build_options)

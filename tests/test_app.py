@@ -26,7 +26,7 @@ from bot.store.sqlite import SqliteStore
 from bot.tree import STOPPING
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.state import MANAGE_GUILD
-from tests.helpers import SHIPPED_SEEDS, World, build_newsbot, start_newsbot
+from tests.helpers import SHIPPED_SEEDS, World, build_newsbot, readers_server, start_newsbot
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -182,9 +182,7 @@ async def test_missing_seed_folder_at_start_is_one_warning_and_the_stored_storie
     discord_emulator: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     emu = discord_emulator
-    guild = emu.add_guild("Readers")
-    channel = emu.add_channel(guild, "news")
-    reader = emu.add_member(guild, "reader")
+    guild, channel, reader, _ = readers_server(emu)
     store = SqliteStore(tmp_path / "news.db")
     await store.open()
     await SeedReloader(store, SHIPPED_SEEDS, workers=1).reload()
@@ -321,10 +319,7 @@ async def test_newsbot_run_serves_the_shipped_seeds_and_stops_cleanly_on_sigterm
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
     emu = discord_emulator
-    guild = emu.add_guild("Readers")
-    channel = emu.add_channel(guild, "news")
-    reader = emu.add_member(guild, "reader")
-    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    guild, channel, reader, admin = readers_server(emu)
     operator = emu.add_member(guild, "operator", user=emu.owner_user, permissions=MANAGE_GUILD)
     process = await start_newsbot(emu, tmp_path, emu.token)
     try:
@@ -526,10 +521,7 @@ async def test_newsbot_run_exits_75_when_its_database_is_deleted_and_a_restart_s
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
     emu = discord_emulator
-    guild = emu.add_guild("Readers")
-    channel = emu.add_channel(guild, "news")
-    reader = emu.add_member(guild, "reader")
-    admin = emu.add_member(guild, "admin", permissions=MANAGE_GUILD)
+    guild, channel, reader, admin = readers_server(emu)
 
     async def served_news() -> list[dict[str, object]]:
         # The seeds load in the background after start: ask until the topic is there.

@@ -264,20 +264,11 @@ async def test_metrics_count_the_digest_posted_and_the_commands_answered(
     served: World, clock: FakeClock
 ) -> None:
     world = served
-    await world.store.save_digest_settings(
-        DigestSettings(
-            world.guild.id,
-            world.channel.id,
-            time(8),
-            "UTC",
-            effective_from=datetime(2024, 2, 1, tzinfo=UTC),
-        )
-    )
+    await due_at_eight(world, clock)
     await (await world.invoke("news", {"topic": "AI"})).response()
     await (await world.invoke("news", {"topic": "Gardening"})).response()
     # Discord's rate limit on the first digest message: discord.py waits it out and retries.
     world.emu.fail_next("POST", "/channels/*/messages", 429, retry_after=0.05)
-    clock.now = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
     await world.bot.get_cog("Digest").poster.tick()  # type: ignore[union-attr]
     posted = [m for m in world.emu.messages(world.channel) if m.source == "channel"]
     assert posted

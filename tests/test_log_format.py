@@ -19,7 +19,7 @@ from bot import config
 from bot.config import ConfigError
 from bot.log_format import LIBRARY_FLOORS, REDACTED, JsonFormatter, formatter, set_log_level
 from tests.discord_emulator import DiscordEmulator, running_bot
-from tests.helpers import SHIPPED_SEEDS, build_newsbot, run_module, start_newsbot
+from tests.helpers import SHIPPED_SEEDS, build_newsbot, readers_server, run_module, start_newsbot
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
@@ -111,9 +111,7 @@ async def test_a_whole_run_at_debug_logs_newsbots_detail_but_not_the_token_nor_e
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
     emu = discord_emulator
-    guild = emu.add_guild("Readers")
-    channel = emu.add_channel(guild, "news")
-    reader = emu.add_member(guild, "reader")
+    guild, channel, reader, _ = readers_server(emu)
     process = await start_newsbot(emu, tmp_path, emu.token, NEWSBOT_LOG_LEVEL="DEBUG")
     try:
         await emu.wait_for_ready(timeout=30)

@@ -18,7 +18,7 @@ from bot.models import DigestSettings
 from bot.store.sqlite import SqliteStore
 from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.state import Channel, Guild, StoredMessage
-from tests.helpers import start_newsbot
+from tests.helpers import readers_server, start_newsbot
 
 # A digest this long takes several messages (at most 10 embeds each).
 DIGEST_STORIES = 25
@@ -138,9 +138,7 @@ async def test_sighup_applies_the_reloadable_settings_and_names_the_rest(
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
     emu = discord_emulator
-    guild = emu.add_guild("Readers")
-    channel = emu.add_channel(guild, "news")
-    reader = emu.add_member(guild, "reader")
+    guild, channel, reader, _ = readers_server(emu)
     path = tmp_path / "newsbot.yaml"
     path.write_text("log_level: INFO\n")
     process = await start_newsbot(emu, tmp_path, emu.token, config=path)
