@@ -18,7 +18,7 @@ import yaml
 
 from bot.discord_limits import MAX_SEND_RATE
 from bot.errors import SetupError
-from bot.log_format import formatter, set_log_level
+from bot.log_format import formatter, quiet_voice_warnings, set_log_level
 from bot.sharding import Shards, checked_shard_ids, parse_shard_ids
 
 DEFAULT_CONFIG_PATH = Path("config/newsbot.yaml")
@@ -494,7 +494,4 @@ def configure_logging(level: str, log_format: str = "text", secrets: Iterable[st
     handler.setFormatter(formatter(log_format, secrets))
     logging.basicConfig(level=level, handlers=[handler])
     set_log_level(level)
-    # newsbot never joins voice, so discord.py's warnings about missing voice libraries are noise.
-    logging.getLogger("discord.client").addFilter(
-        lambda record: "voice will NOT be supported" not in record.getMessage()
-    )
+    quiet_voice_warnings()

@@ -91,3 +91,13 @@ def set_log_level(level: str) -> None:
     for name, floor in LIBRARY_FLOORS.items():
         # Never below log_level either: a library's INFO must not pass when newsbot's is WARNING.
         logging.getLogger(name).setLevel(max(floor, threshold))
+
+
+def _not_about_voice(record: logging.LogRecord) -> bool:
+    return "voice will NOT be supported" not in record.getMessage()
+
+
+def quiet_voice_warnings() -> None:
+    """newsbot never joins voice: discord.py's warnings about missing voice libraries (logged
+    by the first client a process builds) are noise. Idempotent (one filter, added once)."""
+    logging.getLogger("discord.client").addFilter(_not_about_voice)

@@ -17,12 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from bot.log_format import quiet_voice_warnings
 from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.fixtures import discord_emulator
 from tests.helpers import FakeClock, World, serving
 from tests.postgres import PostgresServer, start_or_give_up
 
 __all__ = ["discord_emulator", "world"]
+
+# As `newsbot run` does: discord.py warns about voice libraries once per process, from the first
+# client it builds, which under pytest-xdist is whichever test a worker happens to run first.
+quiet_voice_warnings()
 
 
 @pytest.fixture

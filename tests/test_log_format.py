@@ -17,7 +17,14 @@ from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 
 from bot import config
 from bot.config import ConfigError
-from bot.log_format import LIBRARY_FLOORS, REDACTED, JsonFormatter, formatter, set_log_level
+from bot.log_format import (
+    LIBRARY_FLOORS,
+    REDACTED,
+    JsonFormatter,
+    formatter,
+    quiet_voice_warnings,
+    set_log_level,
+)
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.helpers import SHIPPED_SEEDS, build_newsbot, readers_server, run_module, start_newsbot
 
@@ -175,3 +182,18 @@ def test_a_library_never_says_more_than_newsbots_own_level() -> None:
 
     assert not logging.getLogger("aiosqlite").isEnabledFor(logging.INFO)
     assert logging.getLogger("bot.poster").getEffectiveLevel() == logging.WARNING
+
+
+def test_discord_pys_voice_library_warnings_are_dropped_and_nothing_else() -> None:
+    client = logging.getLogger("discord.client")
+    quiet_voice_warnings()
+    filters = len(client.filters)
+    quiet_voice_warnings()  # again (newsbot run, then a settings reload): no second filter
+
+    def passes(message: str) -> bool:
+        made = logging.LogRecord("discord.client", logging.WARNING, __file__, 1, message, (), None)
+        return bool(client.filter(made))
+
+    assert not passes("PyNaCl is not installed, voice will NOT be supported")
+    assert passes("Shard ID 0 has stopped responding to the gateway.")
+    assert len(client.filters) == filters
