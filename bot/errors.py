@@ -13,6 +13,12 @@ The errors keep their homes next to the code that raises them (`ConfigError` in 
 from __future__ import annotations
 
 
+def one_line(error: object) -> str:
+    """An error's message on one line (its type's name when it has none): what newsbot shows of
+    errors raised by others, such as a library or the operating system."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 class NewsbotError(Exception):
     """Anything newsbot raises on purpose; its message is one line."""
 

@@ -33,10 +33,9 @@ from bot.cli.common import (
     EXIT_USAGE,
     Command,
     Context,
-    one_line,
 )
 from bot.cli.parser import build_parser
-from bot.errors import DiscordUnavailable, SetupError, Unrecoverable, UserError
+from bot.errors import DiscordUnavailable, SetupError, Unrecoverable, UserError, one_line
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,6 @@ class Context:
 Command = Callable[[argparse.Namespace, Context], Coroutine[Any, Any, int]]
 
 
-def one_line(error: object) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 @asynccontextmanager
 async def opened_store(settings: config.Settings, *, create: bool = True) -> AsyncIterator[Store]:
     """The configured store, open. Commands that only read pass create=False: a missing

@@ -15,7 +15,8 @@ import discord
 
 from bot import command_sync, config
 from bot.app import build_bot, invite_url, use_endpoints
-from bot.cli.common import EXIT_OK, Context, DiscordUnavailable, UserError, one_line
+from bot.cli.common import EXIT_OK, Context, DiscordUnavailable, UserError
+from bot.errors import one_line
 from bot.settings_reload import SettingsReloader
 
 log = logging.getLogger(__name__)

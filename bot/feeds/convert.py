@@ -23,6 +23,7 @@ import yaml
 from ftfy.fixes import unescape_html
 
 from bot.discord_limits import DESCRIPTION_LIMIT, TITLE_LIMIT
+from bot.embeds import shorten
 from bot.models import topic_key
 from bot.seeds import DEFAULT_MAX_FILE_BYTES, MAX_IMAGES, MAX_TOPICS, parse_seed
 from bot.urls import is_web_url
@@ -145,7 +146,7 @@ def seed_file(entry: Entry, source: FeedSource, topics: Sequence[str] = ()) -> S
 
 
 def seed_fields(entry: Entry, source: FeedSource, topics: Sequence[str]) -> dict[str, Any]:
-    title = _cut(_one_line(_text_of(entry, "title")), TITLE_LIMIT)
+    title = shorten(_one_line(_text_of(entry, "title")), TITLE_LIMIT)
     link = (entry.get("link") or "").strip()
     if not title and not is_web_url(link):
         raise _Skip("no title and no http(s) link")
@@ -157,7 +158,7 @@ def seed_fields(entry: Entry, source: FeedSource, topics: Sequence[str]) -> dict
     if published is None:
         raise _Skip("no published or updated date")
     fields: dict[str, Any] = {"title": _as_loaded(title)}
-    excerpt = _cut(_one_line(_text_of(entry, "summary")), DESCRIPTION_LIMIT)
+    excerpt = shorten(_one_line(_text_of(entry, "summary")), DESCRIPTION_LIMIT)
     if excerpt:
         fields["excerpt"] = _as_loaded(excerpt)
     fields["publishedDateTime"] = published.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -310,17 +311,6 @@ class _TextReader(HTMLParser):
 
 def _one_line(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
-
-
-def _cut(text: str, limit: int) -> str:
-    """At most `limit` characters: cut at a word boundary, with an ellipsis, when longer."""
-    if len(text) <= limit:
-        return text
-    head = text[: limit - 1]
-    space = head.rfind(" ")
-    if space > limit // 2:
-        head = head[:space]
-    return head.rstrip() + "…"
 
 
 def _as_loaded(text: str) -> str:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot import version
+from bot.errors import one_line
 
 FETCH_TIMEOUT_SECONDS = 20
 MAX_FEED_BYTES = 10 * 1024 * 1024
@@ -90,7 +91,7 @@ async def download(url: str, session: aiohttp.ClientSession) -> FeedBytes:
         reason = _os_reason(error.os_error)
         raise FeedUnavailable(f"cannot connect to {error.host}:{error.port}: {reason}") from None
     except aiohttp.ClientError as error:
-        raise FeedUnavailable(_one_line(error)) from None
+        raise FeedUnavailable(one_line(error)) from None
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
@@ -120,12 +121,8 @@ def _os_reason(error: OSError) -> str:
     # asyncio's "Connect call failed ('127.0.0.1', 80)" carries the errno but no strerror.
     if error.errno:
         return os.strerror(error.errno)
-    return error.strerror or _one_line(error)
+    return error.strerror or one_line(error)
 
 
 def _too_large() -> str:
     return f"larger than {MAX_FEED_BYTES // (1024 * 1024)} MiB"
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no inline types, no py.typed
 
+from bot import errors
 from bot.config import without_password
 from bot.store.base import DatabaseLost, NoDatabase, StoreError, new_owner
 from bot.store.postgres.migrations import load_migrations, migrate, schema_version
@@ -208,5 +209,5 @@ def one_line(error: BaseException) -> str:
     elif isinstance(error, asyncpg.UniqueViolationError):
         text = f"UNIQUE constraint failed: {error.constraint_name}"
     else:
-        text = " ".join(str(error).split()) or type(error).__name__
+        text = errors.one_line(error)
     return re.sub(r"\s+", " ", text)

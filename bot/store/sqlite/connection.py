@@ -26,6 +26,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot import errors
 from bot.store.base import DatabaseLost, NoDatabase, StoreError, new_owner
 from bot.store.sqlite.dbfile import DatabaseFile
 from bot.store.sqlite.migrations import Migration, load_migrations, migrate
@@ -297,7 +298,7 @@ def _why_lost(file: DatabaseFile) -> str | None:
 
 
 def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
+    text = errors.one_line(error)
     if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
         # Another connection held a write transaction for longer than busy_timeout.
         text += " (another program, such as a running newsbot, is writing to it; try again)"
